@@ -1,0 +1,157 @@
+"""Self-describing checkpoints: what ``listen`` needs, and nothing that runs code.
+
+A spotter checkpoint is a ``torch.save``-d dict of plain Python values and
+tensors::
+
+    {"format": "spotter-checkpoint", "version": 1,
+     "model": "bcresnet-1", "labels": [...12 names...],
+     "frontend": {FrontendConfig fields}, "state_dict": {...},
+     "meta": {free-form: data, epochs, metrics, ...}}
+
+Lightning checkpoints written by ``spotter train`` carry the same dict under
+the key ``"spotter"`` and are accepted too.  Loading always uses
+``torch.load(..., weights_only=True)``: a checkpoint from a stranger cannot
+execute code, it is refused instead.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import torch
+
+from .config import FrontendConfig
+from .device import select_device
+from .errors import SpotterError
+from .model import MODELS, KeywordModel, build_model
+
+FORMAT = "spotter-checkpoint"
+VERSION = 1
+#: The checkpoint ``spotter listen`` uses when none is given.
+DEFAULT_MODEL = "bcresnet-3-synth"
+SUFFIXES = (".pt", ".ckpt")
+
+
+class CheckpointError(SpotterError):
+    """A checkpoint that cannot be used; the message names the file and why."""
+
+
+def checkpoint_dirs() -> list[Path]:
+    """Folders searched for named checkpoints: ``$SPOTTER_CHECKPOINTS``, then the shipped ones."""
+    dirs = []
+    if os.environ.get("SPOTTER_CHECKPOINTS"):
+        dirs.append(Path(os.environ["SPOTTER_CHECKPOINTS"]))
+    dirs.append(Path(__file__).resolve().parent.parent / "checkpoints")
+    return dirs
+
+
+def available_models() -> list[str]:
+    """Names of the checkpoints found in :func:`checkpoint_dirs`."""
+    names = set()
+    for folder in checkpoint_dirs():
+        if folder.is_dir():
+            names.update(p.stem for p in folder.iterdir() if p.suffix in SUFFIXES)
+    return sorted(names)
+
+
+def resolve(path_or_name: str | os.PathLike | None) -> Path:
+    """A checkpoint file from a path or a shipped model name (``None``: the default)."""
+    wanted = str(path_or_name) if path_or_name is not None else DEFAULT_MODEL
+    path = Path(wanted).expanduser()
+    if path.is_file():
+        return path
+    for folder in checkpoint_dirs():
+        for suffix in ("", *SUFFIXES):
+            candidate = folder / f"{wanted}{suffix}"
+            if candidate.is_file():
+                return candidate
+    shipped = ", ".join(available_models()) or "none"
+    raise CheckpointError(f"checkpoint {wanted!r} not found: no such file and no model of that name (available: {shipped})")
+
+
+def make_checkpoint(model: KeywordModel, meta: dict | None = None) -> dict:
+    """The checkpoint dict for ``model`` (tensors moved to CPU)."""
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": model.name,
+        "labels": list(model.labels),
+        "frontend": model.frontend.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "meta": dict(meta or {}),
+    }
+
+
+def save_checkpoint(model: KeywordModel, path: str | os.PathLike, meta: dict | None = None) -> Path:
+    """Write ``model`` as a spotter checkpoint; written to a temp file then renamed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(make_checkpoint(model, meta), tmp)
+    tmp.replace(path)
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """The checkpoint dict of a file, validated; :class:`CheckpointError` when unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path}: no such file")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"checkpoint {path}: refused, it holds Python objects other than tensors and plain values "
+            f"(loading it could run code): {first}"
+        ) from None
+    except Exception as err:  # torch.load raises many types on damaged files (KeyError, EOFError, ...)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"checkpoint {path}: truncated or not a torch checkpoint ({first})") from None
+    if isinstance(raw, dict) and isinstance(raw.get("spotter"), dict):  # a Lightning checkpoint
+        raw = raw["spotter"]
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint {path}: not a spotter checkpoint (no '{FORMAT}' header)")
+    if raw.get("version", 0) > VERSION:
+        raise CheckpointError(f"checkpoint {path}: format version {raw['version']} is newer than this spotter ({VERSION}); upgrade spotter")
+    missing = [k for k in ("model", "labels", "frontend", "state_dict") if k not in raw]
+    if missing:
+        raise CheckpointError(f"checkpoint {path}: incomplete, missing {', '.join(missing)}")
+    if raw["model"] not in MODELS:
+        raise CheckpointError(f"checkpoint {path}: unknown architecture {raw['model']!r} (known: {', '.join(MODELS)})")
+    return raw
+
+
+def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> KeywordModel:
+    """Build the architecture a checkpoint dict describes and load its weights."""
+    frontend = FrontendConfig.from_dict(ckpt["frontend"])
+    model = build_model(
+        ckpt["model"],
+        trainable_mel=frontend.trainable_mel,
+        trainable_stft=frontend.trainable_stft,
+        labels=ckpt["labels"],
+        frontend=frontend,
+    )
+    try:
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except RuntimeError as err:
+        detail = " ".join(str(err).split())
+        raise CheckpointError(f"{source}: weights do not fit architecture {ckpt['model']!r}: {detail[:300]}") from None
+    model.meta = dict(ckpt.get("meta", {}))
+    return model
+
+
+def load_model(path_or_name: str | os.PathLike | None = None, device: str | torch.device | None = None) -> KeywordModel:
+    """A ready model in eval mode, from a checkpoint path or a shipped model name.
+
+    Labels, architecture and front end come from the checkpoint itself.  An
+    unknown name raises :class:`CheckpointError` listing what exists.
+    ``device=None`` picks CUDA when available, else CPU.
+    """
+    device = select_device("auto") if device is None else device
+    path = resolve(path_or_name)
+    model = model_from_checkpoint(read_checkpoint(path), source=f"checkpoint {path}")
+    model.source = str(path)
+    return model.to(device).eval()

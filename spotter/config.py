@@ -1,0 +1,60 @@
+"""Constants and frozen configuration shared by every part of spotter.
+
+Everything that must agree between training, the checkpoint and the live
+stream lives here: the label set, the sample rate, the clip length and the
+front-end parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+SAMPLE_RATE = 16_000
+CLIP_SECONDS = 1.0
+CLIP_SAMPLES = int(SAMPLE_RATE * CLIP_SECONDS)
+
+#: The ten keywords of the 12-class Speech Commands protocol.
+KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+UNKNOWN = "unknown"
+SILENCE = "silence"
+#: The 12 class labels, in the order of the model's outputs.
+LABELS = (*KEYWORDS, UNKNOWN, SILENCE)
+
+#: All 35 words of Google Speech Commands v2 (the keywords plus 25 "unknown" words).
+ALL_WORDS = (
+    "backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow",
+    "forward", "four", "go", "happy", "house", "learn", "left", "marvin", "nine",
+    "no", "off", "on", "one", "right", "seven", "sheila", "six", "stop", "three",
+    "tree", "two", "up", "visual", "wow", "yes", "zero",
+)
+UNKNOWN_WORDS = tuple(w for w in ALL_WORDS if w not in KEYWORDS)
+#: Folder of background-noise recordings in the Speech Commands layout.
+BACKGROUND_NOISE_DIR = "_background_noise_"
+
+
+@dataclass(frozen=True)
+class FrontendConfig:
+    """Parameters of the log-Mel front end (see :mod:`spotter.features`).
+
+    Defaults are the BC-ResNet paper's: 30 ms Hann window, 10 ms hop, 40 Mel
+    bins, 16 kHz audio.
+    """
+
+    sample_rate: int = SAMPLE_RATE
+    n_fft: int = 480
+    win_length: int = 480
+    hop_length: int = 160
+    n_mels: int = 40
+    fmin: float = 0.0
+    fmax: float | None = None  # None: sample_rate / 2
+    log_offset: float = 1e-6
+    trainable_mel: bool = False
+    trainable_stft: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FrontendConfig":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)

@@ -1,0 +1,28 @@
+"""Where the model runs: the one place that chooses CPU or CUDA."""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import SpotterError
+
+DEVICE_TYPES = ("auto", "cpu", "cuda")
+
+
+class DeviceError(SpotterError):
+    """A device was asked for that this machine cannot provide."""
+
+
+def select_device(device_type: str | None = "auto") -> torch.device:
+    """CUDA when available, else CPU; ``"cpu"`` / ``"cuda"`` force one."""
+    kind = (device_type or "auto").lower()
+    if kind not in DEVICE_TYPES:
+        raise DeviceError(f"unknown device type {device_type!r}: use one of {', '.join(DEVICE_TYPES)}")
+    if kind == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if kind == "cuda" and not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
+        raise DeviceError(
+            f"--device-type cuda: no CUDA device is available (torch {torch.__version__}, {build}); use --device-type cpu"
+        )
+    return torch.device(kind)

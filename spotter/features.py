@@ -1,0 +1,101 @@
+"""The log-Mel front end: an nnAudio spectrogram layer as the model's first layer.
+
+Waveforms ``(B, samples)`` at 16 kHz go in, log-Mel spectrograms
+``(B, 1, n_mels, frames)`` come out (40 x 101 for one second).
+
+Choices, and why:
+
+* **nnAudio** computes the STFT as a 1-D convolution with sine/cosine kernels
+  (``stft.wsin``, ``stft.wcos``) and the Mel filterbank as a matrix
+  (``mel_basis``).  Both can be made trainable (``trainable_stft`` /
+  ``trainable_mel`` map to nnAudio's ``trainable_STFT`` / ``trainable_mel``);
+  they keep nnAudio's names under :attr:`LogMel.mel`, e.g.
+  ``frontend.mel.mel_basis`` and ``frontend.mel.stft.wsin``.
+* **Periodic Hann window, power spectrum, Slaney Mel scale with area
+  normalisation** (nnAudio's defaults ``htk=False, norm=1``, the same as
+  librosa's), 0 Hz to Nyquist.
+* **Zero padding of half a window at each end, done here, not by nnAudio**
+  (nnAudio runs with ``center=False``).  nnAudio's default is
+  ``center=True, pad_mode='reflect'``; zero padding instead means a clip is
+  treated as if surrounded by silence (which is what Speech Commands'
+  zero-padding of short clips means anyway), and, because the padding is ours,
+  the streaming engine can compute only the new frames of each hop with the
+  very same layer and get exactly what the offline front end gives.
+  Frames: ``1 + samples // hop`` (101 for 16000 samples).
+* **Log compression** ``log(|mel| + 1e-6)``, as the BC-ResNet reference.  The
+  ``abs`` is a no-op for fixed bases (power is never negative) but matters
+  once ``mel_basis`` trains: weights can drift below zero, and a negative
+  Mel power would make the log NaN.  A clamp at zero would avoid the NaN but
+  zero the gradient of every filter that went negative, so it could never
+  recover (the "trainable mel_basis stops updating" trap, nnAudio issue
+  #114); ``abs`` keeps the log finite and the gradient alive.
+"""
+
+from __future__ import annotations
+
+import torch
+from nnAudio.features.mel import MelSpectrogram
+from torch import nn
+
+from .config import FrontendConfig
+
+
+class LogMel(nn.Module):
+    """Waveform batch ``(B, samples)`` -> log-Mel ``(B, 1, n_mels, frames)``."""
+
+    def __init__(self, config: FrontendConfig | None = None, **overrides) -> None:
+        super().__init__()
+        config = config or FrontendConfig()
+        if overrides:
+            config = FrontendConfig(**{**config.to_dict(), **overrides})
+        self.config = config
+        self.pad = config.n_fft // 2
+        self.mel = MelSpectrogram(
+            sr=config.sample_rate,
+            n_fft=config.n_fft,
+            win_length=config.win_length,
+            n_mels=config.n_mels,
+            hop_length=config.hop_length,
+            window="hann",
+            center=False,
+            power=2.0,
+            htk=False,
+            fmin=config.fmin,
+            fmax=config.fmax,
+            norm=1,
+            trainable_mel=config.trainable_mel,
+            trainable_STFT=config.trainable_stft,
+            verbose=False,
+        )
+
+    def n_frames(self, n_samples: int) -> int:
+        """Frames produced for a clip of ``n_samples`` samples."""
+        return 1 + n_samples // self.config.hop_length
+
+    def power_frames(self, padded: torch.Tensor) -> torch.Tensor:
+        """Mel power of already padded audio ``(B, samples)`` -> ``(B, n_mels, frames)``.
+
+        No padding is added: a frame is produced for every full window.  The
+        streaming engine uses this to compute only new frames.
+        """
+        return self.mel(padded)
+
+    def compress(self, mel_power: torch.Tensor) -> torch.Tensor:
+        """Log compression of Mel power (``abs``: see the module notes)."""
+        return torch.log(mel_power.abs() + self.config.log_offset)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        if waveform.dim() == 1:
+            waveform = waveform.unsqueeze(0)
+        if waveform.dim() != 2:
+            raise ValueError(f"expected a waveform batch (B, samples), got shape {tuple(waveform.shape)}")
+        padded = nn.functional.pad(waveform, (self.pad, self.pad))
+        return self.compress(self.power_frames(padded)).unsqueeze(1)
+
+    def basis_tensors(self) -> dict[str, torch.Tensor]:
+        """The basis functions by their nnAudio names (for plots and tests)."""
+        return {
+            "mel_basis": self.mel.mel_basis,
+            "stft.wsin": self.mel.stft.wsin,
+            "stft.wcos": self.mel.stft.wcos,
+        }

@@ -1,0 +1,195 @@
+"""Classifiers: waveform ``(B, 16000)`` -> logits ``(B, n_classes)``.
+
+Every model is a :class:`KeywordModel`: the log-Mel front end
+(:class:`spotter.features.LogMel`) as its first layer, then a network on the
+``(B, 1, 40, 101)`` log-Mel image.  Models are picked by name from
+:data:`MODELS`:
+
+* ``linear`` - front end, flatten, one ``nn.Linear`` (the nnAudio tutorial's
+  baseline).
+* ``bcresnet-1``, ``-1.5``, ``-2``, ``-3``, ``-6``, ``-8`` - Broadcasted
+  Residual Learning (Kim et al., Interspeech 2021) at width multiplier tau:
+  a 5x5 conv head with frequency stride 2; four stages of BC-ResBlocks
+  (2, 2, 4, 4 blocks; 8, 12, 16, 20 x tau channels; frequency stride 2 in the
+  first block of stages 2 and 3; temporal dilation 1, 2, 4, 8); each block is
+  a frequency-wise depthwise conv + SubSpectral Norm (5 sub-bands) (f2),
+  frequency average pooling, a dilated temporal depthwise conv + BN + swish +
+  1x1 conv + channel dropout (f1), and the f1 output broadcast back over
+  frequency and added to f2's output and (in same-width blocks) the input.
+  Classifier head: 5x5 depthwise conv (no frequency padding), 1x1 conv to
+  32 x tau channels, BN, ReLU, global average pooling, 1x1 conv to classes.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .config import LABELS, FrontendConfig
+from .features import LogMel
+
+
+class KeywordModel(nn.Module):
+    """Front end + classifier network, with the facts a checkpoint needs."""
+
+    def __init__(self, name: str, net: nn.Module, frontend: LogMel, labels=LABELS) -> None:
+        super().__init__()
+        self.name = name
+        self.labels = tuple(labels)
+        self.frontend = frontend
+        self.net = net
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits from log-Mel features ``(B, 1, n_mels, frames)``."""
+        return self.net(features)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.frontend(waveform))
+
+    def frontend_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.frontend.parameters() if p.requires_grad]
+
+    def network_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.net.parameters() if p.requires_grad]
+
+
+class LinearNet(nn.Module):
+    """Flatten the log-Mel image, one linear layer to the classes."""
+
+    def __init__(self, n_mels: int, n_frames: int, n_classes: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(n_mels * n_frames, n_classes)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(features.flatten(1))
+
+
+class SubSpectralNorm(nn.Module):
+    """BatchNorm applied separately to ``n_bands`` frequency sub-bands."""
+
+    def __init__(self, channels: int, n_bands: int = 5, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.n_bands = n_bands
+        self.bn = nn.BatchNorm2d(channels * n_bands, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, f, t = x.shape
+        if f % self.n_bands:
+            raise ValueError(f"SubSpectralNorm: {f} frequency bins do not split into {self.n_bands} bands")
+        x = self.bn(x.reshape(b, c * self.n_bands, f // self.n_bands, t))
+        return x.reshape(b, c, f, t)
+
+
+class BCResBlock(nn.Module):
+    """One broadcasted-residual block; a transition block when widths differ."""
+
+    def __init__(self, in_ch: int, out_ch: int, freq_stride: int, dilation: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.transition = in_ch != out_ch
+        layers: list[nn.Module] = []
+        if self.transition:
+            layers += [nn.Conv2d(in_ch, out_ch, 1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True)]
+        layers += [
+            nn.Conv2d(out_ch, out_ch, (3, 1), stride=(freq_stride, 1), padding=(1, 0), groups=out_ch, bias=False),
+            SubSpectralNorm(out_ch, 5),
+        ]
+        self.f2 = nn.Sequential(*layers)
+        self.f1 = nn.Sequential(
+            nn.Conv2d(out_ch, out_ch, (1, 3), padding=(0, dilation), dilation=(1, dilation), groups=out_ch, bias=False),
+            nn.BatchNorm2d(out_ch),
+            nn.SiLU(inplace=True),
+            nn.Conv2d(out_ch, out_ch, 1, bias=False),
+            nn.Dropout2d(dropout),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        two_d = self.f2(x)
+        one_d = self.f1(two_d.mean(dim=2, keepdim=True))  # frequency average pooling
+        out = two_d + one_d  # broadcast over frequency
+        if not self.transition:
+            out = out + x
+        return torch.relu(out)
+
+
+class BCResNet(nn.Module):
+    """BC-ResNet-tau on log-Mel input ``(B, 1, 40, T)``."""
+
+    BLOCKS = (2, 2, 4, 4)
+    STRIDED_STAGES = (1, 2)
+
+    def __init__(self, tau: float, n_classes: int) -> None:
+        super().__init__()
+        base = int(8 * tau)
+        widths = [base * 2, base, int(base * 1.5), base * 2, int(base * 2.5), base * 4]
+        self.head = nn.Sequential(
+            nn.Conv2d(1, widths[0], 5, stride=(2, 1), padding=2, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+        )
+        blocks: list[nn.Module] = []
+        for stage, n_blocks in enumerate(self.BLOCKS):
+            for i in range(n_blocks):
+                in_ch = widths[stage] if i == 0 else widths[stage + 1]
+                stride = 2 if (i == 0 and stage in self.STRIDED_STAGES) else 1
+                blocks.append(BCResBlock(in_ch, widths[stage + 1], stride, dilation=2**stage))
+        self.blocks = nn.Sequential(*blocks)
+        c = widths[-2]
+        self.classifier = nn.Sequential(
+            nn.Conv2d(c, c, 5, padding=(0, 2), groups=c, bias=False),
+            nn.Conv2d(c, widths[-1], 1, bias=False),
+            nn.BatchNorm2d(widths[-1]),
+            nn.ReLU(inplace=True),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(widths[-1], n_classes, 1),
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = self.classifier(self.blocks(self.head(features)))
+        return x.flatten(1)
+
+
+def _linear(frontend: LogMel, n_classes: int) -> nn.Module:
+    from .config import CLIP_SAMPLES
+
+    return LinearNet(frontend.config.n_mels, frontend.n_frames(CLIP_SAMPLES), n_classes)
+
+
+def _bcresnet(tau: float) -> Callable[[LogMel, int], nn.Module]:
+    return lambda frontend, n_classes: BCResNet(tau, n_classes)
+
+
+#: Model name -> builder of the network that follows the front end.
+MODELS: dict[str, Callable[[LogMel, int], nn.Module]] = {
+    "linear": _linear,
+    **{f"bcresnet-{tau:g}": _bcresnet(tau) for tau in (1, 1.5, 2, 3, 6, 8)},
+}
+
+#: Parameter counts in Kim et al. (2021), Table 2, for comparison (width 1.5
+#: is left out: its figure could not be checked against the paper here).
+PAPER_PARAMS = {
+    "bcresnet-1": 9_200, "bcresnet-2": 27_300, "bcresnet-3": 54_200,
+    "bcresnet-6": 188_000, "bcresnet-8": 321_000,
+}
+
+
+def build_model(
+    name: str,
+    trainable_mel: bool = False,
+    trainable_stft: bool = False,
+    labels=LABELS,
+    frontend: FrontendConfig | None = None,
+) -> KeywordModel:
+    """A fresh (untrained) model by registry name, e.g. ``"bcresnet-8"`` or ``"linear"``."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    config = frontend or FrontendConfig()
+    config = FrontendConfig(**{**config.to_dict(), "trainable_mel": trainable_mel, "trainable_stft": trainable_stft})
+    front = LogMel(config)
+    return KeywordModel(name, MODELS[name](front, len(labels)), front, labels)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Trainable parameters of ``module`` (buffers such as frozen bases excluded)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -1,0 +1,38 @@
+"""Shared test fixtures: real signals (tones, chirps, noise), never zeros."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from spotter.config import SAMPLE_RATE
+
+torch.set_num_threads(2)
+
+
+def tone(freq: float, seconds: float = 1.0, amp: float = 0.5, sr: int = SAMPLE_RATE) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def chirp(f0: float, f1: float, seconds: float = 1.0, amp: float = 0.5, sr: int = SAMPLE_RATE) -> np.ndarray:
+    from scipy.signal import chirp as scipy_chirp
+
+    t = np.arange(int(seconds * sr)) / sr
+    return (amp * scipy_chirp(t, f0=f0, t1=seconds, f1=f1, method="logarithmic")).astype(np.float32)
+
+
+def noise(seconds: float = 1.0, amp: float = 0.1, seed: int = 0, sr: int = SAMPLE_RATE) -> np.ndarray:
+    return (amp * np.random.default_rng(seed).standard_normal(int(seconds * sr))).astype(np.float32)
+
+
+@pytest.fixture
+def signals() -> dict[str, np.ndarray]:
+    return {
+        "tone_440": tone(440.0),
+        "tone_3k": tone(3000.0, amp=0.2),
+        "chirp": chirp(100.0, 7000.0),
+        "noise": noise(),
+        "tone_plus_noise": tone(1000.0) + noise(amp=0.01, seed=1),
+    }

@@ -1,0 +1,56 @@
+"""The command line as a user runs it: a real subprocess, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import spotter
+from spotter.checkpoint import save_checkpoint
+from spotter.cli import build_parser
+from spotter.model import build_model
+
+
+def run(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "spotter", *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_version_and_help():
+    out = run("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"spotter {spotter.__version__}"
+    out = run("--help")
+    assert out.returncode == 0 and "keyword spotter" in out.stdout
+
+
+def test_every_subcommand_has_help():
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    assert commands
+    for name in commands:
+        out = run(name, "--help")
+        assert out.returncode == 0, (name, out.stderr)
+        assert f"usage: spotter {name}" in out.stdout and len(out.stdout) > 100
+
+
+def test_models_lists_architectures_with_paper_counts():
+    out = run("models", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = {r["model"]: r for r in json.loads(out.stdout)["architectures"]}
+    assert rows["bcresnet-1"]["params"] == 9232 and rows["bcresnet-1"]["paper_params"] == 9200
+    assert rows["bcresnet-8"]["frontend_trainable_params"] == 241_000
+
+
+def test_info_describes_a_checkpoint_and_errors_are_one_line(tmp_path):
+    path = save_checkpoint(build_model("bcresnet-2"), tmp_path / "m.pt", meta={"note": "hello"})
+    out = run("info", str(path), "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert info["model"] == "bcresnet-2" and info["meta"] == {"note": "hello"} and len(info["labels"]) == 12
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00" * 100)
+    out = run("info", str(bad))
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "bad.pt" in out.stderr and "Traceback" not in out.stderr

@@ -1,0 +1,121 @@
+"""The nnAudio log-Mel front end against independent references, and its trainable bases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from spotter.config import FrontendConfig
+from spotter.features import LogMel
+
+CFG = FrontendConfig()
+# Stated tolerances (nnAudio computes in float32, the references in float64):
+# every log-Mel value within 1e-3 (natural log units; measured max 1.9e-4, on a
+# chirp), and Mel power within 1e-5 of the clip's peak power (measured 4e-7).
+LOG_TOL = 1e-3
+POWER_TOL = 1e-5
+
+
+def slaney_mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Slaney-style Mel filterbank written from the formulas (Auditory Toolbox)."""
+
+    def hz_to_mel(f):
+        f = np.asarray(f, dtype=np.float64)
+        lin = 3.0 * f / 200.0
+        log = 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
+        return np.where(f >= 1000.0, log, lin)
+
+    def mel_to_hz(m):
+        m = np.asarray(m, dtype=np.float64)
+        lin = 200.0 * m / 3.0
+        log = 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0))
+        return np.where(m >= 15.0, log, lin)
+
+    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    freqs = np.linspace(0.0, sr / 2.0, n_fft // 2 + 1)
+    bank = np.zeros((n_mels, freqs.size))
+    for i in range(n_mels):
+        lo, mid, hi = edges[i], edges[i + 1], edges[i + 2]
+        rising = (freqs - lo) / (mid - lo)
+        falling = (hi - freqs) / (hi - mid)
+        bank[i] = np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (hi - lo))
+    return bank
+
+
+def reference_log_mel(x: np.ndarray) -> np.ndarray:
+    """numpy framing + rfft + hand-written Slaney filterbank: an independent log-Mel."""
+    x = np.pad(x.astype(np.float64), (CFG.n_fft // 2, CFG.n_fft // 2))
+    n_frames = 1 + (x.size - CFG.n_fft) // CFG.hop_length
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(CFG.win_length) / CFG.win_length)  # periodic Hann
+    frames = np.stack([x[i * CFG.hop_length: i * CFG.hop_length + CFG.n_fft] for i in range(n_frames)])
+    power = np.abs(np.fft.rfft(frames * window, n=CFG.n_fft, axis=1)) ** 2  # (frames, bins)
+    bank = slaney_mel_filterbank(CFG.sample_rate, CFG.n_fft, CFG.n_mels, 0.0, CFG.sample_rate / 2)
+    return bank @ power.T  # (mels, frames) power
+
+
+def nnaudio_power(x: np.ndarray) -> np.ndarray:
+    frontend = LogMel()
+    with torch.no_grad():
+        logmel = frontend(torch.from_numpy(x)[None])[0, 0].double().numpy()
+    return np.exp(logmel) - CFG.log_offset, logmel
+
+
+def test_shape_is_batch_channel_mels_frames():
+    out = LogMel()(torch.randn(3, 16000) * 0.1)
+    assert out.shape == (3, 1, 40, 101)
+
+
+@pytest.mark.parametrize("name", ["tone_440", "tone_3k", "chirp", "noise", "tone_plus_noise"])
+def test_log_mel_matches_numpy_reference(signals, name):
+    x = signals[name]
+    ref_power = reference_log_mel(x)
+    power, logmel = nnaudio_power(x)
+    assert logmel.shape == ref_power.shape == (40, 101)
+    assert ref_power.max() > 0.1, "a real signal, not silence"
+    diff = np.abs(logmel - np.log(ref_power + CFG.log_offset))
+    assert diff.max() < LOG_TOL, f"max log-Mel difference {diff.max():.2e}"
+    assert np.abs(power - ref_power).max() / ref_power.max() < POWER_TOL
+
+
+@pytest.mark.parametrize("name", ["tone_440", "chirp", "noise"])
+def test_log_mel_matches_librosa(signals, name):
+    librosa = pytest.importorskip("librosa")
+    x = signals[name]
+    padded = np.pad(x, (CFG.n_fft // 2, CFG.n_fft // 2))
+    ref = librosa.feature.melspectrogram(
+        y=padded.astype(np.float64), sr=CFG.sample_rate, n_fft=CFG.n_fft, hop_length=CFG.hop_length,
+        win_length=CFG.win_length, window="hann", center=False, power=2.0, n_mels=CFG.n_mels,
+        htk=False, norm="slaney",
+    )
+    _, logmel = nnaudio_power(x)
+    diff = np.abs(logmel - np.log(ref + CFG.log_offset))
+    assert diff.max() < LOG_TOL
+
+
+def test_tone_energy_lands_in_the_right_mel_bin(signals):
+    _, logmel = nnaudio_power(signals["tone_440"])
+    bank = slaney_mel_filterbank(CFG.sample_rate, CFG.n_fft, CFG.n_mels, 0.0, 8000.0)
+    bin_440 = int(np.argmin(np.abs(np.linspace(0, 8000, 241) - 440)))
+    assert logmel[:, 50].argmax() == bank[:, bin_440].argmax()
+
+
+def test_parameters_keep_nnaudio_names_and_are_buffers_when_frozen():
+    frozen = LogMel()
+    assert [n for n, _ in frozen.named_parameters()] == []
+    buffers = dict(frozen.named_buffers())
+    for name in ("mel.mel_basis", "mel.stft.wsin", "mel.stft.wcos"):
+        assert name in buffers and not buffers[name].requires_grad
+    trainable = LogMel(trainable_mel=True, trainable_stft=True)
+    params = dict(trainable.named_parameters())
+    assert params["mel.mel_basis"].shape == (40, 241)
+    assert params["mel.stft.wsin"].shape == params["mel.stft.wcos"].shape == (241, 1, 480)
+
+
+def test_trainable_and_frozen_state_dicts_cross_load():
+    trained = LogMel(trainable_mel=True, trainable_stft=True)
+    frozen = LogMel()
+    frozen.load_state_dict(trained.state_dict())
+    x = torch.randn(2, 16000) * 0.1
+    # The trainable STFT adds 1e-8 under its square root (nnAudio's guard against NaN gradients).
+    torch.testing.assert_close(frozen(x), trained(x), rtol=1e-5, atol=1e-5)

@@ -1,0 +1,126 @@
+"""The model family: paper sizes, forward/backward, trainable bases that really train, tracing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import spotter
+from spotter.model import MODELS, PAPER_PARAMS, build_model, count_parameters
+
+from conftest import chirp, noise, tone
+
+
+def batch_of_clips(n: int = 4) -> torch.Tensor:
+    clips = [tone(300 + 200 * i) + noise(amp=0.05, seed=i) for i in range(n // 2)]
+    clips += [chirp(200, 4000 + 500 * i) for i in range(n - n // 2)]
+    return torch.from_numpy(np.stack(clips))
+
+
+def test_registry_names_and_public_api():
+    assert set(MODELS) == {"linear", "bcresnet-1", "bcresnet-1.5", "bcresnet-2", "bcresnet-3", "bcresnet-6", "bcresnet-8"}
+    assert spotter.LABELS == ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "unknown", "silence")
+    with pytest.raises(ValueError, match="choose one of: linear, bcresnet-1"):
+        build_model("bcresnet-99")
+
+
+@pytest.mark.parametrize("name,paper", sorted(PAPER_PARAMS.items()))
+def test_parameter_count_within_10_percent_of_paper(name, paper):
+    measured = count_parameters(build_model(name).net)
+    print(f"{name}: paper {paper:,} measured {measured:,}")
+    assert abs(measured - paper) / paper < 0.10, f"{name}: paper {paper:,}, measured {measured:,}"
+
+
+def test_bcresnet_1_and_8_match_the_paper_closely():
+    assert count_parameters(build_model("bcresnet-1").net) == 9_232
+    assert count_parameters(build_model("bcresnet-8").net) == 321_068
+
+
+def test_widths_grow_with_tau():
+    sizes = [count_parameters(build_model(f"bcresnet-{t}").net) for t in ("1", "1.5", "2", "3", "6", "8")]
+    assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_forward_and_backward_on_cpu(name):
+    model = build_model(name).train()
+    x = batch_of_clips(4)
+    logits = model(x)
+    assert logits.shape == (4, 12)
+    loss = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 3, 10, 11]))
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None for g in grads)
+    assert sum(g.abs().sum() for g in grads) > 0
+    model.eval()
+    with torch.inference_mode():
+        assert torch.isfinite(model(x)).all()
+
+
+def _train_steps(model, steps: int, lr: float = 0.05):
+    """A few SGD steps on a real two-class task (tone vs chirp), every trainable parameter included."""
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr, momentum=0.9)
+    x = batch_of_clips(8)
+    y = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+
+@pytest.mark.parametrize("name", ["linear", "bcresnet-1"])
+def test_trainable_bases_change_and_keep_changing(name):
+    torch.manual_seed(0)
+    model = build_model(name, trainable_mel=True, trainable_stft=True)
+    bases = model.frontend.basis_tensors()
+    start = {k: v.detach().clone() for k, v in bases.items()}
+    _train_steps(model, 5)
+    middle = {k: v.detach().clone() for k, v in bases.items()}
+    _train_steps(model, 5)
+    for key in ("mel_basis", "stft.wsin", "stft.wcos"):
+        first = (middle[key] - start[key]).abs().max().item()
+        second = (bases[key].detach() - middle[key]).abs().max().item()
+        # nnAudio issue #114: a trainable mel_basis that stops updating. Both halves must move it.
+        assert first > 1e-6 and second > 1e-6, f"{key} moved {first:.2e} then {second:.2e}"
+    with torch.no_grad():
+        assert torch.isfinite(model(batch_of_clips(4))).all(), "trained bases must not produce NaN"
+
+
+def test_frozen_bases_are_bit_identical_after_training():
+    torch.manual_seed(0)
+    model = build_model("bcresnet-1")
+    start = {k: v.clone() for k, v in model.frontend.basis_tensors().items()}
+    net_start = [p.detach().clone() for p in model.net.parameters()]
+    _train_steps(model, 5)
+    for key, value in model.frontend.basis_tensors().items():
+        assert torch.equal(value, start[key]), key
+    assert any(not torch.equal(a, b.detach()) for a, b in zip(net_start, model.net.parameters())), "the network trained"
+
+
+@pytest.mark.parametrize("mel,stft", [(True, False), (False, True), (True, True), (False, False)])
+def test_gradients_reach_exactly_the_trainable_bases(mel, stft):
+    model = build_model("bcresnet-1", trainable_mel=mel, trainable_stft=stft)
+    torch.nn.functional.cross_entropy(model(batch_of_clips(2)), torch.tensor([1, 2])).backward()
+    bases = model.frontend.basis_tensors()
+    for key, trainable in (("mel_basis", mel), ("stft.wsin", stft), ("stft.wcos", stft)):
+        tensor = bases[key]
+        if trainable:
+            assert isinstance(tensor, torch.nn.Parameter) and tensor.grad is not None
+            assert tensor.grad.abs().sum() > 0, f"{key}: zero gradient"
+        else:
+            assert not tensor.requires_grad and tensor.grad is None
+    names = {n for n, _ in model.named_parameters()}
+    assert ("frontend.mel.mel_basis" in names) == mel
+    assert ("frontend.mel.stft.wsin" in names) == stft and ("frontend.mel.stft.wcos" in names) == stft
+
+
+@pytest.mark.parametrize("name", ["linear", "bcresnet-1", "bcresnet-8"])
+def test_jit_trace_of_the_inference_path_gives_the_same_logits(name):
+    model = build_model(name).eval()
+    x = batch_of_clips(2)
+    with torch.inference_mode():
+        expected = model(x)
+    traced = torch.jit.trace(model, x[:1], check_trace=False)
+    with torch.inference_mode():
+        torch.testing.assert_close(traced(x), expected, rtol=1e-4, atol=1e-4)
