@@ -73,6 +73,76 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .training.run import parse_with_config, run_train
+
+    # Re-parse with the train parser so a --config YAML can supply defaults under explicit flags.
+    run_train(parse_with_config(args.parser, args.argv[1:]))
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .checkpoint import load_model
+    from .data.speech_commands import SpeechCommands
+    from .device import select_device
+    from .evaluate import evaluate, format_report, plot_confusion
+    from .training.run import resolve_data
+
+    device = select_device(args.device_type)
+    model = load_model(args.checkpoint, device="cpu")
+    root = resolve_data(args.data, args.data_dir, progress=not args.json)
+    dataset = SpeechCommands(root, args.split, seed=args.seed, progress=not args.json)
+    if len(dataset) == 0:
+        raise SpotterError(f"--data {root} --split {args.split}: no clips in that split "
+                           "(a folder without validation/testing lists needs --split all)")
+    result = evaluate(model, dataset, device, batch_size=args.batch_size, progress=not args.json)
+    result.update({"checkpoint": getattr(model, "source", str(args.checkpoint)), "data": str(root), "split": args.split})
+    if args.plot:
+        plot_confusion(result, args.plot, title=f"{model.name} on {root.name} ({args.split}): "
+                       f"accuracy {result['accuracy']:.2%}, macro F1 {result['f1_macro']:.3f}")
+        result["plot"] = str(args.plot)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['checkpoint']} on {root} ({args.split})")
+        print(format_report(result))
+        if args.plot:
+            print(f"\nconfusion matrix plot: {args.plot}")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from .checkpoint import load_model
+    from .plots import plot_checkpoint
+
+    model = load_model(args.checkpoint, device="cpu")
+    result = plot_checkpoint(model, args.out)
+    for path in result["files"]:
+        print(path)
+    change = ", ".join(f"{k} {v:.2%}" for k, v in result["relative_change"].items())
+    print(f"relative change from the initial bases: {change}")
+    return 0
+
+
+def _cmd_data_synth(args: argparse.Namespace) -> int:
+    from .data.synth import synthesize_corpus
+
+    engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
+    manifest = synthesize_corpus(args.out, per_word=args.per_word, seed=args.seed, engines=engines,
+                                 progress=not args.no_progress, holdout_fraction=args.holdout_fraction)
+    voices = manifest.get("voices", [])
+    print(f"{args.out}: {sum(manifest.get('counts', {}).values()) if isinstance(manifest.get('counts'), dict) else ''} "
+          f"clips, {len(voices)} voices (synthetic speech)")
+    return 0
+
+
+def _cmd_data_fetch(args: argparse.Namespace) -> int:
+    from .data.download import fetch_speech_commands
+
+    print(fetch_speech_commands(args.data_dir, progress=True))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spotter",
@@ -95,12 +165,66 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint file or shipped model name (default: the shipped model)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_info)
+
+    from .training.run import add_arguments as add_train_arguments
+
+    p = sub.add_parser("train", help="train a model (Lightning) on Speech Commands or a synthetic corpus",
+                       description="Train a keyword-spotting model with PyTorch Lightning. Writes Lightning "
+                       "checkpoints (best and last), per-epoch logs, and OUT/model.pt, a spotter checkpoint that "
+                       "`spotter listen --model` and `spotter eval` take.")
+    add_train_arguments(p)
+    p.set_defaults(func=_cmd_train, parser=p)
+
+    p = sub.add_parser("eval", help="test loss, accuracy, macro F1, per-class P/R and confusion matrix",
+                       description="Evaluate a checkpoint on labelled clips in Speech Commands layout.")
+    p.add_argument("checkpoint", nargs="?", default=None, help="checkpoint file or model name (default: the shipped model)")
+    p.add_argument("--data", default="gsc", help="'gsc' or a folder in Speech Commands layout (default: gsc)")
+    p.add_argument("--data-dir", default=None, help="cache folder of the downloaded dataset")
+    p.add_argument("--split", choices=("test", "val", "all"), default="test",
+                   help="which clips: the test or validation list, or every clip in the folder (default: test)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (accuracy, f1_macro, loss, labels, confusion, n, ...)")
+    p.add_argument("--plot", metavar="PNG", help="also save the confusion matrix as a PNG")
+    p.add_argument("--device-type", choices=("auto", "cpu", "cuda"), default="auto", help="where to run (default: auto)")
+    p.add_argument("--batch-size", type=int, default=256, help="clips per batch (default: 256)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the unknown/silence sampling (default: 0)")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("plot", help="pictures of the Mel filters and Fourier kernels, initial vs trained",
+                       description="Plot the checkpoint's 40 Mel filters and STFT Fourier kernels (2, 10, 20, 50; "
+                       "sine and cosine) beside the initial fixed ones: what trainable bases learned.")
+    p.add_argument("checkpoint", nargs="?", default=None, help="checkpoint file or model name (default: the shipped model)")
+    p.add_argument("--out", required=True, help="folder for the PNGs")
+    p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser("data", help="make or fetch training data",
+                       description="Make a synthetic Speech Commands corpus offline, or fetch the real one.")
+    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    q = data_sub.add_parser("synth", help="synthesise a Speech Commands-layout corpus with text-to-speech",
+                            description="Synthesise all 35 Speech Commands words with espeak-ng voices (and "
+                            "piper, if installed) with pitch/rate/voice variation, plus background-noise files, "
+                            "in Speech Commands layout, with validation/test splits that hold out whole voices. "
+                            "This is synthetic speech: see README for what it can and cannot stand in for.")
+    q.add_argument("--out", required=True, help="output folder")
+    q.add_argument("--per-word", type=int, default=100, help="clips per word (default: 100)")
+    q.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files (default: 0)")
+    q.add_argument("--engines", default="espeak,piper", help="comma-separated TTS engines (default: espeak,piper)")
+    q.add_argument("--holdout-fraction", type=float, default=0.2,
+                   help="share of voices held out for validation, and the same for test (default: 0.2)")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    q.set_defaults(func=_cmd_data_synth)
+    q = data_sub.add_parser("fetch", help="download and extract Google Speech Commands v2 (once)",
+                            description="Download speech_commands_v0.02.tar.gz with a progress bar, verify its "
+                            "checksum and extract it into the cache folder; does nothing if already there.")
+    q.add_argument("--data-dir", default=None, help="cache folder (default: $SPOTTER_DATA_DIR, else $XDG_CACHE_HOME/spotter or ~/.cache/spotter)")
+    q.set_defaults(func=_cmd_data_fetch)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

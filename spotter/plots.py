@@ -1,0 +1,93 @@
+"""Pictures of the basis functions: what trainable Mel filters and Fourier kernels learned.
+
+``spotter plot CHECKPOINT --out DIR`` writes
+
+* ``mel_filters.png`` - the 40 Mel filters over frequency (one colour each),
+  initial (fixed) bases beside the checkpoint's;
+* ``fourier_kernels.png`` - STFT kernels 2, 10, 20 and 50 (sine and cosine),
+  initial beside the checkpoint's;
+* ``basis_change.json`` - how far each basis moved (relative L2 norm).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+KERNELS = (2, 10, 20, 50)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def basis_arrays(model) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().numpy() for k, v in model.frontend.basis_tensors().items()}
+
+
+def basis_change(initial: dict, trained: dict) -> dict[str, float]:
+    """Relative L2 change of each basis tensor."""
+    return {k: float(np.linalg.norm(trained[k] - initial[k]) / np.linalg.norm(initial[k])) for k in initial}
+
+
+def plot_mel_filters(initial: np.ndarray, trained: np.ndarray, sample_rate: int, path: Path, trainable: bool) -> None:
+    plt = _pyplot()
+    freqs = np.linspace(0, sample_rate / 2, initial.shape[1])
+    colours = plt.get_cmap("turbo")(np.linspace(0, 1, initial.shape[0]))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4), sharey=True)
+    for ax, bank, title in ((axes[0], initial, "initial (fixed) Mel filters"),
+                            (axes[1], trained, "checkpoint's Mel filters" + ("" if trainable else " (frozen: identical)"))):
+        for i, row in enumerate(bank):
+            ax.plot(freqs, row, color=colours[i], linewidth=1)
+        ax.set_title(title)
+        ax.set_xlabel("frequency (Hz)")
+    axes[0].set_ylabel("weight")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_fourier_kernels(initial: dict, trained: dict, path: Path, trainable: bool, sample_rate: int) -> None:
+    plt = _pyplot()
+    n_fft = initial["stft.wsin"].shape[-1]
+    t_ms = np.arange(n_fft) / sample_rate * 1000
+    fig, axes = plt.subplots(len(KERNELS), 4, figsize=(15, 2.2 * len(KERNELS)), sharex=True)
+    tag = "trained" if trainable else "checkpoint (frozen)"
+    for r, k in enumerate(KERNELS):
+        hz = k * sample_rate / n_fft
+        for c, (name, basis, label) in enumerate((("stft.wsin", initial, "initial sin"), ("stft.wsin", trained, f"{tag} sin"),
+                                                   ("stft.wcos", initial, "initial cos"), ("stft.wcos", trained, f"{tag} cos"))):
+            ax = axes[r, c]
+            ax.plot(t_ms, basis[name][k, 0], color="tab:blue" if "initial" in label else "tab:red", linewidth=0.9)
+            ax.set_title(f"kernel {k} ({hz:.0f} Hz): {label}", fontsize=9)
+            ax.tick_params(labelsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("time (ms)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_checkpoint(model, out_dir: str | Path) -> dict:
+    """Write the basis pictures of a loaded model; returns the files and the basis change."""
+    from .model import build_model
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = model.frontend.config
+    initial = basis_arrays(build_model(model.name, frontend=cfg))
+    trained = basis_arrays(model)
+    plot_mel_filters(initial["mel_basis"], trained["mel_basis"], cfg.sample_rate, out / "mel_filters.png",
+                     cfg.trainable_mel)
+    plot_fourier_kernels(initial, trained, out / "fourier_kernels.png", cfg.trainable_stft, cfg.sample_rate)
+    change = basis_change(initial, trained)
+    (out / "basis_change.json").write_text(json.dumps(change, indent=1))
+    return {"files": [str(out / "mel_filters.png"), str(out / "fourier_kernels.png"), str(out / "basis_change.json")],
+            "relative_change": change}

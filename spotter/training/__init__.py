@@ -1,0 +1,1 @@
+"""Training: Lightning module and data module, augmentation, the `spotter train` driver."""

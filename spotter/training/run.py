@@ -1,0 +1,200 @@
+"""`spotter train` / `python train/train.py`: options, the Lightning Trainer, and the exported model.
+
+Multi-GPU and multi-node runs go through Lightning's own launcher: pass
+``--accelerator gpu --devices 4 --strategy ddp`` (and ``--num-nodes`` with
+the usual ``MASTER_ADDR`` / ``NODE_RANK`` environment, or under SLURM).
+
+Output folder (``--out``)::
+
+    checkpoints/best-*.ckpt, checkpoints/last.ckpt   Lightning checkpoints (readable by spotter too)
+    logs/version_*/metrics.csv                        per-epoch loss / accuracy (TensorBoard too if installed)
+    model.pt                                          the best model as a spotter checkpoint, with its metrics
+    metrics.json                                      validation and test figures of model.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from ..errors import SpotterError
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "train" / "configs"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..model import MODELS
+
+    p.add_argument("--config", metavar="YAML", help="a YAML file of option defaults (see train/configs/); "
+                   "flags on the command line win")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="bcresnet-1", choices=list(MODELS), help="architecture (default: bcresnet-1)")
+    g.add_argument("--trainable-mel", action="store_true", help="train the Mel filterbank (nnAudio trainable_mel)")
+    g.add_argument("--trainable-stft", action="store_true", help="train the STFT kernels (nnAudio trainable_STFT)")
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default="gsc", help="'gsc' (Google Speech Commands v2, downloaded once) or a folder "
+                   "in its layout, e.g. one made by `spotter data synth` (default: gsc)")
+    g.add_argument("--data-dir", default=None, help="cache folder for the downloaded dataset "
+                   "(default: $SPOTTER_DATA_DIR, else $XDG_CACHE_HOME/spotter or ~/.cache/spotter)")
+    g.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default: 0)")
+    g.add_argument("--no-preload", action="store_true", help="read clips from disk every epoch instead of "
+                   "loading them into memory once (for corpora larger than RAM)")
+    g = p.add_argument_group("optimisation (defaults: the BC-ResNet recipe; Adam for linear)")
+    g.add_argument("--epochs", type=int, default=30, help="training epochs (default: 30)")
+    g.add_argument("--batch-size", type=int, default=128, help="clips per batch (default: 128)")
+    g.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 0.1 SGD; 1e-3 Adam)")
+    g.add_argument("--frontend-lr", type=float, default=None,
+                   help="learning rate of the trainable front end (default: 1e-3; 1e-4 with Adam)")
+    g.add_argument("--optimizer", choices=("sgd", "adam"), default=None, help="default: sgd (adam for linear)")
+    g.add_argument("--weight-decay", type=float, default=None, help="default: 1e-3 (0 for linear)")
+    g.add_argument("--warmup-epochs", type=float, default=None, help="linear warm-up (default: 5, at most a quarter of the run)")
+    g.add_argument("--no-augment", action="store_true", help="no time shift / noise / gain / SpecAugment")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    g = p.add_argument_group("hardware (passed to the Lightning Trainer)")
+    g.add_argument("--accelerator", default="auto", help="auto, cpu, gpu, ... (default: auto)")
+    g.add_argument("--devices", default="auto", help="number of devices or a list (default: auto)")
+    g.add_argument("--num-nodes", type=int, default=1, help="machines for multi-node DDP (default: 1)")
+    g.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, fsdp, ... (default: auto)")
+    g.add_argument("--precision", default="32-true", help="e.g. 16-mixed on GPUs (default: 32-true)")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", default=None, help="output folder (default: runs/<model>)")
+    g.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt; "
+                   "the run ends at the same total number of epochs")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def parse_with_config(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
+    """Parse ``argv``; a ``--config`` YAML supplies defaults that explicit flags override."""
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None):
+        import yaml
+
+        path = Path(args.config)
+        if not path.is_file() and (CONFIG_DIR / path).is_file():
+            path = CONFIG_DIR / path
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise SpotterError(f"--config {args.config}: cannot read it ({err})") from None
+        known = {a.dest for a in parser._actions}
+        unknown = [k for k in values if k.replace("-", "_") not in known]
+        if unknown:
+            raise SpotterError(f"--config {path}: unknown option(s) {', '.join(unknown)}")
+        parser.set_defaults(**{k.replace("-", "_"): v for k, v in values.items()})
+        args = parser.parse_args(argv)
+    return args
+
+
+def resolve_data(data: str, data_dir: str | None, progress: bool = True) -> Path:
+    if data == "gsc":
+        from ..data.download import fetch_speech_commands
+
+        return Path(fetch_speech_commands(data_dir, progress=progress))
+    root = Path(data).expanduser()
+    if not root.is_dir():
+        raise SpotterError(f"--data {data}: no such folder; give 'gsc' or a folder in Speech Commands layout "
+                           "(make one with `spotter data synth --out DIR`)")
+    return root
+
+
+def _devices(value):
+    if isinstance(value, int) or value == "auto":
+        return value
+    text = str(value)
+    if "," in text:
+        return [int(v) for v in text.split(",") if v.strip()]
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def run_train(args: argparse.Namespace) -> dict:
+    import pytorch_lightning as pl
+    import torch
+    from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+    from pytorch_lightning.loggers import CSVLogger
+
+    from ..checkpoint import save_checkpoint
+    from ..evaluate import evaluate
+    from .module import KWSDataModule, KWSModule, default_hparams
+
+    progress = not args.no_progress
+    root = resolve_data(args.data, args.data_dir, progress)
+    out = Path(args.out or f"runs/{args.model}")
+    last = out / "checkpoints" / "last.ckpt"
+    if args.resume and not last.is_file():
+        raise SpotterError(f"--resume: no {last} to resume from (was the first run's --out the same?)")
+    if not args.resume and last.is_file():
+        raise SpotterError(f"{out} already holds a run: add --resume to continue it, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+
+    pl.seed_everything(args.seed, workers=True, verbose=False)
+    hp = default_hparams(args.model)
+    for key in ("optimizer", "lr", "frontend_lr", "weight_decay", "warmup_epochs"):
+        if getattr(args, key) is not None:
+            hp[key] = getattr(args, key)
+    if args.no_augment:
+        hp["augment"] = False
+    module = KWSModule(model=args.model, trainable_mel=args.trainable_mel, trainable_stft=args.trainable_stft, **hp)
+    data = KWSDataModule(root, batch_size=args.batch_size, workers=args.workers, seed=args.seed,
+                         preload=not args.no_preload)
+
+    loggers = [CSVLogger(out, name="logs")]
+    try:
+        from pytorch_lightning.loggers import TensorBoardLogger
+        import tensorboard  # noqa: F401
+
+        loggers.append(TensorBoardLogger(out, name="tensorboard"))
+    except ImportError:
+        pass
+    best = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-{epoch:03d}-{val_acc:.4f}",
+                           monitor="val_acc", mode="max", save_top_k=1, save_last=True)
+    trainer = pl.Trainer(
+        max_epochs=args.epochs, accelerator=args.accelerator, devices=_devices(args.devices),
+        num_nodes=args.num_nodes, strategy=args.strategy, precision=args.precision,
+        logger=loggers, callbacks=[best, LearningRateMonitor("epoch")], enable_progress_bar=progress,
+        log_every_n_steps=10, enable_model_summary=progress, deterministic=False,
+    )
+    started = time.time()
+    trainer.fit(module, datamodule=data, ckpt_path=str(last) if args.resume else None)
+    seconds = time.time() - started
+    if not trainer.is_global_zero:
+        return {}
+
+    best_path = best.best_model_path or str(last)
+    state = torch.load(best_path, map_location="cpu", weights_only=True)
+    module.load_state_dict(state["state_dict"])
+    model = module.model.cpu().eval()
+    device = "cuda" if torch.cuda.is_available() and args.accelerator in ("auto", "gpu", "cuda") else "cpu"
+    results = {split: evaluate(model, data.dataset(split), device, progress=progress) for split in ("val", "test")}
+    model.cpu()
+    summary = {
+        "model": args.model, "trainable_mel": args.trainable_mel, "trainable_stft": args.trainable_stft,
+        "data": str(root), "epochs": int(trainer.current_epoch), "best_epoch": int(state.get("epoch", -1)),
+        "train_clips": len(data.dataset("train")), "seconds": round(seconds, 1),
+        **{f"{split}_{key}": results[split][key] for split in results for key in ("accuracy", "f1_macro", "loss", "n")},
+    }
+    save_checkpoint(model, out / "model.pt", meta=summary)
+    (out / "metrics.json").write_text(json.dumps({**summary, "val": results["val"], "test": results["test"]}, indent=1))
+    print(f"\nbest epoch {summary['best_epoch']}: val accuracy {summary['val_accuracy']:.2%}, "
+          f"test accuracy {summary['test_accuracy']:.2%}, test macro F1 {summary['test_f1_macro']:.4f}")
+    print(f"model: {out / 'model.pt'}   logs: {loggers[0].log_dir}")
+    return summary
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="train.py", description="Train a keyword-spotting model (= spotter train).")
+    add_arguments(parser)
+    try:
+        run_train(parse_with_config(parser, argv))
+    except SpotterError as err:
+        print(f"spotter: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    raise SystemExit(main())

