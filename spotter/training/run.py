@@ -41,6 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data-dir", default=None, help="cache folder for the downloaded dataset "
                    "(default: $SPOTTER_DATA_DIR, else $XDG_CACHE_HOME/spotter or ~/.cache/spotter)")
     g.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default: 0)")
+    g.add_argument("--unknown-fraction", type=float, default=0.1,
+                   help="share of 'unknown' clips in each split (default: 0.1, the 12-class protocol)")
+    g.add_argument("--silence-fraction", type=float, default=0.1,
+                   help="share of 'silence' clips in each split (default: 0.1, the 12-class protocol)")
     g.add_argument("--no-preload", action="store_true", help="read clips from disk every epoch instead of "
                    "loading them into memory once (for corpora larger than RAM)")
     g = p.add_argument_group("optimisation (defaults: the BC-ResNet recipe; Adam for linear)")
@@ -139,7 +143,8 @@ def run_train(args: argparse.Namespace) -> dict:
         hp["augment"] = False
     module = KWSModule(model=args.model, trainable_mel=args.trainable_mel, trainable_stft=args.trainable_stft, **hp)
     data = KWSDataModule(root, batch_size=args.batch_size, workers=args.workers, seed=args.seed,
-                         preload=not args.no_preload)
+                         preload=not args.no_preload, silence_fraction=args.silence_fraction,
+                         unknown_fraction=args.unknown_fraction, progress=progress)
 
     loggers = [CSVLogger(out, name="logs")]
     try:
@@ -155,7 +160,7 @@ def run_train(args: argparse.Namespace) -> dict:
         max_epochs=args.epochs, accelerator=args.accelerator, devices=_devices(args.devices),
         num_nodes=args.num_nodes, strategy=args.strategy, precision=args.precision,
         logger=loggers, callbacks=[best, LearningRateMonitor("epoch")], enable_progress_bar=progress,
-        log_every_n_steps=10, enable_model_summary=progress, deterministic=False,
+        log_every_n_steps=1, enable_model_summary=progress, deterministic=False,
     )
     started = time.time()
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if args.resume else None)

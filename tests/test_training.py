@@ -1,0 +1,114 @@
+"""Training end to end on a tiny synthetic corpus: learns, generalises to unheard voices, saves, reloads, resumes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import spotter
+from spotter.checkpoint import load_model
+from spotter.data.speech_commands import SpeechCommands
+from spotter.evaluate import predict
+from spotter.training.run import main as train_main
+
+WORDS = ("yes", "no", "up", "down", "bed", "cat")  # four keywords, two "unknown" words
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    from spotter.data.synth import synthesize_corpus
+
+    root = tmp_path_factory.mktemp("corpus")
+    synthesize_corpus(root, per_word=80, seed=3, engines=("espeak",), words=WORDS, progress=False,
+                      noise_seconds=20.0, holdout_fraction=0.2)
+    return root
+
+
+def _train(corpus, out, *extra):
+    argv = ["--data", str(corpus), "--model", "bcresnet-1", "--epochs", "2", "--batch-size", "32",
+            "--accelerator", "cpu", "--out", str(out), "--no-progress", "--seed", "0", *extra]
+    assert train_main(argv) == 0
+
+
+@pytest.mark.slow
+def test_training_learns_and_generalises_to_held_out_voices(corpus, tmp_path):
+    # The linear baseline learns this tiny corpus in seconds; BC-ResNet needs more data than a CI test affords.
+    out = tmp_path / "run"
+    _train(corpus, out, "--model", "linear", "--epochs", "12")
+    metrics = json.loads((out / "metrics.json").read_text())
+    test = SpeechCommands(corpus, "test", progress=False)
+    present = sum(1 for c in test.class_counts().values() if c)
+    chance = 1 / present
+    print(f"held-out voices: accuracy {metrics['test_accuracy']:.2%} (chance {chance:.0%}, {present} classes), "
+          f"macro F1 {metrics['test_f1_macro']:.3f}")
+    assert present == 6
+    assert metrics["test_accuracy"] > 0.5, metrics["test_accuracy"]  # chance is ~17% (measured 72.5%)
+
+    # test voices are never training voices
+    train_speakers = {p.split("/")[-1].split("_nohash_")[0] for p, *_ in SpeechCommands(corpus, "train", progress=False).examples if p}
+    test_speakers = {p.split("/")[-1].split("_nohash_")[0] for p, *_ in test.examples if p}
+    assert train_speakers and test_speakers and not train_speakers & test_speakers
+
+    # the exported checkpoint and the Lightning checkpoints reload with the same predictions
+    exported = load_model(out / "model.pt", device="cpu")
+    assert exported.meta["test_accuracy"] == metrics["test_accuracy"]
+    assert exported.labels == spotter.LABELS and exported.name == "linear"
+    logits, labels = predict(exported, test, progress=False)
+    assert (logits.argmax(1) == labels).float().mean().item() == pytest.approx(metrics["test_accuracy"])
+    best = sorted((out / "checkpoints").glob("best-*.ckpt"))
+    assert len(best) == 1 and (out / "checkpoints" / "last.ckpt").is_file()
+    from_ckpt = load_model(best[0], device="cpu")
+    again, _ = predict(from_ckpt, test, progress=False)
+    assert torch.equal(again, logits)
+    assert list((out / "logs").glob("version_*/metrics.csv"))
+
+
+@pytest.mark.slow
+def test_trainable_front_end_is_optimised_and_exported(corpus, tmp_path):
+    out = tmp_path / "trainable"
+    _train(corpus, out, "--trainable-mel", "--trainable-stft", "--epochs", "1")
+    trained = load_model(out / "model.pt", device="cpu")
+    fresh = spotter.build_model("bcresnet-1", trainable_mel=True, trainable_stft=True)
+    for key in ("mel_basis", "stft.wsin", "stft.wcos"):
+        moved = (trained.frontend.basis_tensors()[key] - fresh.frontend.basis_tensors()[key]).abs().max()
+        assert moved > 1e-6, f"{key} did not train"
+    assert trained.frontend.config.trainable_mel and trained.frontend.config.trainable_stft
+
+
+@pytest.mark.parametrize("mel,stft", [(True, True), (True, False), (False, False)])
+def test_front_end_parameters_have_their_own_group(mel, stft):
+    from spotter.training.module import KWSModule
+
+    module = KWSModule(model="bcresnet-1", trainable_mel=mel, trainable_stft=stft, frontend_lr=3e-4)
+    groups = {g["name"]: g for g in module.param_groups()}
+    basis = module.model.frontend.basis_tensors()
+    wanted = {id(basis["mel_basis"])} if mel else set()
+    wanted |= {id(basis["stft.wsin"]), id(basis["stft.wcos"])} if stft else set()
+    if wanted:
+        assert {id(p) for p in groups["frontend"]["params"]} == wanted
+        assert groups["frontend"]["lr"] == 3e-4 and groups["frontend"]["weight_decay"] == 0.0
+    else:
+        assert "frontend" not in groups
+    every = {id(p) for p in module.model.parameters() if p.requires_grad}
+    assert every == {id(p) for g in groups.values() for p in g["params"]}, "every trainable tensor is optimised"
+
+
+@pytest.mark.slow
+def test_resume_ends_at_the_same_number_of_epochs(corpus, tmp_path):
+    out = tmp_path / "resume"
+    _train(corpus, out, "--epochs", "2", "--model", "linear")
+    # a second run into the same folder without --resume is refused, not overwritten
+    assert train_main(["--data", str(corpus), "--out", str(out), "--epochs", "2", "--no-progress",
+                       "--accelerator", "cpu"]) == 2
+    _train(corpus, out, "--epochs", "3", "--resume", "--model", "linear")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs"] == 3
+    epochs_logged = set()
+    for csv in (out / "logs").glob("version_*/metrics.csv"):
+        header, *rows = csv.read_text().splitlines()
+        col = header.split(",").index("epoch")
+        epochs_logged |= {int(float(r.split(",")[col])) for r in rows if r.split(",")[col]}
+    assert epochs_logged == {0, 1, 2}
+
