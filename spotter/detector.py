@@ -1,0 +1,83 @@
+"""From posteriors to detections: pure logic, no I/O, no clocks (times come in with the data).
+
+Per hop the detector receives the model's class probabilities and the stream
+time.  It
+
+1. smooths them with a moving average over the last ``smoothing_hops`` hops;
+2. takes the top smoothed class; when it is a keyword whose smoothed
+   probability reaches its threshold (``thresholds[kw]`` or ``threshold``),
+   counts consecutive hops;
+3. fires a :class:`~spotter.events.Detection` once the count reaches
+   ``min_count``, once per run of hops above threshold, and not within
+   ``refractory_s`` seconds of the previous detection (of any keyword).
+
+Defaults were tuned on a generated validation stream (see README,
+"Detector tuning").
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import KEYWORDS
+from .events import Detection
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    threshold: float = 0.7
+    thresholds: dict = field(default_factory=dict)  # keyword -> threshold, overriding `threshold`
+    smoothing_hops: int = 3
+    min_count: int = 2
+    refractory_s: float = 1.0
+
+    def threshold_for(self, keyword: str) -> float:
+        return float(self.thresholds.get(keyword, self.threshold))
+
+
+class Detector:
+    """Stateful but pure: the same sequence of updates gives the same detections."""
+
+    def __init__(self, labels, config: DetectorConfig | None = None, keywords=KEYWORDS) -> None:
+        self.labels = tuple(labels)
+        self.config = config or DetectorConfig()
+        self.keyword_index = {self.labels.index(k) for k in keywords if k in self.labels}
+        self.reset()
+
+    def reset(self) -> None:
+        self.history: deque[np.ndarray] = deque(maxlen=max(1, self.config.smoothing_hops))
+        self.run_label: int | None = None
+        self.run_count = 0
+        self.run_fired = False
+        self.last_fire = -np.inf
+
+    def set_threshold(self, threshold: float) -> None:
+        """Change the global threshold (the UI's +/- keys); per-keyword ones stay."""
+        c = self.config
+        self.config = DetectorConfig(threshold=float(np.clip(threshold, 0.05, 0.99)), thresholds=c.thresholds,
+                                     smoothing_hops=c.smoothing_hops, min_count=c.min_count,
+                                     refractory_s=c.refractory_s)
+
+    def update(self, time: float, probs) -> tuple[np.ndarray, list[Detection]]:
+        """Feed one hop; returns the smoothed probabilities and the detections it fired (0 or 1)."""
+        self.history.append(np.asarray(probs, dtype=np.float64))
+        smoothed = np.mean(self.history, axis=0)
+        top = int(np.argmax(smoothed))
+        label = self.labels[top]
+        above = top in self.keyword_index and smoothed[top] >= self.config.threshold_for(label)
+        if not above:
+            self.run_label, self.run_count, self.run_fired = None, 0, False
+            return smoothed, []
+        if top != self.run_label:
+            self.run_label, self.run_count, self.run_fired = top, 0, False
+        self.run_count += 1
+        fired: list[Detection] = []
+        if (not self.run_fired and self.run_count >= self.config.min_count
+                and time - self.last_fire >= self.config.refractory_s):
+            fired.append(Detection(label, float(smoothed[top]), float(time)))
+            self.run_fired = True
+            self.last_fire = time
+        return smoothed, fired

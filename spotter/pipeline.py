@@ -1,0 +1,203 @@
+"""The one place the parts are joined: source -> features -> model -> detector -> events.
+
+:class:`Engine` is pure computation on 16 kHz samples: it is fed audio and
+returns events, the same way for a microphone and a WAV file.  :func:`run`
+is the consumer loop that pulls audio from an :class:`spotter.audio.AudioSource`
+and hands each event to a sink (JSON lines, plain text, the UI).
+
+Two modes:
+
+* **every window** (``skip_stale=False``; WAV replay without ``--realtime``):
+  every hop's window is scored - deterministic, and identical whatever the
+  block size the audio arrives in;
+* **live** (``skip_stale=True``; microphone, real-time replay): when more
+  than one hop of audio is waiting (inference fell behind), only the newest
+  window is scored and the skipped ones are counted as dropped, so latency
+  never builds up.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .config import SAMPLE_RATE
+from .detector import Detector, DetectorConfig
+from .events import Detection, PosteriorUpdate
+from .streaming import StreamingFeatures
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    hop_ms: float = 100.0
+    skip_stale: bool = False
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+
+    @property
+    def hop_samples(self) -> int:
+        return int(round(self.hop_ms * SAMPLE_RATE / 1000))
+
+
+@dataclass
+class EngineStats:
+    windows: int = 0
+    dropped_windows: int = 0
+    detections: int = 0
+    samples: int = 0  # samples received
+    lost_samples: int = 0  # samples the source lost (overruns): gaps in the stream clock
+    inference_ms_total: float = 0.0
+    inference_ms_last: float = 0.0
+    inference_ms_max: float = 0.0
+
+    @property
+    def inference_ms_mean(self) -> float:
+        return self.inference_ms_total / self.windows if self.windows else 0.0
+
+
+class Engine:
+    """Streaming inference: feed samples, get :class:`PosteriorUpdate` and :class:`Detection` events."""
+
+    def __init__(self, model, config: EngineConfig | None = None) -> None:
+        self.config = config or EngineConfig()
+        hop = self.config.hop_samples
+        frame_hop = model.frontend.config.hop_length
+        if hop <= 0 or hop % frame_hop:
+            raise ValueError(f"--hop-ms {self.config.hop_ms:g} must be a positive multiple of "
+                             f"{1000 * frame_hop / SAMPLE_RATE:g} ms (the spectrogram's frame hop)")
+        self.model = model.eval()
+        self.labels = tuple(model.labels)
+        self.features = StreamingFeatures(model.frontend)
+        self.detector = Detector(self.labels, self.config.detector)
+        self.stats = EngineStats()
+        self.next_window_end = hop  # real-sample index where the next window ends
+        self.overflows = 0  # reported by the source, passed through in events
+        self.paused = False
+        self._last_hop_audio = np.zeros(hop, dtype=np.float32)
+
+    @torch.inference_mode()
+    def _score(self, end: int) -> np.ndarray:
+        started = time.perf_counter()
+        logits = self.model.classify(self.features.window_features(end))
+        probs = torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()
+        ms = (time.perf_counter() - started) * 1000
+        s = self.stats
+        s.windows += 1
+        s.inference_ms_last = ms
+        s.inference_ms_total += ms
+        s.inference_ms_max = max(s.inference_ms_max, ms)
+        return probs
+
+    def feed(self, samples: np.ndarray, start: int | None = None) -> list:
+        """Add audio; returns the events of every window it completes (in order).
+
+        ``start`` is the stream index of ``samples[0]`` when the source knows it:
+        a jump forward means audio was lost (ring-buffer overrun); the stream
+        clock jumps with it and the windows that would have ended in the gap
+        are counted as dropped.
+        """
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        hop = self.config.hop_samples
+        if not self.config.skip_stale and samples.size > hop:  # every window is scored: feed hop by hop
+            events = self.feed(samples[:hop], start)
+            for i in range(hop, samples.size, hop):
+                events += self.feed(samples[i: i + hop])
+            return events
+        if start is not None and start != self.features.stream_samples:
+            gap = start - self.features.stream_samples
+            if gap < 0:
+                raise ValueError(f"audio block starts at sample {start}, before the stream's {self.features.stream_samples}")
+            self.features.skip(gap)
+            self.stats.lost_samples += gap
+            lost_ends = max(0, (self.features.stream_samples - self.next_window_end) // hop + 1)
+            self.stats.dropped_windows += lost_ends
+            self.next_window_end += lost_ends * hop
+        self.features.push(samples)
+        self.stats.samples += samples.size
+        if samples.size >= hop:
+            self._last_hop_audio = samples[-hop:]
+        elif samples.size:
+            self._last_hop_audio = np.concatenate([self._last_hop_audio[samples.size:], samples])
+        total = self.features.stream_samples
+        ends = list(range(self.next_window_end, total + 1, hop))
+        if not ends:
+            return []
+        self.next_window_end = ends[-1] + hop
+        if self.config.skip_stale and len(ends) > 1:
+            self.stats.dropped_windows += len(ends) - 1
+            ends = ends[-1:]
+        if self.paused:
+            return []
+        events: list = []
+        for end in ends:
+            probs = self._score(end)
+            t = end / SAMPLE_RATE
+            smoothed, detections = self.detector.update(t, probs)
+            level = float(np.sqrt(np.mean(np.square(self._last_hop_audio))) + 1e-10)
+            events.append(PosteriorUpdate(
+                time=t, labels=self.labels, probs=tuple(map(float, probs)), smoothed=tuple(map(float, smoothed)),
+                level_dbfs=20 * math.log10(level), inference_ms=self.stats.inference_ms_last,
+                dropped_windows=self.stats.dropped_windows, overflows=self.overflows))
+            events.extend(detections)
+            self.stats.detections += len(detections)
+        return events
+
+    def summary(self) -> dict:
+        s = self.stats
+        return {"event": "summary", "seconds": round(self.features.stream_samples / SAMPLE_RATE, 3),
+                "windows": s.windows, "lost_seconds": round(s.lost_samples / SAMPLE_RATE, 3),
+                "detections": s.detections, "dropped_windows": s.dropped_windows, "overflows": self.overflows,
+                "inference_ms_mean": round(s.inference_ms_mean, 3), "inference_ms_max": round(s.inference_ms_max, 3)}
+
+
+def run(source, engine: Engine, sink: Callable[[object], None], stop: threading.Event | None = None,
+        read_timeout: float = 0.25) -> dict:
+    """Pull audio from ``source`` until it finishes or ``stop`` is set; every event goes to ``sink``.
+
+    Returns the engine's summary.  The source is started and always stopped.
+    """
+    stop = stop or threading.Event()
+    with source:
+        while not stop.is_set():
+            block = source.read(read_timeout)
+            engine.overflows = source.overflows
+            for event in engine.feed(block.samples, block.start):
+                sink(event)
+            if source.finished and block.samples.size == 0:
+                break
+    summary = engine.summary()
+    summary["overruns"] = source.overruns
+    return summary
+
+
+def replay_file(model, path, config: EngineConfig | None = None, block_ms: float = 20) -> tuple[list, dict]:
+    """Replay a WAV file as fast as possible through the full engine: all its events and the summary."""
+    from .audio import WavSource
+
+    events: list = []
+    summary = run(WavSource(path, realtime=False, block_ms=block_ms), Engine(model, config), events.append)
+    return events, summary
+
+
+class GracefulExit:
+    """Context manager turning SIGTERM into a set stop-event (Ctrl-C is handled by the caller)."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+        return False

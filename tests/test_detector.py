@@ -1,0 +1,66 @@
+"""The detector is pure: posteriors and times in, detections out."""
+
+import numpy as np
+import pytest
+
+from spotter.config import LABELS
+from spotter.detector import Detector, DetectorConfig
+
+YES, NO, UNKNOWN = LABELS.index("yes"), LABELS.index("no"), LABELS.index("unknown")
+
+
+def posterior(label: int, p: float) -> np.ndarray:
+    v = np.full(len(LABELS), (1 - p) / (len(LABELS) - 1))
+    v[label] = p
+    return v
+
+
+def run(det, seq, hop=0.1):
+    fired = []
+    for i, probs in enumerate(seq):
+        fired += det.update(round((i + 1) * hop, 3), probs)[1]
+    return fired
+
+
+def test_fires_once_per_word_after_min_count_smoothed_hops():
+    det = Detector(LABELS, DetectorConfig(threshold=0.6, smoothing_hops=2, min_count=2, refractory_s=0.5))
+    seq = [posterior(UNKNOWN, 0.9)] * 5 + [posterior(YES, 0.95)] * 6 + [posterior(UNKNOWN, 0.9)] * 5
+    fired = run(det, seq)
+    # yes starts at hop 6 (t=0.6); smoothed over 2 hops it first reaches 0.6 at t=0.7, the 2nd such hop is t=0.8
+    assert [(d.keyword, d.time) for d in fired] == [("yes", 0.8)]
+    assert fired[0].confidence == pytest.approx(0.95)
+
+
+def test_smoothing_removes_a_single_hop_spike():
+    det = Detector(LABELS, DetectorConfig(threshold=0.7, smoothing_hops=3, min_count=1))
+    seq = [posterior(UNKNOWN, 0.9)] * 3 + [posterior(NO, 0.99)] + [posterior(UNKNOWN, 0.9)] * 3
+    assert run(det, seq) == []
+
+
+def test_refractory_suppresses_a_quick_second_word_but_not_a_later_one():
+    cfg = DetectorConfig(threshold=0.6, smoothing_hops=1, min_count=1, refractory_s=1.0)
+    quiet = [posterior(UNKNOWN, 0.9)] * 3
+    seq = [posterior(YES, 0.9)] * 2 + quiet + [posterior(NO, 0.9)] * 2 + quiet * 3 + [posterior(NO, 0.9)] * 2
+    fired = run(Detector(LABELS, cfg), seq)
+    # "no" at t=0.6-0.7 falls within 1 s of "yes" (t=0.1); the next "no" starts at t=1.7
+    assert [(d.keyword, d.time) for d in fired] == [("yes", 0.1), ("no", 1.7)]
+
+
+def test_per_keyword_threshold_and_non_keywords_never_fire():
+    cfg = DetectorConfig(threshold=0.5, thresholds={"yes": 0.97}, smoothing_hops=1, min_count=1, refractory_s=0)
+    assert run(Detector(LABELS, cfg), [posterior(YES, 0.95)] * 5) == []
+    assert len(run(Detector(LABELS, cfg), [posterior(NO, 0.95)] * 5)) == 1
+    assert run(Detector(LABELS, cfg), [posterior(UNKNOWN, 1.0)] * 5 + [posterior(LABELS.index("silence"), 1.0)] * 5) == []
+
+
+def test_same_input_same_output_and_reset():
+    cfg = DetectorConfig(threshold=0.5, smoothing_hops=3, min_count=2, refractory_s=0.3)
+    rng = np.random.default_rng(0)
+    seq = []
+    while len(seq) < 400:  # runs of 3-10 hops dominated by one random class, with noise
+        label, length = rng.integers(12), rng.integers(3, 11)
+        seq += [0.8 * posterior(label, rng.uniform(0.4, 1.0)) + 0.2 * rng.dirichlet(np.ones(12)) for _ in range(length)]
+    det = Detector(LABELS, cfg)
+    first = run(det, seq)
+    det.reset()
+    assert run(det, seq) == first and len(first) > 3
