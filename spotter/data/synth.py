@@ -108,7 +108,7 @@ from spotter.data import noise as noise_gen
 
 __all__ = [
     "ENGINES", "synthesize_corpus", "check_engine", "available_engines", "espeak_variants",
-    "flite_voices", "BABBLE_SENTENCES",
+    "flite_voices", "say", "BABBLE_SENTENCES",
 ]
 
 class SynthError(SpotterError, RuntimeError):
@@ -483,6 +483,28 @@ def _write_wav(path: Path, x: np.ndarray) -> None:
         w.setframerate(SAMPLE_RATE)
         w.writeframes(_pcm16(x).tobytes())
     path.write_bytes(buf.getvalue())
+
+
+def say(text: str, voice: dict) -> np.ndarray:
+    """``text`` spoken by one voice of a corpus manifest (an entry of ``corpus.json``'s ``voices``:
+    ``{"engine": ..., "params": ...}``), exactly as its parameters say (no per-clip jitter):
+    16 kHz float32, leading/trailing silence trimmed as the corpus clips are, level untouched.
+
+    Raises :class:`SynthError` when the voice's engine is missing or fails.
+    """
+    engine, params = voice["engine"], voice["params"]
+    check_engine(engine)
+    if engine == "espeak":
+        audio, sr = _espeak_say(text, params["voice"], params["pitch"], params["rate"], params["range"])
+    elif engine == "flite":
+        audio, sr = _flite_say(text, params["voice"], params["duration_stretch"], params["f0_mean"],
+                               params["f0_stddev"])
+    else:
+        audio, sr = _piper_say(_piper_voice(params["session_seed"]), text, params["length_scale"],
+                               params["noise_scale"], params["noise_w"])
+    audio16 = _to_16k(audio, sr, params["tract"] / TRACT_STEPS)
+    trimmed = _trim(audio16, _flite_trim_db(audio16)) if engine == "flite" else _trim(audio16)
+    return trimmed.astype(np.float32)
 
 
 # --------------------------------------------------------------------------- voices
