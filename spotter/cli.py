@@ -144,6 +144,154 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _engine_config(args: argparse.Namespace, live: bool):
+    from .detector import DetectorConfig
+    from .pipeline import EngineConfig
+
+    detector = DetectorConfig() if args.threshold is None else DetectorConfig(threshold=args.threshold)
+    return EngineConfig(hop_ms=args.hop_ms, skip_stale=live, detector=detector)
+
+
+def _streaming_model(args: argparse.Namespace):
+    import torch
+
+    from .checkpoint import load_model
+    from .device import select_device
+
+    torch.set_num_threads(max(1, args.threads))  # batch-1 windows: more threads only add overhead
+    return load_model(args.model, device=select_device(args.device_type))
+
+
+def _cmd_listen(args: argparse.Namespace) -> int:
+    import threading
+
+    from .audio import MicrophoneSource, WavSource
+    from .events import Detection
+    from .pipeline import Engine, GracefulExit, run
+
+    if args.wav and args.device is not None:
+        raise SpotterError("--wav and --device exclude each other: give one source")
+    if args.realtime and not args.wav:
+        raise SpotterError("--realtime paces a --wav replay; a microphone is always real time")
+    model = _streaming_model(args)
+    live = not args.wav or args.realtime
+    engine = Engine(model, _engine_config(args, live))
+    source = WavSource(args.wav, realtime=args.realtime) if args.wav else MicrophoneSource(args.device)
+    as_json = args.json or not sys.stdout.isatty()
+
+    def sink(event) -> None:
+        if isinstance(event, Detection):
+            line = event.to_json() if as_json else (
+                f"{event.time:9.2f} s  {event.keyword:<6} {event.confidence:.2f}")
+        elif args.posteriors:
+            line = event.to_json() if as_json else None
+        else:
+            return
+        if line:
+            print(line, flush=True)
+
+    if not as_json and not args.no_ui:  # a terminal: the live UI
+        from .ui import run_app
+
+        summary = run_app(source, engine, model_name=model.name, device=next(model.parameters()).device.type)
+        _print_summary(summary)
+        return 0
+    stop = threading.Event()
+    print(f"spotter: listening to {source.name} with {model.name} on {next(model.parameters()).device.type}"
+          f"{' (Ctrl-C to stop)' if live else ''}", file=sys.stderr, flush=True)
+    try:
+        with GracefulExit(stop):
+            summary = run(source, engine, sink, stop)
+    except KeyboardInterrupt:  # Ctrl-C: the source is already closed by run()'s context manager
+        summary = {**engine.summary(), "overruns": source.overruns, "interrupted": True}
+    if as_json:
+        print(json.dumps(summary), flush=True)
+    else:
+        _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary: dict) -> None:
+    print(f"spotter: {summary['seconds']:.1f} s of audio, {summary['detections']} detections, "
+          f"{summary['windows']} windows ({summary['inference_ms_mean']:.1f} ms each), "
+          f"{summary['dropped_windows']} dropped, {summary['overflows']} input overflows", file=sys.stderr)
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from .audio import list_input_devices
+
+    devices = list_input_devices()
+    if args.json:
+        print(json.dumps(devices))
+        return 0
+    if not devices:
+        print("no audio input devices (replay a file with `spotter listen --wav FILE`)")
+        return 0
+    print(f"{'index':>5}  {'name':<40}{'channels':>9}{'rate (Hz)':>11}  host API")
+    for d in devices:
+        mark = " *" if d.get("default") else ""
+        print(f"{d['index']:>5}  {d['name'][:40]:<40}{d['channels']:>9}{d['default_samplerate']:>11.0f}  "
+              f"{d['hostapi']}{mark}")
+    print("(* default input; pass --device INDEX or part of a NAME to `spotter listen`)")
+    return 0
+
+
+def _cmd_eval_stream(args: argparse.Namespace) -> int:
+    from .events import Detection
+    from .pipeline import replay_file
+    from .streameval import read_labels, score_stream
+
+    labels = read_labels(args.labels)
+    model = _streaming_model(args)
+    events, summary = replay_file(model, args.wav, _engine_config(args, live=False))
+    detections = [e for e in events if isinstance(e, Detection)]
+    score = score_stream(detections, labels, summary["seconds"], tolerance_s=args.tolerance)
+    result = {**score.to_dict(), "wav": str(args.wav), "model": model.name, "hop_ms": args.hop_ms,
+              "threshold": _threshold(args), "tolerance_s": args.tolerance}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.wav}: {summary['seconds'] / 60:.1f} min, {model.name}, hop {args.hop_ms:g} ms, "
+              f"threshold {result['threshold']:g}, tolerance {args.tolerance:g} s")
+        print(score.format_table())
+    return 0
+
+
+def _threshold(args: argparse.Namespace) -> float:
+    from .detector import DetectorConfig
+
+    return DetectorConfig().threshold if args.threshold is None else args.threshold
+
+
+def _cmd_data_speech(args: argparse.Namespace) -> int:
+    from .data.speech import add_speech_crops
+
+    folder = add_speech_crops(args.corpus, count=args.count, seed=args.seed, progress=not args.no_progress)
+    print(f"{folder}: {args.count} clips of continuous speech (label unknown, training split only)")
+    return 0
+
+
+def _cmd_data_stream(args: argparse.Namespace) -> int:
+    from .data.stream import make_stream
+
+    info = make_stream(args.corpus, args.out, minutes=args.minutes, seed=args.seed, split=args.split,
+                       speech_only=args.speech_only, progress=not args.no_progress)
+    counts = ", ".join(f"{n} {label}" for label, n in sorted(info.counts.items()))
+    print(f"{info.path}: {info.duration_s / 60:.1f} min ({counts}); labels: {info.csv_path}")
+    return 0
+
+
+def _add_streaming_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="checkpoint file or model name (default: the shipped model)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="smoothed probability a keyword must reach (default: the detector's tuned 0.85)")
+    p.add_argument("--hop-ms", type=float, default=100.0,
+                   help="score the newest 1 s window every M ms, a multiple of 10 (default: 100)")
+    p.add_argument("--device-type", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the model runs (default: auto = CUDA when present)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default: 1, best for one window)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spotter",
@@ -168,6 +316,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_info)
 
     from .training.run import add_arguments as add_train_arguments
+
+    p = sub.add_parser("listen", help="spot keywords live from a microphone, or in a WAV replay",
+                       description="Spot the 10 keywords in a live microphone stream (or a WAV file replayed "
+                       "as a stream): every hop the newest 1 s window is scored and detections are printed, "
+                       "as JSON lines with --json or when stdout is not a terminal. Ctrl-C stops with a summary.")
+    p.add_argument("--device", default=None, metavar="N|NAME",
+                   help="input device index, or part of its name (default: the system's default input; "
+                   "see `spotter devices`)")
+    p.add_argument("--wav", metavar="FILE", help="replay this audio file instead of a microphone")
+    p.add_argument("--realtime", action="store_true",
+                   help="with --wav: pace the replay like a live stream (default: as fast as possible)")
+    _add_streaming_options(p)
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per line for each detection, then a summary line")
+    p.add_argument("--posteriors", action="store_true", help="with --json: also a line per hop with class probabilities")
+    p.add_argument("--no-ui", action="store_true", help="plain text lines instead of the terminal UI")
+    p.set_defaults(func=_cmd_listen)
+
+    p = sub.add_parser("devices", help="list audio input devices",
+                       description="List audio input devices: index, name, channels, default sample rate.")
+    p.add_argument("--json", action="store_true", help="print one JSON list")
+    p.set_defaults(func=_cmd_devices)
+
+    p = sub.add_parser("eval-stream", help="streaming accuracy on a long WAV with a labels file",
+                       description="Replay a long WAV through the streaming engine and score its detections "
+                       "against a labels CSV (label,start,end) the way TensorFlow's test_streaming_accuracy "
+                       "does: matched / wrong / missed / false alarms, false alarms per hour, detection "
+                       "latency. Make a test stream with `spotter data stream`.")
+    p.add_argument("wav", help="the long audio file")
+    p.add_argument("labels", help="its labels CSV (label,start,end in seconds)")
+    _add_streaming_options(p)
+    p.add_argument("--tolerance", type=float, default=0.75,
+                   help="seconds after a keyword's end a detection still counts (default: 0.75)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_eval_stream)
 
     p = sub.add_parser("train", help="train a model (Lightning) on Speech Commands or a synthetic corpus",
                        description="Train a keyword-spotting model with PyTorch Lightning. Writes Lightning "
@@ -221,6 +404,28 @@ def build_parser() -> argparse.ArgumentParser:
                             "checksum and extract it into the cache folder; does nothing if already there.")
     q.add_argument("--data-dir", default=None, help="cache folder (default: $SPOTTER_DATA_DIR, else $XDG_CACHE_HOME/spotter or ~/.cache/spotter)")
     q.set_defaults(func=_cmd_data_fetch)
+    q = data_sub.add_parser("speech", help="add 1 s crops of keyword-free sentences (training voices) as 'unknown'",
+                            description="Synthesise keyword-free sentences with a corpus' training voices and "
+                            "write random 1 s crops into CORPUS/speech/ (label unknown, training split only): "
+                            "what a live spotter hears between keywords, so it learns to stay quiet.")
+    q.add_argument("--corpus", required=True, help="a corpus made by `spotter data synth`")
+    q.add_argument("--count", type=int, default=3000, help="clips to write (default: 3000)")
+    q.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    q.set_defaults(func=_cmd_data_speech)
+    q = data_sub.add_parser("stream", help="a long WAV of keywords, other words and sentences over noise, with labels",
+                            description="Build a long test stream from a synthetic corpus' held-out voices: "
+                            "keywords, other words and whole sentences over background noise, plus OUT.csv "
+                            "with every utterance's label, start and end (for `spotter eval-stream`).")
+    q.add_argument("--corpus", required=True, help="a corpus made by `spotter data synth`")
+    q.add_argument("--out", required=True, help="the WAV to write (labels go beside it as .csv)")
+    q.add_argument("--minutes", type=float, default=10.0, help="length (default: 10)")
+    q.add_argument("--split", default="test", help="which voices of the corpus (default: test)")
+    q.add_argument("--speech-only", action="store_true",
+                   help="only whole sentences without keywords (for false alarms per hour)")
+    q.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    q.set_defaults(func=_cmd_data_stream)
     return parser
 
 

@@ -31,7 +31,12 @@ import torch
 from .config import SAMPLE_RATE
 from .detector import Detector, DetectorConfig
 from .events import Detection, PosteriorUpdate
+from .errors import SpotterError
 from .streaming import StreamingFeatures
+
+
+class EngineConfigError(SpotterError, ValueError):
+    """Engine settings that cannot work (e.g. a hop that is not a multiple of the frame hop)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,7 @@ class Engine:
         hop = self.config.hop_samples
         frame_hop = model.frontend.config.hop_length
         if hop <= 0 or hop % frame_hop:
-            raise ValueError(f"--hop-ms {self.config.hop_ms:g} must be a positive multiple of "
+            raise EngineConfigError(f"--hop-ms {self.config.hop_ms:g} must be a positive multiple of "
                              f"{1000 * frame_hop / SAMPLE_RATE:g} ms (the spectrogram's frame hop)")
         self.model = model.eval()
         self.labels = tuple(model.labels)

@@ -119,3 +119,26 @@ def test_sentence_bank():
     for sentence in SENTENCES:
         assert not set(tokens(sentence)) & BANNED_WORDS, sentence
     assert BANNED_WORDS >= set(KEYWORDS)
+
+
+def test_training_speech_crops_are_keyword_free_training_only_unknown_clips(tmp_path_factory):
+    from spotter.data.speech import SPEECH_WORD, TRAINING_SENTENCES, add_speech_crops, keyword_free
+    from spotter.data.speech_commands import build_index
+    from spotter.data.synth import BABBLE_SENTENCES
+
+    assert keyword_free(TRAINING_SENTENCES + tuple(BABBLE_SENTENCES))
+    assert not set(TRAINING_SENTENCES) & set(SENTENCES), "training text must not be the test streams' text"
+    with pytest.raises(ValueError, match="keyword"):
+        keyword_free(["Turn the lights off please."])
+    root = tmp_path_factory.mktemp("crops") / "gsc"
+    synthesize_corpus(root, per_word=5, engines=("espeak",), words=WORDS, progress=False, noise_seconds=20.0)
+    folder = add_speech_crops(root, count=6, seed=1, progress=False)
+    files = sorted(folder.glob("*.wav"))
+    assert folder.name == SPEECH_WORD and len(files) == 6
+    for f in files:
+        audio, sr = sf.read(f, dtype="float32")
+        assert sr == SAMPLE_RATE and audio.size == SAMPLE_RATE and np.sqrt(np.mean(audio ** 2)) > 1e-3
+    train_paths = {e.path for e in build_index(root, "train", unknown_fraction=0.9, silence_fraction=0.0)}
+    held_out = {e.path for split in ("val", "test") for e in build_index(root, split)}
+    assert {f"{SPEECH_WORD}/{f.name}" for f in files} <= train_paths
+    assert not any(p.startswith(SPEECH_WORD) for p in held_out)

@@ -112,3 +112,12 @@ def test_resume_ends_at_the_same_number_of_epochs(corpus, tmp_path):
         epochs_logged |= {int(float(r.split(",")[col])) for r in rows if r.split(",")[col]}
     assert epochs_logged == {0, 1, 2}
 
+
+
+@pytest.mark.slow
+def test_last_checkpoint_is_written_every_epoch_even_without_improvement(corpus, tmp_path):
+    # lr 0: validation accuracy never improves after the first epoch, so no new "best" is saved
+    out = tmp_path / "flat"
+    _train(corpus, out, "--epochs", "2", "--model", "linear", "--lr", "0")
+    last = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["epoch"] == 1 and len(list((out / "checkpoints").glob("best-*.ckpt"))) == 1

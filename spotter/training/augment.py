@@ -21,7 +21,7 @@ class AugmentConfig:
     shift_ms: float = 100.0
     noise_prob: float = 0.8
     snr_db: tuple[float, float] = (0.0, 25.0)
-    gain_db: tuple[float, float] = (-18.0, 6.0)
+    gain_db: tuple[float, float] = (-30.0, 6.0)  # quiet talkers a few metres from the mic, too
     freq_masks: int = 2
     freq_mask_width: int = 7
     time_masks: int = 2

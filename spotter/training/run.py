@@ -155,11 +155,15 @@ def run_train(args: argparse.Namespace) -> dict:
     except ImportError:
         pass
     best = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-{epoch:03d}-{val_acc:.4f}",
-                           monitor="val_acc", mode="max", save_top_k=1, save_last=True)
+                           monitor="val_acc", mode="max", save_top_k=1)
+    # Lightning 2.6's save_last writes last.ckpt only in epochs that also save a best one; --resume
+    # needs every epoch, so last.ckpt has its own callback.
+    last_every_epoch = ModelCheckpoint(dirpath=out / "checkpoints", filename="last", save_top_k=1,
+                                       every_n_epochs=1, enable_version_counter=False)
     trainer = pl.Trainer(
         max_epochs=args.epochs, accelerator=args.accelerator, devices=_devices(args.devices),
         num_nodes=args.num_nodes, strategy=args.strategy, precision=args.precision,
-        logger=loggers, callbacks=[best, LearningRateMonitor("epoch")], enable_progress_bar=progress,
+        logger=loggers, callbacks=[best, last_every_epoch, LearningRateMonitor("epoch")], enable_progress_bar=progress,
         log_every_n_steps=1, enable_model_summary=progress, deterministic=False,
     )
     started = time.time()
