@@ -78,7 +78,7 @@ class Engine:
                              f"{1000 * frame_hop / SAMPLE_RATE:g} ms (the spectrogram's frame hop)")
         self.model = model.eval()
         self.labels = tuple(model.labels)
-        self.features = StreamingFeatures(model.frontend)
+        self.features = StreamingFeatures(model.frontend, max_lag=hop)  # windows end at most a hop back
         self.detector = Detector(self.labels, self.config.detector)
         self.stats = EngineStats()
         self.next_window_end = hop  # real-sample index where the next window ends

@@ -27,7 +27,8 @@ from .features import LogMel
 
 
 class StreamingFeatures:
-    def __init__(self, frontend: LogMel, window_samples: int = 16000) -> None:
+    def __init__(self, frontend: LogMel, window_samples: int = 16000, max_lag: int = 16000) -> None:
+        """``max_lag``: how far (samples) behind the newest sample a requested window may end."""
         cfg = frontend.config
         if cfg.n_fft != cfg.win_length or cfg.n_fft % 2 or (cfg.n_fft // 2) % 1:
             raise ValueError("StreamingFeatures needs win_length == n_fft (even)")
@@ -36,6 +37,7 @@ class StreamingFeatures:
         self.n_fft = cfg.n_fft
         self.half = cfg.n_fft // 2
         self.window = window_samples
+        self.max_lag = int(max_lag)
         if window_samples % self.hop:
             raise ValueError(f"window of {window_samples} samples is not a multiple of the {self.hop}-sample frame hop")
         self.n_frames = frontend.n_frames(window_samples)
@@ -60,7 +62,7 @@ class StreamingFeatures:
             return
         self.audio = np.concatenate([self.audio, samples])
         self.total += samples.size
-        keep = self.window + self.n_fft + self.hop  # enough for the next window and its frames
+        keep = self.window + self.n_fft + self.hop + self.max_lag  # enough for any window still to be asked for
         if self.audio.size > keep * 2:
             cut = self.audio.size - keep
             self.audio = self.audio[cut:]
@@ -109,7 +111,7 @@ class StreamingFeatures:
         if start_p % self.hop:
             raise ValueError("windows must start on a frame boundary (hop a multiple of the frame hop)")
         if end_p > self.total or start_p < self.audio_start:
-            raise ValueError("window outside the audio held")
+            raise ValueError(f"window [{start_p}, {end_p}) outside the audio held [{self.audio_start}, {self.total})")
         first = start_p // self.hop
         inner_lo, inner_hi = first + self.edge, first + self.n_frames - self.edge  # inner frames [lo, hi)
         # Cached inner frames still useful; everything else is computed in one batch below.

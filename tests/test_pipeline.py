@@ -131,3 +131,18 @@ def test_events_serialise_to_one_json_line():
 
     d = Detection("yes", 0.91234567, 12.3456789)
     assert json.loads(d.to_json()) == {"event": "detection", "keyword": "yes", "time": 12.346, "confidence": 0.9123}
+
+
+@pytest.mark.parametrize("skip_stale", [False, True])
+def test_gaps_and_blocks_of_any_size_never_lose_a_window(model, skip_stale):
+    """A gap at the start, then blocks small and large, off the hop grid: every window is scored or counted."""
+    engine = Engine(model, EngineConfig(skip_stale=skip_stale))
+    rng = np.random.default_rng(2)
+    pos = 1504  # the source lost 1504 samples before its first block
+    for n in (340, 1381, 5836, 33739, 7, 20000):
+        engine.feed(noise(n / SAMPLE_RATE, seed=int(rng.integers(1000))), start=pos)
+        pos += n
+    s = engine.stats
+    assert engine.features.stream_samples == pos
+    assert s.windows + s.dropped_windows == pos // HOP
+    assert s.windows > 0 and (skip_stale or s.dropped_windows == 0)
