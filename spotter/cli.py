@@ -178,6 +178,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     engine = Engine(model, _engine_config(args, live))
     source = WavSource(args.wav, realtime=args.realtime) if args.wav else MicrophoneSource(args.device)
     as_json = args.json or not sys.stdout.isatty()
+    device = next(model.parameters()).device.type
 
     def sink(event) -> None:
         if isinstance(event, Detection):
@@ -193,11 +194,11 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     if not as_json and not args.no_ui:  # a terminal: the live UI
         from .ui import run_app
 
-        summary = run_app(source, engine, model_name=model.name, device=next(model.parameters()).device.type)
+        summary = run_app(source, engine, model_name=model.name, device=device)
         _print_summary(summary)
         return 0
     stop = threading.Event()
-    print(f"spotter: listening to {source.name} with {model.name} on {next(model.parameters()).device.type}"
+    print(f"spotter: listening to {source.name} with {model.name} on {device}"
           f"{' (Ctrl-C to stop)' if live else ''}", file=sys.stderr, flush=True)
     try:
         with GracefulExit(stop):
