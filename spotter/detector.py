@@ -18,7 +18,7 @@ Defaults were tuned on a generated validation stream (see README,
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -58,10 +58,7 @@ class Detector:
 
     def set_threshold(self, threshold: float) -> None:
         """Change the global threshold (the UI's +/- keys); per-keyword ones stay."""
-        c = self.config
-        self.config = DetectorConfig(threshold=float(np.clip(threshold, 0.05, 0.99)), thresholds=c.thresholds,
-                                     smoothing_hops=c.smoothing_hops, min_count=c.min_count,
-                                     refractory_s=c.refractory_s)
+        self.config = replace(self.config, threshold=float(np.clip(threshold, 0.05, 0.99)))
 
     def update(self, time: float, probs) -> tuple[np.ndarray, list[Detection]]:
         """Feed one hop; returns the smoothed probabilities and the detections it fired (0 or 1)."""

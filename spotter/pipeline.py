@@ -30,7 +30,7 @@ import torch
 
 from .config import SAMPLE_RATE
 from .detector import Detector, DetectorConfig
-from .events import Detection, PosteriorUpdate
+from .events import PosteriorUpdate
 from .errors import SpotterError
 from .streaming import StreamingFeatures
 
