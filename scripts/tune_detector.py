@@ -23,6 +23,8 @@ def main() -> None:
     p.add_argument("streams", nargs="+", help="WAV files made by `spotter data stream` (labels CSV beside each)")
     p.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
     p.add_argument("--max-fa-per-hour", type=float, default=2.0)
+    p.add_argument("--max-latency", type=float, default=None,
+                   help="only settings whose median detection latency (s after the word's end) is at most this")
     p.add_argument("--tolerance", type=float, default=0.75)
     p.add_argument("--top", type=int, default=12, help="rows to print")
     p.add_argument("--json", help="also write all rows to this JSON file")
@@ -33,12 +35,16 @@ def main() -> None:
     configs = candidates(thresholds=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95), smoothing=(1, 2, 3, 5),
                          min_counts=(1, 2, 3), refractory=(1.0,))
     rows = grid_search(streams, model.labels, configs, args.tolerance, args.max_fa_per_hour)
+    if args.max_latency is not None:
+        rows = [r for r in rows if r["latency_median_s"] is not None and r["latency_median_s"] <= args.max_latency]
     hours = sum(s.duration_s for s in streams) / 3600
     print(f"{len(configs)} settings on {', '.join(s.name for s in streams)} ({hours:.2f} h)")
-    print(f"{'recall':>7} {'FA/h':>6} {'latency':>8}  settings")
+    print(f"{'recall':>7} {'FA/h':>6} {'latency':>15}  settings")
     for r in rows[: args.top]:
-        lat = f"{r['latency_mean_s']:.2f} s" if r["latency_mean_s"] is not None else "-"
-        print(f"{r['recall']:>7.1%} {r['fa_per_hour']:>6.1f} {lat:>8}  {describe(r['config'])}")
+        lat = (f"{r['latency_median_s']:.2f}/{r['latency_mean_s']:.2f} s" if r["latency_mean_s"] is not None
+               else "-")
+        print(f"{r['recall']:>7.1%} {r['fa_per_hour']:>6.1f} {lat:>15}  {describe(r['config'])}")
+    print("latency: median/mean seconds from the end of the keyword to its detection")
     if args.json:
         with open(args.json, "w") as f:
             json.dump([{**r, "config": vars(r["config"])} for r in rows], f, indent=1)

@@ -108,14 +108,18 @@ class StreamScore:
     recall: float | None              # matched / keywords; None without keyword utterances
     fa_per_hour: float
     latency_mean_s: float | None      # None when nothing matched
+    latency_median_s: float | None
     latency_p95_s: float | None
     duration_s: float
     tolerance_s: float
     per_keyword_recall: dict[str, float] = field(default_factory=dict)
     per_keyword_total: dict[str, int] = field(default_factory=dict)
+    latencies_s: tuple[float, ...] = field(default=(), repr=False)  # each matched utterance's, in time order
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        del out["latencies_s"]
+        return out
 
     def format_table(self) -> str:
         """A small plain-text report."""
@@ -134,7 +138,8 @@ class StreamScore:
             f"  false alarms  {self.false_alarms:6d}   {self.fa_per_hour:.2f} per hour "
             f"({self.fa_in_speech} in speech, {self.fa_in_unknown} in unknown words)",
             f"  duplicates    {self.duplicates:6d}",
-            f"  latency       mean {sec(self.latency_mean_s)}, p95 {sec(self.latency_p95_s)}",
+            f"  latency       mean {sec(self.latency_mean_s)}, median {sec(self.latency_median_s)}, "
+            f"p95 {sec(self.latency_p95_s)}",
         ]
         if self.per_keyword_total:
             lines.append("  per keyword:")
@@ -203,6 +208,8 @@ def score_stream(detections: Iterable, labels: Sequence[LabelEvent], duration_s:
         keywords=len(utterances), recall=matched / len(utterances) if utterances else None,
         fa_per_hour=false_alarms / (duration_s / 3600.0),
         latency_mean_s=float(np.mean(latencies)) if latencies else None,
+        latency_median_s=float(np.median(latencies)) if latencies else None,
         latency_p95_s=float(np.percentile(latencies, 95)) if latencies else None,
         duration_s=float(duration_s), tolerance_s=float(tolerance_s),
-        per_keyword_recall=per_keyword_recall, per_keyword_total=per_keyword_total)
+        per_keyword_recall=per_keyword_recall, per_keyword_total=per_keyword_total,
+        latencies_s=tuple(latencies))

@@ -68,7 +68,7 @@ def grid_search(streams: Sequence[StreamPosteriors], labels: Sequence[str], conf
     for config in configs:
         matched = keywords = false_alarms = 0
         seconds = 0.0
-        latencies = []
+        latencies: list[float] = []
         for stream in streams:
             dets = detections_of(stream, labels, config)
             score = score_stream(dets, stream.labels, stream.duration_s, tolerance_s=tolerance_s)
@@ -76,11 +76,11 @@ def grid_search(streams: Sequence[StreamPosteriors], labels: Sequence[str], conf
             keywords += score.keywords
             false_alarms += score.false_alarms
             seconds += stream.duration_s
-            if score.latency_mean_s is not None:
-                latencies += [score.latency_mean_s] * score.matched
+            latencies += score.latencies_s
         rows.append({"config": config, "recall": matched / keywords if keywords else None,
                      "false_alarms": false_alarms, "fa_per_hour": false_alarms / (seconds / 3600),
-                     "latency_mean_s": float(np.mean(latencies)) if latencies else None})
+                     "latency_mean_s": float(np.mean(latencies)) if latencies else None,
+                     "latency_median_s": float(np.median(latencies)) if latencies else None})
     within = [r for r in rows if r["fa_per_hour"] <= max_fa_per_hour]
     within.sort(key=lambda r: (-(r["recall"] or 0), r["fa_per_hour"], r["latency_mean_s"] or 0))
     beyond = sorted((r for r in rows if r["fa_per_hour"] > max_fa_per_hour), key=lambda r: r["fa_per_hour"])

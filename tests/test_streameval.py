@@ -36,6 +36,7 @@ def test_every_branch_counted():
     assert s.recall == pytest.approx(0.5)
     assert s.fa_per_hour == pytest.approx(3 / (20 / 3600))
     assert s.latency_mean_s == pytest.approx(0.35)
+    assert s.latency_median_s == pytest.approx(0.35) and s.latencies_s == pytest.approx((0.2, 0.5))
     assert s.latency_p95_s == pytest.approx(0.2 + 0.95 * 0.3)  # linear interpolation of [0.2, 0.5]
     assert s.per_keyword_recall == {"yes": 1.0, "no": 0.0, "stop": 1.0, "go": 0.0}
     assert s.per_keyword_total == {"yes": 1, "no": 1, "stop": 1, "go": 1}
