@@ -76,13 +76,32 @@ def _sounddevice():
 def list_input_devices() -> list[dict]:
     """Devices with input channels: index, name, channels, default_samplerate, hostapi, default."""
     sd = _sounddevice()
-    default = sd.default.device[0]
-    return [
-        {"index": i, "name": d["name"], "channels": d["max_input_channels"],
-         "default_samplerate": int(round(d["default_samplerate"])),
-         "hostapi": sd.query_hostapis(d["hostapi"])["name"], "default": i == default}
-        for i, d in enumerate(sd.query_devices()) if d["max_input_channels"] > 0
-    ]
+    try:
+        default = sd.default.device[0]
+        return [
+            {"index": i, "name": d["name"], "channels": d["max_input_channels"],
+             "default_samplerate": int(round(d["default_samplerate"])),
+             "hostapi": sd.query_hostapis(d["hostapi"])["name"], "default": i == default}
+            for i, d in enumerate(sd.query_devices()) if d["max_input_channels"] > 0
+        ]
+    except sd.PortAudioError as e:
+        raise AudioError(f"cannot list the audio devices (PortAudio: {e}); "
+                         "check the sound system, or use --wav FILE to replay a file") from None
+
+
+def rescan_devices() -> None:
+    """Make PortAudio list the devices again (one plugged in or back since it started).
+
+    PortAudio enumerates devices once, when it is initialised; re-initialising
+    it is the only way to see a device that came back.  Call it only while no
+    stream is open.
+    """
+    sd = _sounddevice()
+    try:
+        sd._terminate()
+        sd._initialize()
+    except sd.PortAudioError as e:
+        raise AudioError(f"cannot re-initialise PortAudio to look for devices ({e})") from None
 
 
 def _device_list(devices: list[dict]) -> str:
@@ -95,7 +114,8 @@ def find_input_device(spec: int | str | None) -> dict:
     """The input device ``spec`` names: None the default, an index, or part of a name (exact name first)."""
     devices = list_input_devices()
     if not devices:
-        raise AudioError("no audio input device found; use --wav FILE to replay a file instead")
+        raise AudioError("no audio input device found (PortAudio lists none: no microphone, or no sound server "
+                         "running); connect one, or use --wav FILE to replay a file instead")
     if spec is None:
         return next((d for d in devices if d["default"]), devices[0])
     if isinstance(spec, int) or spec.strip().isdigit():
@@ -113,19 +133,58 @@ def find_input_device(spec: int | str | None) -> dict:
 
 # -- files ----------------------------------------------------------------------------------
 
+#: Sample rates a file or device may have: anything from telephone audio to studio rates.
+MIN_RATE, MAX_RATE = 4000, 384000
+#: Largest numerator/denominator of the rate ratio to 16 kHz: the resampling filter has 20x this many taps.
+MAX_RATIO_TERM = 50000
+
+
+def check_sample_rate(rate: int, what: str) -> int:
+    """``rate`` if spotter can resample it to 16 kHz, else :class:`AudioError` saying what it expects."""
+    import math
+
+    rate = int(rate)
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise AudioError(f"{what} has a sample rate of {rate} Hz; expected {MIN_RATE} to {MAX_RATE} Hz "
+                         "(e.g. 16000, 44100 or 48000)")
+    g = math.gcd(rate, SAMPLE_RATE)
+    if max(rate, SAMPLE_RATE) // g > MAX_RATIO_TERM:
+        raise AudioError(f"{what} has an unusual sample rate of {rate} Hz (its ratio to 16000 Hz needs an "
+                         "impractically long resampling filter); expected a common rate such as 16000, 44100 "
+                         "or 48000 Hz: convert it")
+    return rate
+
+
 def load_wav(path) -> tuple[np.ndarray, int]:
-    """Float32 frames ``(frames, channels)`` and the sample rate of an audio file."""
+    """Float32 frames ``(frames, channels)`` and the sample rate of an audio file.
+
+    Anything soundfile reads (WAV 8/16/24/32-bit PCM, float, double, A/mu-law,
+    FLAC, OGG, ...), any channel count; a truncated file gives the samples it
+    holds.  Everything else is an :class:`AudioError` naming the file, what was
+    found and what is expected - never another exception.
+    """
     path = Path(path)
     if not path.exists():
         raise AudioError(f"no such file: {path}")
+    if path.is_dir():
+        raise AudioError(f"{path} is a folder; expected an audio file (WAV/FLAC/OGG)")
     try:
         frames, rate = soundfile.read(path, dtype="float32", always_2d=True)
     except soundfile.SoundFileError as e:
-        reason = getattr(e, "error_string", None) or str(e)
+        reason = " ".join((getattr(e, "error_string", None) or str(e)).split())
         raise AudioError(f"{path} is not a readable audio file (soundfile: {reason}); "
-                         "expected a WAV/FLAC/OGG file") from e
-    if frames.shape[0] == 0:
-        raise AudioError(f"{path} contains no audio samples")
+                         "expected a WAV/FLAC/OGG file") from None
+    except (OSError, RuntimeError, ValueError, TypeError, MemoryError) as e:  # libsndfile's odd corners
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise AudioError(f"{path} could not be decoded ({type(e).__name__}: {reason[:200]}); "
+                         "expected a WAV/FLAC/OGG file") from None
+    if frames.shape[0] == 0 or frames.shape[1] == 0:
+        raise AudioError(f"{path} contains no audio samples (an empty {frames.shape[1]}-channel file); "
+                         "expected a recording")
+    check_sample_rate(rate, str(path))
+    if not np.isfinite(frames).all():
+        raise AudioError(f"{path} holds NaN or infinite samples (a damaged float file); "
+                         "expected finite samples in [-1, 1]")
     return frames, int(rate)
 
 
@@ -192,28 +251,54 @@ class _RingSource:
         return self._converter.convert(frames)
 
 
+def _close_stream(stream) -> None:
+    try:
+        stream.abort()
+    except Exception:  # noqa: BLE001 - PortAudio errors are ignored: the device may be gone
+        pass
+    finally:
+        try:
+            stream.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
 class MicrophoneSource(_RingSource):
     """Live capture from a PortAudio input device (see :func:`find_input_device` for ``device``)."""
 
     def __init__(self, device: int | str | None = None, block_ms: float = 20, buffer_seconds: float = 8.0,
-                 channels: int | None = None, samplerate: int | None = None) -> None:
+                 channels: int | None = None, samplerate: int | None = None, stall_timeout: float = 5.0) -> None:
+        """``stall_timeout``: seconds without any audio after which the device counts as lost."""
         info = find_input_device(device)
         # Microphones have 1 or 2 channels; devices offering many (ALSA 'pulse'/'default' offer 32,
         # some silent) are mixers, whose first two carry the signal.
-        super().__init__(info["name"], samplerate or info["default_samplerate"], channels or min(info["channels"], 2),
-                         block_ms, buffer_seconds)
+        rate = check_sample_rate(samplerate or info["default_samplerate"], f"audio device '{info['name']}'")
+        super().__init__(info["name"], rate, channels or min(info["channels"], 2), block_ms, buffer_seconds)
         self.device_index = info["index"]
         self._stream = None
+        self.stall_timeout = stall_timeout
+        self.callback_errors = 0  # exceptions caught in the audio callback (reported by read())
+        self.callback_error: str | None = None
+        self.close_timeout = 2.0  # seconds __exit__ waits for PortAudio to close the stream
+        self.closing: threading.Thread | None = None  # a close still running in the background
 
     def _callback(self, indata, frames, time_info, status) -> None:
-        if status.input_overflow:
-            self.overflows += 1
-        self.ring.write(indata)
+        # Never raises: an exception here would abort the stream with a traceback from PortAudio's
+        # thread.  A failure is recorded and the consumer's read() reports it as an AudioError.
+        try:
+            if status.input_overflow:
+                self.overflows += 1
+            self.ring.write(indata)
+        except Exception as e:  # noqa: BLE001 - anything: the callback must not raise
+            self.callback_errors += 1
+            if self.callback_error is None:
+                self.callback_error = f"{type(e).__name__}: {e}"
         self._event.set()
 
     def __enter__(self) -> "MicrophoneSource":
         sd = _sounddevice()
         self._start_consumer()
+        self._last_audio = time.monotonic()
         try:
             self._stream = sd.InputStream(device=self.device_index, channels=self.channels,
                                           samplerate=self.device_rate, dtype="float32",
@@ -227,17 +312,32 @@ class MicrophoneSource(_RingSource):
 
     def __exit__(self, *exc) -> None:
         stream, self._stream = self._stream, None
-        if stream is not None:
-            try:
-                stream.abort()  # PortAudio errors are ignored: the device may be gone
-            finally:
-                stream.close()
+        if stream is None:
+            return
+        # A frozen sound server can block PortAudio's abort/close until it resumes: wait a little,
+        # then let it finish in the background (``closing``) so the error or a reconnect is not held up.
+        closer = threading.Thread(target=_close_stream, args=(stream,), name="spotter-close-stream", daemon=True)
+        closer.start()
+        closer.join(self.close_timeout)
+        self.closing = closer if closer.is_alive() else None
 
     def read(self, timeout: float) -> Block:
+        if self._stream is None:
+            raise RuntimeError("MicrophoneSource.read() outside its `with` block")
         block = self._read_ring(timeout)
-        if block.samples.size == 0 and not self._stream.active:
+        if self.callback_error is not None:
+            raise AudioError(f"audio device '{self.name}': the capture callback failed ({self.callback_error}); "
+                             "restart, or pick another device with --device")
+        now = time.monotonic()
+        if block.samples.size:
+            self._last_audio = now
+            return block
+        if not self._stream.active:
             raise AudioError(f"audio device '{self.name}' stopped delivering audio (unplugged?); "
-                             "check it and restart, or pick another with --device")
+                             "check it and restart, pick another with --device, or add --reconnect")
+        if now - self._last_audio > self.stall_timeout:
+            raise AudioError(f"audio device '{self.name}' delivered no audio for {self.stall_timeout:g} s "
+                             "(stalled or unplugged?); check it and restart, or add --reconnect")
         return block
 
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 from pathlib import Path
 
 import torch
 
-from .config import FrontendConfig
+from .config import SAMPLE_RATE, FrontendConfig
 from .device import select_device
 from .errors import SpotterError
 from .model import MODELS, KeywordModel, build_model
@@ -100,13 +101,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: no such file")
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on odd pickles would add lines to the one-line refusal
+            warnings.simplefilter("ignore")
+            raw = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f"checkpoint {path}: refused, it holds Python objects other than tensors and plain values "
-            f"(loading it could run code): {first}"
-        ) from None
+        raise CheckpointError(f"checkpoint {path}: {_refusal(str(err))}") from None
     except Exception as err:  # torch.load raises many types on damaged files (KeyError, EOFError, ...)
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"checkpoint {path}: truncated or not a torch checkpoint ({first})") from None
@@ -114,28 +113,58 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         raw = raw["spotter"]
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path}: not a spotter checkpoint (no '{FORMAT}' header)")
+    if not isinstance(raw.get("version", 0), int):
+        raise CheckpointError(f"checkpoint {path}: damaged header (version {raw.get('version')!r} is not a number)")
     if raw.get("version", 0) > VERSION:
         raise CheckpointError(f"checkpoint {path}: format version {raw['version']} is newer than this spotter ({VERSION}); upgrade spotter")
     missing = [k for k in ("model", "labels", "frontend", "state_dict") if k not in raw]
     if missing:
         raise CheckpointError(f"checkpoint {path}: incomplete, missing {', '.join(missing)}")
-    if raw["model"] not in MODELS:
+    if not isinstance(raw["model"], str) or raw["model"] not in MODELS:
         raise CheckpointError(f"checkpoint {path}: unknown architecture {raw['model']!r} (known: {', '.join(MODELS)})")
     return raw
 
 
+def _refusal(torch_message: str) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in one line (torch's own text is a page)."""
+    import re
+
+    found = re.search(r"GLOBAL ([\w.]+)", torch_message)
+    if found:
+        return (f"refused, it holds Python objects other than tensors and plain values ({found.group(1)}), "
+                "and loading it could run code; spotter never does: use a checkpoint saved by spotter")
+    found = re.search(r"Unsupported operand \d+", torch_message) or re.search(r"Unpickler error: *([^\n]+)", torch_message)
+    detail = found.group(found.lastindex or 0).strip() if found else " ".join(torch_message.split())[:120]
+    return (f"refused, not a torch checkpoint of tensors and plain values (a raw pickle or other data: {detail}); "
+            "use a checkpoint saved by spotter")
+
+
 def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> KeywordModel:
     """Build the architecture a checkpoint dict describes and load its weights."""
-    frontend = FrontendConfig.from_dict(ckpt["frontend"])
-    model = build_model(
-        ckpt["model"],
-        trainable_mel=frontend.trainable_mel,
-        trainable_stft=frontend.trainable_stft,
-        labels=ckpt["labels"],
-        frontend=frontend,
-    )
+    labels, state = ckpt["labels"], ckpt["state_dict"]
+    if not isinstance(labels, (list, tuple)) or not labels or not all(isinstance(x, str) for x in labels):
+        raise CheckpointError(f"{source}: its labels are not a list of class names ({type(labels).__name__})")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{source}: its state_dict is not a dict of tensors")
     try:
-        model.load_state_dict(ckpt["state_dict"], strict=True)
+        if not isinstance(ckpt["frontend"], dict):
+            raise TypeError(f"a {type(ckpt['frontend']).__name__}, not a dict")
+        frontend = FrontendConfig.from_dict(ckpt["frontend"])
+        model = build_model(
+            ckpt["model"],
+            trainable_mel=frontend.trainable_mel,
+            trainable_stft=frontend.trainable_stft,
+            labels=labels,
+            frontend=frontend,
+        )
+    except Exception as err:  # noqa: BLE001 - any bad setting: the file is unusable, say why
+        detail = " ".join(str(err).split()) or type(err).__name__
+        raise CheckpointError(f"{source}: its front-end settings cannot build a model ({detail[:200]})") from None
+    if frontend.sample_rate != SAMPLE_RATE:
+        raise CheckpointError(f"{source}: the model expects {frontend.sample_rate} Hz audio; spotter streams "
+                              f"{SAMPLE_RATE} Hz (retrain it at {SAMPLE_RATE} Hz)")
+    try:
+        model.load_state_dict(state, strict=True)
     except RuntimeError as err:
         detail = " ".join(str(err).split())
         raise CheckpointError(f"{source}: weights do not fit architecture {ckpt['model']!r}: {detail[:300]}") from None

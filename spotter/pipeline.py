@@ -178,6 +178,8 @@ def run(source, engine: Engine, sink: Callable[[object], None], stop: threading.
                 break
     summary = engine.summary()
     summary["overruns"] = source.overruns
+    if getattr(source, "reconnects", None) is not None:  # spotter listen --reconnect
+        summary["reconnects"] = source.reconnects
     return summary
 
 

@@ -29,15 +29,22 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .errors import SpotterError
 from .features import LogMel
+
+
+class StreamingError(SpotterError, ValueError):
+    """A front end or window the streaming features cannot serve; the message says why."""
 
 
 class StreamingFeatures:
     def __init__(self, frontend: LogMel, window_samples: int = 16000, max_lag: int = 16000) -> None:
         """``max_lag``: how far (samples) behind the newest sample a requested window may end."""
         cfg = frontend.config
-        if cfg.n_fft != cfg.win_length or cfg.n_fft % 2 or (cfg.n_fft // 2) % 1:
-            raise ValueError("StreamingFeatures needs win_length == n_fft (even)")
+        if cfg.n_fft != cfg.win_length or cfg.n_fft % 2:
+            raise StreamingError(f"this model's front end (n_fft {cfg.n_fft}, win_length {cfg.win_length}) cannot "
+                                 "stream: listening needs win_length == n_fft, an even number; use a model "
+                                 "trained with such a front end")
         self.frontend = frontend
         self.hop = cfg.hop_length
         self.n_fft = cfg.n_fft
@@ -45,7 +52,8 @@ class StreamingFeatures:
         self.window = window_samples
         self.max_lag = int(max_lag)
         if window_samples % self.hop:
-            raise ValueError(f"window of {window_samples} samples is not a multiple of the {self.hop}-sample frame hop")
+            raise StreamingError(f"a window of {window_samples} samples is not a multiple of the model's "
+                                 f"{self.hop}-sample frame hop")
         self.n_frames = frontend.n_frames(window_samples)
         self.edge = 2 if self.half > self.hop else 1  # frames touching the padding at each end
         # Audio history in "prefixed" stream coordinates: index 0 is one window before the first sample.

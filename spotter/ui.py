@@ -76,6 +76,14 @@ class Detected(Message):
         self.detection = detection
 
 
+class SourceNotice(Message):
+    """Posted from the engine thread when the source has news (``--reconnect``: device lost, back)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
 def _bar(fraction: float, width: int) -> str:
     """A horizontal bar of ``width`` cells with eighth-cell resolution."""
     eighths = int(round(max(0.0, min(1.0, fraction)) * width * 8))
@@ -306,6 +314,7 @@ class SpotterApp(App):
         self.worker: Worker | None = None
         self.detections: list[Detection] = []
         self.updates_shown = 0  # posterior updates drawn so far (the tests' way to see refreshes)
+        self.notices: list[str] = []  # the source's messages (reconnects), also shown as notifications
         self._latest: PosteriorUpdate | None = None
         self._shown: PosteriorUpdate | None = None
         self._levels: deque[float] = deque(maxlen=HISTORY)
@@ -348,6 +357,8 @@ class SpotterApp(App):
         self.log_view.border_title = "detections"
         self._show_threshold()
         self.set_interval(1 / REFRESH_HZ, self._tick)
+        if hasattr(self.source, "log"):  # a reconnecting microphone: its retry lines become notifications
+            self.source.log = lambda text: self.post_message(SourceNotice(text))
         self.worker = self.run_worker(self._pipeline, name="spotter-engine", thread=True, exit_on_error=False)
         self.status.state = "live"
 
@@ -385,6 +396,10 @@ class SpotterApp(App):
         self.bars.flash = d.keyword
         self._flash_until = time.monotonic() + FLASH_S
         self._bars_title(f"DETECTED {d.keyword.upper()} {d.confidence:.2f}")
+
+    def on_source_notice(self, message: SourceNotice) -> None:
+        self.notices.append(message.text)
+        self.notify(message.text.removeprefix("spotter: "), severity="warning", timeout=8)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker is not self.worker:

@@ -38,10 +38,36 @@ class VirtualMic:
     process: subprocess.Popen
     device: str = "pulse"  # the ALSA device PortAudio reaches PulseAudio through
     sink: str = "spotter_sink"
+    command: tuple = ()
+    log: object = None
 
     def play(self, path) -> subprocess.Popen:
         """Start playing an audio file into the virtual microphone."""
         return subprocess.Popen(["paplay", f"--device={self.sink}", str(path)])
+
+    def kill(self) -> None:
+        """The microphone disappears: the server dies (as a USB microphone unplugged, for PortAudio)."""
+        self.process.kill()
+        self.process.wait()
+
+    def restart(self, timeout: float = 10.0) -> None:
+        """The microphone comes back: a new server with the same socket, sink and default source."""
+        self.kill()
+        self.process = _start_server(self.command, self.log, self.server_dir, timeout)
+
+
+def _start_server(command, log, server_dir: Path, timeout: float = 10.0) -> subprocess.Popen:
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while subprocess.run(["pactl", "info"], capture_output=True).returncode != 0:
+        if process.poll() is not None or time.monotonic() > deadline:
+            log.flush()
+            process.kill()
+            process.wait()
+            _unavailable(f"pulseaudio did not start: {(server_dir / 'server.log').read_text()[-500:]}")
+        time.sleep(0.05)
+    subprocess.run(["pactl", "set-default-source", "spotter_mic"], check=True)
+    return process
 
 
 def _unavailable(reason: str):
@@ -62,28 +88,21 @@ def virtual_mic(tmp_path, monkeypatch):
         monkeypatch.setenv(name, str(server_dir))
     monkeypatch.setenv("PULSE_SERVER", f"unix:{socket}")
     log = open(server_dir / "server.log", "wb")
-    process = subprocess.Popen(
-        ["pulseaudio", "-n", "--daemonize=no", "--system=no", "--exit-idle-time=-1", "--disable-shm=yes",
-         "-L", f"module-native-protocol-unix auth-anonymous=1 socket={socket}",
-         "-L", "module-null-sink sink_name=spotter_sink rate=16000 channels=1 format=float32le norewinds=1",
-         "-L", "module-remap-source master=spotter_sink.monitor source_name=spotter_mic"],
-        stdout=log, stderr=subprocess.STDOUT)
+    command = ("pulseaudio", "-n", "--daemonize=no", "--system=no", "--exit-idle-time=-1", "--disable-shm=yes",
+               "-L", f"module-native-protocol-unix auth-anonymous=1 socket={socket}",
+               "-L", "module-null-sink sink_name=spotter_sink rate=16000 channels=1 format=float32le norewinds=1",
+               "-L", "module-remap-source master=spotter_sink.monitor source_name=spotter_mic")
+    mic = None
     try:
-        deadline = time.monotonic() + 10
-        while subprocess.run(["pactl", "info"], capture_output=True).returncode != 0:
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                _unavailable(f"pulseaudio did not start: {(server_dir / 'server.log').read_text()[-500:]}")
-            time.sleep(0.05)
-        subprocess.run(["pactl", "set-default-source", "spotter_mic"], check=True)
+        mic = VirtualMic(server_dir, _start_server(command, log, server_dir), command=command, log=log)
         try:
             import sounddevice
         except OSError as e:
             _unavailable(f"sounddevice cannot load PortAudio ({e}; apt-get install libportaudio2)")
         sounddevice._terminate()  # rescan: the ALSA 'pulse' device now has a server behind it
         sounddevice._initialize()
-        yield VirtualMic(server_dir, process)
+        yield mic
     finally:
-        process.kill()
-        process.wait()
+        if mic is not None:
+            mic.kill()
         log.close()

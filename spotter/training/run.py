@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import SpotterError
+from ..errors import Interrupted, SpotterError
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "train" / "configs"
 
@@ -167,7 +167,12 @@ def run_train(args: argparse.Namespace) -> dict:
         log_every_n_steps=1, enable_model_summary=progress, deterministic=False,
     )
     started = time.time()
-    trainer.fit(module, datamodule=data, ckpt_path=str(last) if args.resume else None)
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=str(last) if args.resume else None)
+    except SystemExit:  # Lightning turns Ctrl-C into sys.exit(1) after its own clean-up
+        if not trainer.interrupted:
+            raise
+        raise _interrupted(last, args.epochs) from None
     seconds = time.time() - started
     if not trainer.is_global_zero:
         return {}
@@ -193,14 +198,32 @@ def run_train(args: argparse.Namespace) -> dict:
     return summary
 
 
+def _interrupted(last: Path, epochs: int) -> SpotterError:
+
+    if not last.is_file():
+        return Interrupted("training interrupted before its first epoch ended; nothing to resume, run it again")
+    try:
+        import torch
+
+        done = int(torch.load(last, map_location="cpu", weights_only=True).get("epoch", -1)) + 1
+    except Exception:  # noqa: BLE001 - the hint below does not depend on it
+        done = None
+    so_far = f"{done} of {epochs} epochs are" if done is not None else "the last finished epoch is"
+    return Interrupted(f"training interrupted; {so_far} saved in {last}: run the same command with --resume "
+                       f"to finish the {epochs} epochs")
+
+
 def main(argv=None) -> int:
+    from ..errors import one_line_warnings
+
     parser = argparse.ArgumentParser(prog="train.py", description="Train a keyword-spotting model (= spotter train).")
     add_arguments(parser)
+    one_line_warnings()
     try:
         run_train(parse_with_config(parser, argv))
     except SpotterError as err:
-        print(f"spotter: error: {err}", file=sys.stderr)
-        return 2
+        print(f"spotter: {'' if isinstance(err, Interrupted) else 'error: '}{err}", file=sys.stderr)
+        return err.exit_code
     return 0
 
 
