@@ -1,0 +1,124 @@
+"""``spotter bench``: is this machine fast enough to listen?
+
+Times the per-window work of the live engine exactly as ``spotter listen``
+does it: the model from :func:`spotter.checkpoint.load_model` on the device
+``listen`` would pick, torch threads as ``listen --threads`` (default 1), and
+per hop :class:`spotter.streaming.StreamingFeatures` fed one hop of audio
+(only the new frames are computed) then the network on the newest window and
+the softmax back on the CPU, under ``torch.inference_mode`` (what
+``Engine._score`` does).  The audio is a generated speech-like signal (a
+gliding harmonic tone in bursts, plus noise): the work does not depend on
+what is said.
+
+Reported: median and p99 wall time per window, CPU time per hop as a share of
+one core at the hop (``time.process_time``; all threads), and a verdict.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from .config import SAMPLE_RATE
+
+#: Above this share of a hop the machine keeps up, but with little to spare.
+WARN_PERCENT = 50.0
+
+
+def _audio(seconds: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    f0 = 120 + 80 * np.sin(2 * np.pi * 0.3 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 6))
+    bursts = (np.sin(2 * np.pi * 1.3 * t) > 0.2)
+    return (0.1 * bursts * voiced + 0.01 * rng.standard_normal(n)).astype(np.float32)
+
+
+def run_bench(model: str | None = None, device_type: str = "auto", threads: int = 1, hop_ms: float = 100.0,
+              iterations: int = 300, warmup: int = 20) -> dict:
+    """Time ``iterations`` hops of the live engine's per-window work; the result dict of ``spotter bench --json``."""
+    from .checkpoint import load_model
+    from .device import select_device
+    from .errors import SpotterError
+    from .streaming import StreamingFeatures
+
+    if iterations < 1:
+        raise SpotterError(f"--iterations {iterations}: must be at least 1")
+    torch.set_num_threads(max(1, threads))
+    device = select_device(device_type)
+    net = load_model(model, device=device)
+    frame_hop = net.frontend.config.hop_length
+    hop = int(round(hop_ms * SAMPLE_RATE / 1000))
+    if hop <= 0 or hop % frame_hop:
+        raise SpotterError(f"--hop-ms {hop_ms:g} must be a positive multiple of {1000 * frame_hop / SAMPLE_RATE:g} ms")
+    features = StreamingFeatures(net.frontend, max_lag=hop)
+    audio = _audio(max(2.0, (iterations + warmup) * hop / SAMPLE_RATE + 1.0))
+    features.push(audio[:SAMPLE_RATE])  # a full window of real audio first
+    position = SAMPLE_RATE
+
+    def one_window() -> np.ndarray:
+        nonlocal position
+        features.push(audio[position:position + hop])
+        position += hop
+        with torch.inference_mode():
+            logits = net.classify(features.window_features())
+            return torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()  # .cpu() waits for a GPU
+
+    for _ in range(warmup):
+        one_window()
+    times = np.empty(iterations)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for i in range(iterations):
+        started = time.perf_counter()
+        one_window()
+        times[i] = (time.perf_counter() - started) * 1000
+    cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
+    median, p99 = float(np.median(times)), float(np.percentile(times, 99))
+    cpu_percent = cpu_s / iterations / (hop / SAMPLE_RATE) * 100
+    result = {
+        "model": getattr(net, "source", str(model)),
+        "architecture": net.name,
+        "device": device.type,
+        "threads": torch.get_num_threads(),
+        "hop_ms": hop * 1000 / SAMPLE_RATE,
+        "iterations": iterations,
+        "window_ms_median": round(median, 3),
+        "window_ms_p99": round(p99, 3),
+        "window_ms_mean": round(float(times.mean()), 3),
+        "cpu_percent": round(cpu_percent, 2),
+        "hop_percent": round(median / (hop * 1000 / SAMPLE_RATE) * 100, 2),
+        "wall_s": round(wall_s, 3),
+        "torch": torch.__version__,
+    }
+    result["verdict"] = verdict(result)
+    return result
+
+
+def verdict(r: dict) -> str:
+    """One line: OK, WARNING or TOO SLOW, with the figures that decide it."""
+    load = max(r["cpu_percent"], r["hop_percent"])
+    figures = f"{r['window_ms_median']:.1f} ms per {r['hop_ms']:g} ms hop ({r['cpu_percent']:.0f}% of one core)"
+    if load > 100:
+        return (f"TOO SLOW: {figures} \u2014 slower than real time, windows will be dropped "
+                "(try a larger --hop-ms or a smaller model)")
+    if load > WARN_PERCENT:
+        return f"WARNING: {figures} \u2014 keeps up, but with little room to spare"
+    if r["window_ms_p99"] > r["hop_ms"]:
+        return (f"WARNING: {figures}, but 1% of windows take over {r['window_ms_p99']:.0f} ms \u2014 "
+                "some windows may be dropped")
+    return f"OK: {figures} \u2014 real time with room to spare"
+
+
+def format_report(r: dict) -> str:
+    return "\n".join([
+        f"model:    {r['model']} ({r['architecture']}) on {r['device']}, {r['threads']} thread(s), hop {r['hop_ms']:g} ms",
+        f"window:   median {r['window_ms_median']:.2f} ms, p99 {r['window_ms_p99']:.2f} ms "
+        f"(incremental features + model, batch 1; {r['iterations']} windows)",
+        f"CPU:      {r['cpu_percent']:.1f}% of one core at this hop (features + model; reading and resampling "
+        "the audio come on top)",
+        r["verdict"],
+    ])
