@@ -15,7 +15,7 @@ import sys
 from typing import Callable, Sequence
 
 from . import __version__
-from .errors import SpotterError
+from .errors import Interrupted, SpotterError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -148,8 +148,9 @@ def _engine_config(args: argparse.Namespace, live: bool):
     from .detector import DetectorConfig
     from .pipeline import EngineConfig
 
-    detector = DetectorConfig() if args.threshold is None else DetectorConfig(threshold=args.threshold)
-    return EngineConfig(hop_ms=args.hop_ms, skip_stale=live, detector=detector)
+    changes = {name: value for name, value in (("threshold", args.threshold), ("smoothing_hops", args.smoothing_hops),
+                                               ("min_count", args.min_count)) if value is not None}
+    return EngineConfig(hop_ms=args.hop_ms, skip_stale=live, detector=DetectorConfig(**changes))
 
 
 def _streaming_model(args: argparse.Namespace):
@@ -173,10 +174,22 @@ def _cmd_listen(args: argparse.Namespace) -> int:
         raise SpotterError("--wav and --device exclude each other: give one source")
     if args.realtime and not args.wav:
         raise SpotterError("--realtime paces a --wav replay; a microphone is always real time")
+    if args.reconnect is not None and args.wav:
+        raise SpotterError("--reconnect re-opens a lost microphone; it does not apply to --wav")
+    if args.reconnect is not None and args.reconnect < 0:
+        raise SpotterError(f"--reconnect {args.reconnect}: give a number of retries (>= 1), or none to retry forever")
+    # The source first: a bad file or device is reported before the model is loaded.
+    if args.wav:
+        source = WavSource(args.wav, realtime=args.realtime)
+    elif args.reconnect is not None:
+        from .reconnect import Backoff, reconnecting_microphone
+
+        source = reconnecting_microphone(args.device, Backoff(max_attempts=args.reconnect or None))
+    else:
+        source = MicrophoneSource(args.device)
     model = _streaming_model(args)
     live = not args.wav or args.realtime
     engine = Engine(model, _engine_config(args, live))
-    source = WavSource(args.wav, realtime=args.realtime) if args.wav else MicrophoneSource(args.device)
     as_json = args.json or not sys.stdout.isatty()
     device = next(model.parameters()).device.type
 
@@ -205,6 +218,8 @@ def _cmd_listen(args: argparse.Namespace) -> int:
             summary = run(source, engine, sink, stop)
     except KeyboardInterrupt:  # Ctrl-C: the source is already closed by run()'s context manager
         summary = {**engine.summary(), "overruns": source.overruns, "interrupted": True}
+        if getattr(source, "reconnects", None) is not None:
+            summary["reconnects"] = source.reconnects
     if as_json:
         print(json.dumps(summary), flush=True)
     else:
@@ -258,6 +273,15 @@ def _cmd_eval_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import format_report, run_bench
+
+    result = run_bench(args.model, device_type=args.device_type, threads=args.threads, hop_ms=args.hop_ms,
+                       iterations=args.iterations)
+    print(json.dumps(result) if args.json else format_report(result))
+    return 0
+
+
 def _threshold(args: argparse.Namespace) -> float:
     from .detector import DetectorConfig
 
@@ -272,6 +296,16 @@ def _cmd_data_speech(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_windows(args: argparse.Namespace) -> int:
+    from .data.windows import add_stream_windows
+
+    counts = add_stream_windows(args.corpus, minutes=args.minutes, per_keyword=args.per_keyword, seed=args.seed,
+                                progress=not args.no_progress)
+    print(f"{args.corpus}: {counts.keyword} keyword and {counts.unknown} unknown windows from {args.minutes:g} min "
+          f"of training-voice streams (training split only; {counts.rejected} refused for ambiguous labels)")
+    return 0
+
+
 def _cmd_data_stream(args: argparse.Namespace) -> int:
     from .data.stream import make_stream
 
@@ -282,10 +316,22 @@ def _cmd_data_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_corpus_options(q: argparse.ArgumentParser) -> None:
+    """--corpus, --seed and --no-progress: the options every `data` action on a synthetic corpus takes."""
+    q.add_argument("--corpus", required=True, help="a corpus made by `spotter data synth`")
+    q.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def _add_streaming_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="checkpoint file or model name (default: the shipped model)")
     p.add_argument("--threshold", type=float, default=None,
-                   help="smoothed probability a keyword must reach (default: the detector's tuned 0.85)")
+                   help="smoothed probability a keyword must reach (default: the detector's tuned 0.95)")
+    p.add_argument("--smoothing-hops", type=int, default=None,
+                   help="average the posteriors over this many hops (default: 3)")
+    p.add_argument("--min-count", type=int, default=None,
+                   help="hops in a row above the threshold before a detection (default: 1); "
+                   "--smoothing-hops 5 --min-count 3 --threshold 0.85 finds more keywords, ~0.3 s later")
     p.add_argument("--hop-ms", type=float, default=100.0,
                    help="score the newest 1 s window every M ms, a multiple of 10 (default: 100)")
     p.add_argument("--device-type", choices=("auto", "cpu", "cuda"), default="auto",
@@ -333,6 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one JSON object per line for each detection, then a summary line")
     p.add_argument("--posteriors", action="store_true", help="with --json: also a line per hop with class probabilities")
     p.add_argument("--no-ui", action="store_true", help="plain text lines instead of the terminal UI")
+    p.add_argument("--reconnect", nargs="?", type=int, const=0, default=None, metavar="N",
+                   help="if the microphone is lost mid-stream, re-open it with back-off (0.5, 1, 2, 4 ... 10 s) "
+                   "instead of exiting; N: give up after N retries (default: retry forever)")
     p.set_defaults(func=_cmd_listen)
 
     p = sub.add_parser("devices", help="list audio input devices",
@@ -352,6 +401,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds after a keyword's end a detection still counts (default: 0.75)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_eval_stream)
+
+    p = sub.add_parser("bench", help="is this machine fast enough? time the model's per-window work here",
+                       description="Time the per-window work of `spotter listen` on this machine: incremental "
+                       "features for one hop + the model on the newest 1 s window (batch 1), on the device and with "
+                       "the threads listen would use. Prints median and p99 ms per window, the CPU share of one "
+                       "core at the hop, and a verdict.")
+    p.add_argument("--model", default=None, help="checkpoint file or model name (default: the shipped model)")
+    p.add_argument("--hop-ms", type=float, default=100.0, help="hop to judge against, a multiple of 10 (default: 100)")
+    p.add_argument("--device-type", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the model runs (default: auto = CUDA when present, as listen)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default: 1, as listen)")
+    p.add_argument("--iterations", type=int, default=300, help="windows to time (default: 300)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (window_ms_median, window_ms_p99, "
+                   "cpu_percent, device, verdict, ...)")
+    p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("train", help="train a model (Lightning) on Speech Commands or a synthetic corpus",
                        description="Train a keyword-spotting model with PyTorch Lightning. Writes Lightning "
@@ -409,23 +473,28 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Synthesise keyword-free sentences with a corpus' training voices and "
                             "write random 1 s crops into CORPUS/speech/ (label unknown, training split only): "
                             "what a live spotter hears between keywords, so it learns to stay quiet.")
-    q.add_argument("--corpus", required=True, help="a corpus made by `spotter data synth`")
+    _add_corpus_options(q)
     q.add_argument("--count", type=int, default=3000, help="clips to write (default: 3000)")
-    q.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    q.add_argument("--no-progress", action="store_true", help="no progress bar")
     q.set_defaults(func=_cmd_data_speech)
+    q = data_sub.add_parser("windows", help="add 1 s windows cut from training-voice word streams (keywords off-centre)",
+                            description="Build word streams from a corpus' training voices (training noise, "
+                            "5-25 dB SNR) and cut 1 s windows from them: around each keyword at random positions "
+                            "(into the keyword's folder) and around other words (into CORPUS/streamwin/, label "
+                            "unknown). Training split only. Running it again replaces the windows.")
+    _add_corpus_options(q)
+    q.add_argument("--minutes", type=float, default=45.0, help="minutes of streams to cut from (default: 45)")
+    q.add_argument("--per-keyword", type=int, default=2, help="windows per word (default: 2)")
+    q.set_defaults(func=_cmd_data_windows)
     q = data_sub.add_parser("stream", help="a long WAV of keywords, other words and sentences over noise, with labels",
                             description="Build a long test stream from a synthetic corpus' held-out voices: "
                             "keywords, other words and whole sentences over background noise, plus OUT.csv "
                             "with every utterance's label, start and end (for `spotter eval-stream`).")
-    q.add_argument("--corpus", required=True, help="a corpus made by `spotter data synth`")
+    _add_corpus_options(q)
     q.add_argument("--out", required=True, help="the WAV to write (labels go beside it as .csv)")
     q.add_argument("--minutes", type=float, default=10.0, help="length (default: 10)")
     q.add_argument("--split", default="test", help="which voices of the corpus (default: test)")
     q.add_argument("--speech-only", action="store_true",
                    help="only whole sentences without keywords (for false alarms per hour)")
-    q.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    q.add_argument("--no-progress", action="store_true", help="no progress bar")
     q.set_defaults(func=_cmd_data_stream)
     return parser
 
@@ -438,11 +507,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    from .errors import one_line_warnings
+
+    one_line_warnings()
     try:
         return int(args.func(args) or 0)
     except SpotterError as err:
-        print(f"spotter: error: {err}", file=sys.stderr)
-        return 2
+        print(f"spotter: {'' if isinstance(err, Interrupted) else 'error: '}{err}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print("spotter: interrupted", file=sys.stderr)
         return 130

@@ -1,5 +1,6 @@
 """The detector is pure: posteriors and times in, detections out."""
 
+import re
 import numpy as np
 import pytest
 
@@ -64,3 +65,18 @@ def test_same_input_same_output_and_reset():
     first = run(det, seq)
     det.reset()
     assert run(det, seq) == first and len(first) > 3
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"threshold": 0.0}, "threshold 0: a probability in (0, 1]"),
+    ({"threshold": 1.2}, "threshold 1.2: a probability in (0, 1]"),
+    ({"thresholds": {"go": -0.1}}, "thresholds['go'] -0.1"),
+    ({"smoothing_hops": 0}, "both must be at least 1"),
+    ({"min_count": 0}, "both must be at least 1"),
+    ({"refractory_s": -1.0}, "must not be negative"),
+])
+def test_impossible_settings_are_refused_with_a_message(changes, message):
+    from spotter.detector import DetectorConfigError
+
+    with pytest.raises(DetectorConfigError, match=re.escape(message)):
+        DetectorConfig(**changes)

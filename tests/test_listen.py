@@ -23,6 +23,7 @@ import torch
 from spotter.checkpoint import load_model
 from spotter.cli import main
 from spotter.config import KEYWORDS
+from spotter.detector import DetectorConfig
 from spotter.events import PosteriorUpdate
 from spotter.pipeline import Engine, EngineConfig, run
 from spotter.streameval import read_labels
@@ -52,7 +53,7 @@ def test_wav_replay_finds_each_keyword_at_its_time_and_nothing_else(capsys):
     assert [d["keyword"] for d in detections] == [e.label for e in want]
     for d, e in zip(detections, want):
         assert e.start <= d["time"] <= e.end + TOLERANCE_S, (d, e)
-        assert set(d) >= {"event", "keyword", "time", "confidence"} and d["confidence"] >= 0.85
+        assert set(d) >= {"event", "keyword", "time", "confidence"} and d["confidence"] >= DetectorConfig().threshold
 
 
 def test_posterior_lines_come_every_hop(capsys):
@@ -98,6 +99,9 @@ def test_sigterm_also_ends_with_a_summary():
     (["--realtime"], "--realtime paces a --wav replay"),
     (["--wav", str(EXAMPLE), "--hop-ms", "125"], "multiple of 10 ms"),
     (["--wav", str(EXAMPLE), "--model", "no-such-model"], "no-such-model"),
+    (["--wav", str(EXAMPLE), "--threshold", "1.5"], "threshold 1.5: a probability in (0, 1]"),
+    (["--wav", str(EXAMPLE), "--smoothing-hops", "0"], "smoothing-hops 0 and min-count 1: both must be at least 1"),
+    (["--wav", str(EXAMPLE), "--min-count", "-2"], "min-count -2: both must be at least 1"),
 ])
 def test_bad_listen_arguments_give_one_line_errors(capsys, argv, message):
     assert main(["listen", *argv]) == 2
