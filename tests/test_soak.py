@@ -110,11 +110,11 @@ def test_one_hour_through_the_engine_memory_flat_detections_stable(model):
 
 @pytest.mark.slow
 def test_headless_ui_soak_memory_flat_detections_stable(model):
-    """Ten minutes of audio (22 repetitions) through the Textual app, headless, as fast as the engine goes:
-    the UI thread redraws at 15 Hz meanwhile, every detection reaches its log."""
+    """One hour of audio (130 repetitions) through the Textual app, headless, as fast as the engine goes:
+    the UI thread redraws at 15 Hz meanwhile, every detection reaches its log, memory stays flat."""
     from spotter.ui import run_app, SpotterApp
 
-    repeats = 22
+    repeats = 130  # 1 h 0 min 9 s
     source = Looped(EXAMPLE, repeats)
     engine = Engine(model, EngineConfig())
     apps: list[SpotterApp] = []
