@@ -323,8 +323,18 @@ def _add_corpus_options(q: argparse.ArgumentParser) -> None:
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _add_streaming_options(p: argparse.ArgumentParser) -> None:
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    """Which model runs how: shared by `listen`, `eval-stream` and `bench` (which times exactly that)."""
     p.add_argument("--model", default=None, help="checkpoint file or model name (default: the shipped model)")
+    p.add_argument("--hop-ms", type=float, default=100.0,
+                   help="score the newest 1 s window every M ms, a multiple of 10 (default: 100)")
+    p.add_argument("--device-type", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the model runs (default: auto = CUDA when present)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default: 1, best for one window)")
+
+
+def _add_streaming_options(p: argparse.ArgumentParser) -> None:
+    _add_model_options(p)
     p.add_argument("--threshold", type=float, default=None,
                    help="smoothed probability a keyword must reach (default: the detector's tuned 0.95)")
     p.add_argument("--smoothing-hops", type=int, default=None,
@@ -332,11 +342,6 @@ def _add_streaming_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-count", type=int, default=None,
                    help="hops in a row above the threshold before a detection (default: 1); "
                    "--smoothing-hops 5 --min-count 3 --threshold 0.85 finds more keywords, ~0.3 s later")
-    p.add_argument("--hop-ms", type=float, default=100.0,
-                   help="score the newest 1 s window every M ms, a multiple of 10 (default: 100)")
-    p.add_argument("--device-type", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="where the model runs (default: auto = CUDA when present)")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default: 1, best for one window)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -407,11 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "features for one hop + the model on the newest 1 s window (batch 1), on the device and with "
                        "the threads listen would use. Prints median and p99 ms per window, the CPU share of one "
                        "core at the hop, and a verdict.")
-    p.add_argument("--model", default=None, help="checkpoint file or model name (default: the shipped model)")
-    p.add_argument("--hop-ms", type=float, default=100.0, help="hop to judge against, a multiple of 10 (default: 100)")
-    p.add_argument("--device-type", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="where the model runs (default: auto = CUDA when present, as listen)")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default: 1, as listen)")
+    _add_model_options(p)
     p.add_argument("--iterations", type=int, default=300, help="windows to time (default: 300)")
     p.add_argument("--json", action="store_true", help="print one JSON object (window_ms_median, window_ms_p99, "
                    "cpu_percent, device, verdict, ...)")

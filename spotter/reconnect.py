@@ -155,9 +155,7 @@ class ReconnectingSource:
         self._drop()
         self._lost_at = self.clock()
         self._attempt = 0
-        delay = self.backoff.delay(1)
-        if delay is None:  # pragma: no cover - max_attempts >= 1 always allows one
-            raise err
+        delay = self.backoff.delay(1)  # never None: a Backoff allows at least one attempt
         self._next_try = self._lost_at + delay
         self.log(f"spotter: {_what(err)}; reconnecting in {delay:g} s (--reconnect)")
 

@@ -28,7 +28,6 @@ the windows written before.
 
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 import tempfile
@@ -39,6 +38,7 @@ import numpy as np
 import soundfile as sf
 
 from ..config import CLIP_SAMPLES, KEYWORDS, SAMPLE_RATE, UNKNOWN
+from ..streameval import read_labels
 from .stream import make_stream
 
 WINDOWS_WORD = "streamwin"
@@ -64,9 +64,9 @@ class WindowCounts:
 
 
 def _read_rows(csv_path: Path) -> list[Row]:
-    with open(csv_path, newline="", encoding="utf-8") as f:
-        return [Row(r["label"], int(round(float(r["start"]) * SAMPLE_RATE)), int(round(float(r["end"]) * SAMPLE_RATE)))
-                for r in csv.DictReader(f)]
+    """The stream's labels (:func:`spotter.streameval.read_labels`) in samples."""
+    return [Row(e.label, int(round(e.start * SAMPLE_RATE)), int(round(e.end * SAMPLE_RATE)))
+            for e in read_labels(csv_path)]
 
 
 def _overlap(row: Row, start: int) -> float:
