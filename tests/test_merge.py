@@ -73,3 +73,28 @@ def test_cli_merge_prints_a_summary_and_one_line_errors(corpora, tmp_path):
     assert "30 clips" in ok.stdout and "from 2 corpora" in ok.stdout
     again = subprocess.run([*run, str(tmp_path / "m")], capture_output=True, text=True)
     assert again.returncode == 2 and again.stderr.count("\n") == 1 and "not empty" in again.stderr
+
+
+def test_writing_into_a_merged_corpus_never_changes_a_source(corpora, tmp_path):
+    """Merged clips are hard links: tools that add clips to the merge must replace files, not write through."""
+    import soundfile as sf
+
+    from spotter.data.speech import SPEECH_WORD, add_speech_crops
+
+    a, b = corpora
+    probe = tmp_path / "probe"
+    merge_corpora(tmp_path / "m0", [a, b])
+    shutil.copytree(tmp_path / "m0", probe)
+    names = sorted(p.name for p in add_speech_crops(probe, count=4, seed=0, progress=False).iterdir())
+    source = tmp_path / "a"
+    shutil.copytree(a, source)
+    (source / SPEECH_WORD).mkdir()
+    for name in names:  # the source holds clips of exactly the names the tool will write
+        sf.write(source / SPEECH_WORD / name, [0.0] * 16000, 16000, subtype="PCM_16")
+    before = {n: (source / SPEECH_WORD / n).read_bytes() for n in names}
+    merged = tmp_path / "m1"
+    merge_corpora(merged, [source, b])
+    assert all(os.path.samefile(merged / SPEECH_WORD / n, source / SPEECH_WORD / n) for n in names)
+    add_speech_crops(merged, count=4, seed=0, progress=False)
+    assert {n: (source / SPEECH_WORD / n).read_bytes() for n in names} == before
+    assert all((merged / SPEECH_WORD / n).read_bytes() != before[n] for n in names)

@@ -13,6 +13,9 @@ test clip).
 manifest lists the union of their engines and voices, so the tools that read
 voices from it (``data speech``, ``data windows``, ``data stream``) work on the
 merge as on a single corpus; ``merged_from`` names the sources.
+
+Because clips are hard links, the tools that add clips to a corpus (``data speech``, ``data windows``)
+replace a file (unlink, then write) rather than write into it, so adding to a merge never changes a source.
 """
 
 from __future__ import annotations

@@ -134,8 +134,9 @@ def add_speech_crops(corpus_dir: str | os.PathLike, count: int = 3000, seed: int
                 audio = np.pad(audio, (0, CLIP_SAMPLES - audio.size))
             for _ in range(min(crops_per_sentence, count - written)):
                 start = int(rng.integers(0, audio.size - CLIP_SAMPLES + 1))
-                sf.write(out / f"{voice['speaker']}_{written:05d}.wav", audio[start:start + CLIP_SAMPLES],
-                         SAMPLE_RATE, subtype="PCM_16")
+                path = out / f"{voice['speaker']}_{written:05d}.wav"
+                path.unlink(missing_ok=True)  # replace, never write through a hard link of a merged corpus
+                sf.write(path, audio[start:start + CLIP_SAMPLES], SAMPLE_RATE, subtype="PCM_16")
                 written += 1
                 bar.update(1)
     return out
