@@ -32,7 +32,7 @@ def main() -> None:
     torch.set_num_threads(1)
     model = load_model(args.model, device="cpu")
     streams = [stream_posteriors(model, wav) for wav in args.streams]
-    configs = candidates(thresholds=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95), smoothing=(1, 2, 3, 5),
+    configs = candidates(thresholds=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99), smoothing=(1, 2, 3, 5),
                          min_counts=(1, 2, 3), refractory=(1.0,))
     rows = grid_search(streams, model.labels, configs, args.tolerance, args.max_fa_per_hour)
     if args.max_latency is not None:

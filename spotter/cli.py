@@ -349,9 +349,9 @@ def _add_streaming_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None,
                    help="smoothed probability a keyword must reach (default: the detector's tuned 0.95)")
     p.add_argument("--smoothing-hops", type=int, default=None,
-                   help="average the posteriors over this many hops (default: 3)")
+                   help="average the posteriors over this many hops (default: 1, no averaging)")
     p.add_argument("--min-count", type=int, default=None,
-                   help="hops in a row above the threshold before a detection (default: 1); "
+                   help="hops in a row above the threshold before a detection (default: 3); "
                    "--smoothing-hops 5 --min-count 3 --threshold 0.85 finds more keywords, ~0.3 s later")
 
 
@@ -471,7 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True, help="output folder")
     q.add_argument("--per-word", type=int, default=100, help="clips per word (default: 100)")
     q.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files (default: 0)")
-    q.add_argument("--engines", default="espeak,piper", help="comma-separated TTS engines (default: espeak,piper)")
+    q.add_argument("--engines", default="espeak,piper",
+                   help="comma-separated TTS engines among espeak, piper, festival and flite (flite is kept for "
+                        "unseen-engine test corpora) (default: espeak,piper)")
     q.add_argument("--holdout-fraction", type=float, default=0.2,
                    help="share of voices held out for validation, and the same for test (default: 0.2)")
     q.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -38,17 +38,17 @@ class DetectorConfig:
     # median detection latency of at most 0.3 s after the keyword ends.
     threshold: float = 0.95
     thresholds: dict = field(default_factory=dict)  # keyword -> threshold, overriding `threshold`
-    smoothing_hops: int = 3
-    min_count: int = 1
+    smoothing_hops: int = 1
+    min_count: int = 3
     refractory_s: float = 1.0
 
     def __post_init__(self) -> None:
         for name, value in (("threshold", self.threshold), *((f"thresholds[{k!r}]", v) for k, v in self.thresholds.items())):
             if not 0.0 < value <= 1.0:
                 raise DetectorConfigError(f"{name.replace('_', '-')} {value:g}: a probability in (0, 1] is needed")
-        if self.smoothing_hops < 1 or self.min_count < 1:
-            raise DetectorConfigError(f"smoothing-hops {self.smoothing_hops} and min-count {self.min_count}: "
-                                      "both must be at least 1")
+        for name, value in (("smoothing-hops", self.smoothing_hops), ("min-count", self.min_count)):
+            if value < 1:
+                raise DetectorConfigError(f"{name} {value}: must be at least 1")
         if self.refractory_s < 0:
             raise DetectorConfigError(f"refractory {self.refractory_s:g} s: must not be negative")
 

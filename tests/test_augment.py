@@ -6,7 +6,7 @@ import torch
 import pytest
 
 from spotter.training.augment import (AugmentConfig, NoiseMixer, parse_overrides, random_filter, random_gain,
-                                      spec_augment, speed_perturb, time_shift)
+                                      spec_augment, spectral_blur, speed_perturb, time_shift)
 
 from conftest import noise, tone
 
@@ -101,7 +101,23 @@ def test_augmentation_settings_parse_and_refuse_bad_values():
     assert parse_overrides({"speed": [0.9, 1.1], "time_masks": 3}) == {"speed": (0.9, 1.1), "time_masks": 3}
     assert parse_overrides(None) == {}
     for bad, message in ((["volume=2"], "KEY one of"), (["speed=1.2"], "LOW,HIGH"), (["speed=1.2,0.9"], "low <= high"),
-                         (["eq_db=loud"], "a number"), (["eq_db"], "KEY=VALUE"), (["lowpass_prob=2"], r"\[0, 1\]")):
+                         (["eq_db=loud"], "a number"), (["eq_db"], "KEY=VALUE"), (["lowpass_prob=2"], r"\[0, 1\]"),
+                         (["blur_prob=-0.1"], r"\[0, 1\]"), (["blur_passes=0"], "at least 1")):
         with pytest.raises(ValueError, match=message):
             parse_overrides(bad)
     assert AugmentConfig().speed == (1.0, 1.0)
+
+
+def test_spectral_blur_widens_a_peak_along_frequency_only_and_keeps_its_mass():
+    x = torch.zeros(64, 1, 40, 6)
+    x[:, :, 20, :] = 1.0
+    gen = torch.Generator().manual_seed(1)
+    y = spectral_blur(x, prob=0.5, max_passes=3, generator=gen)
+    blurred = (y[:, 0, 20, 0] < 1.0)
+    assert 16 < int(blurred.sum()) < 48  # about half the clips
+    assert torch.allclose(y.sum(dim=2), x.sum(dim=2))  # mass kept in every frame
+    assert torch.equal(y[~blurred], x[~blurred])
+    widths = {int((clip[0, :, 0] > 0).sum()) for clip in y[blurred]}
+    assert widths <= {3, 5, 7} and len(widths) > 1  # 1 to 3 passes of a 3-tap kernel
+    assert torch.equal(y[:, :, :, 0], y[:, :, :, 5])  # time untouched
+    assert spectral_blur(x, prob=0.0, max_passes=3) is x

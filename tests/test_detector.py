@@ -71,8 +71,8 @@ def test_same_input_same_output_and_reset():
     ({"threshold": 0.0}, "threshold 0: a probability in (0, 1]"),
     ({"threshold": 1.2}, "threshold 1.2: a probability in (0, 1]"),
     ({"thresholds": {"go": -0.1}}, "thresholds['go'] -0.1"),
-    ({"smoothing_hops": 0}, "both must be at least 1"),
-    ({"min_count": 0}, "both must be at least 1"),
+    ({"smoothing_hops": 0}, "smoothing-hops 0: must be at least 1"),
+    ({"min_count": 0}, "min-count 0: must be at least 1"),
     ({"refractory_s": -1.0}, "must not be negative"),
 ])
 def test_impossible_settings_are_refused_with_a_message(changes, message):

@@ -100,8 +100,8 @@ def test_sigterm_also_ends_with_a_summary():
     (["--wav", str(EXAMPLE), "--hop-ms", "125"], "multiple of 10 ms"),
     (["--wav", str(EXAMPLE), "--model", "no-such-model"], "no-such-model"),
     (["--wav", str(EXAMPLE), "--threshold", "1.5"], "threshold 1.5: a probability in (0, 1]"),
-    (["--wav", str(EXAMPLE), "--smoothing-hops", "0"], "smoothing-hops 0 and min-count 1: both must be at least 1"),
-    (["--wav", str(EXAMPLE), "--min-count", "-2"], "min-count -2: both must be at least 1"),
+    (["--wav", str(EXAMPLE), "--smoothing-hops", "0"], "smoothing-hops 0: must be at least 1"),
+    (["--wav", str(EXAMPLE), "--min-count", "-2"], "min-count -2: must be at least 1"),
 ])
 def test_bad_listen_arguments_give_one_line_errors(capsys, argv, message):
     assert main(["listen", *argv]) == 2

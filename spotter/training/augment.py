@@ -11,6 +11,8 @@
 * :func:`random_filter` - colour each clip with a random smooth EQ curve (mouth,
   microphone, room and vocoder all tilt the spectrum) and band-limit some clips
   to 3.4..7 kHz (telephone-band and 8 kHz voices, cheap microphones).
+* :func:`spectral_blur` - smooth some clips' log-Mel spectra along frequency
+  (statistical-parametric vocoders and muffled channels blur formant peaks).
 * :func:`spec_augment` - SpecAugment-style frequency and time masks on the
   log-Mel features.
 """
@@ -36,13 +38,17 @@ class AugmentConfig:
     eq_db: float = 0.0                        # peak size of the random EQ curve in dB; 0 is off
     lowpass_prob: float = 0.0                 # share of clips band-limited
     lowpass_hz: tuple[float, float] = (3400.0, 7000.0)
+    blur_prob: float = 0.0                    # share of clips whose log-Mel spectrum is blurred along frequency
+    blur_passes: int = 3                      # up to this many passes of a [1 2 1] / 4 kernel
 
     def __post_init__(self) -> None:
         lo, hi = self.speed
         if not 0.5 <= lo <= hi <= 2.0:
             raise ValueError(f"speed range {self.speed} must satisfy 0.5 <= low <= high <= 2")
-        if self.eq_db < 0 or not 0 <= self.lowpass_prob <= 1:
-            raise ValueError("eq_db must be >= 0 and lowpass_prob in [0, 1]")
+        if self.eq_db < 0 or not 0 <= self.lowpass_prob <= 1 or not 0 <= self.blur_prob <= 1:
+            raise ValueError("eq_db must be >= 0, lowpass_prob and blur_prob in [0, 1]")
+        if self.blur_passes < 1:
+            raise ValueError("blur_passes must be at least 1")
 
 
 def parse_overrides(items) -> dict:
@@ -173,6 +179,23 @@ class NoiseMixer:
         scale = torch.sqrt(reference / noise_power / (10.0 ** (snr / 10.0)))
         use = (torch.rand(b, 1, device=x.device, generator=generator) < prob).float()
         return x + use * scale * segments
+
+
+def spectral_blur(features: torch.Tensor, prob: float, max_passes: int,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Blur ``(B, 1, F, T)`` log-Mel features along frequency: for a ``prob`` share of clips, 1 to
+    ``max_passes`` passes of a [1 2 1] / 4 kernel (edges replicated); the rest are returned as they are."""
+    if prob <= 0:
+        return features
+    b = features.shape[0]
+    passes = torch.randint(1, max_passes + 1, (b,), device=features.device, generator=generator)
+    passes = torch.where(torch.rand(b, device=features.device, generator=generator) < prob, passes, 0)
+    out = features
+    kernel = torch.tensor([0.25, 0.5, 0.25], device=features.device, dtype=features.dtype).view(1, 1, 3, 1)
+    for k in range(1, int(passes.max()) + 1):
+        blurred = torch.nn.functional.conv2d(torch.nn.functional.pad(out, (0, 0, 1, 1), mode="replicate"), kernel)
+        out = torch.where((passes >= k).view(b, 1, 1, 1), blurred, out)
+    return out
 
 
 def spec_augment(features: torch.Tensor, freq_masks: int, freq_width: int, time_masks: int, time_width: int,

@@ -28,7 +28,7 @@ from ..checkpoint import make_checkpoint
 from ..errors import SpotterError
 from ..config import CLIP_SAMPLES, LABELS, SAMPLE_RATE
 from ..model import build_model
-from .augment import AugmentConfig, NoiseMixer, random_filter, random_gain, spec_augment, speed_perturb, time_shift
+from .augment import AugmentConfig, NoiseMixer, random_filter, random_gain, spec_augment, spectral_blur, speed_perturb, time_shift
 
 
 def default_hparams(model: str) -> dict:
@@ -86,6 +86,7 @@ class KWSModule(pl.LightningModule):
             x = self.augment_waveforms(x)
         features = self.model.frontend(x)
         if self.hparams.augment:
+            features = spectral_blur(features, self.aug.blur_prob, self.aug.blur_passes)
             features = spec_augment(features, self.aug.freq_masks, self.aug.freq_mask_width,
                                     self.aug.time_masks, self.aug.time_mask_width)
         logits = self.model.classify(features)

@@ -199,7 +199,10 @@ def run_train(args: argparse.Namespace) -> dict:
     summary = {
         "model": args.model, "trainable_mel": args.trainable_mel, "trainable_stft": args.trainable_stft,
         "data": str(root), "epochs": int(trainer.current_epoch), "best_epoch": int(state.get("epoch", -1)),
-        "train_clips": len(data.dataset("train")), "seconds": round(seconds, 1),
+        "train_clips": len(data.dataset("train")), "unknown_fraction": args.unknown_fraction,
+        "augment": bool(hp["augment"]), "augment_config": {k: list(v) if isinstance(v, tuple) else v
+                                                           for k, v in augment_config.items()},
+        "seconds": round(seconds, 1),
         **{f"{split}_{key}": results[split][key] for split in results for key in ("accuracy", "f1_macro", "loss", "n")},
     }
     save_checkpoint(model, out / "model.pt", meta=summary)
