@@ -255,9 +255,20 @@ def test_missing_espeak_is_a_clear_error(tmp_path, monkeypatch):
     assert not (tmp_path / "x").exists()
 
 
+def test_missing_festival_is_a_clear_error(tmp_path, monkeypatch):
+    from spotter.data import synth
+
+    monkeypatch.setattr(synth, "_FESTIVAL_OK", [])  # forget an earlier successful check in this process
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(RuntimeError, match="apt-get install festival festvox-kdlpc16k"):
+        synthesize_corpus(tmp_path / "x", per_word=1, engines=("festival",), progress=False)
+    assert not (tmp_path / "x").exists()
+    assert "festival" not in synth.available_engines()
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="unknown TTS engine"):
-        synthesize_corpus(tmp_path / "x", engines=("festival",), progress=False)
+        synthesize_corpus(tmp_path / "x", engines=("mbrola",), progress=False)
     with pytest.raises(ValueError):
         synthesize_corpus(tmp_path / "x", engines=("espeak",), words=("a/b",), progress=False)
     with pytest.raises(ValueError):
