@@ -745,20 +745,15 @@ def _voice_task(task: dict) -> dict:
     params = voice["params"]
     squeezed, written = 0, 0
     piper_voice = _piper_voice(params["session_seed"]) if voice["engine"] == "piper" else None
+    rngs = [_clip_rng(seed, task["voice_index"], word, take) for word, take in task["clips"]]
+    texts = [word + str(rng.choice(["", ".", "!"])) for rng, (word, _) in zip(rngs, task["clips"])]
     festival_audio: list[tuple[np.ndarray, int]] = []
-    if voice["engine"] == "festival":  # one festival process for all clips; same draws in the same order
-        items = []
-        for word, take in task["clips"]:
-            rng = _clip_rng(seed, task["voice_index"], word, take)
-            text = word + str(rng.choice(["", ".", "!"]))
-            items.append((text, params["duration_stretch"] * rng.uniform(0.94, 1.06),
-                          params["f0_mean"] * rng.uniform(0.96, 1.04), params["f0_stddev"]))
-        festival_audio = _festival_batch(params["voice"], items)
-    for index, (word, take) in enumerate(task["clips"]):
-        rng = _clip_rng(seed, task["voice_index"], word, take)
-        text = word + str(rng.choice(["", ".", "!"]))
+    if voice["engine"] == "festival":  # one festival process speaks every clip of the voice
+        festival_audio = _festival_batch(params["voice"], [
+            (text, params["duration_stretch"] * rng.uniform(0.94, 1.06), params["f0_mean"] * rng.uniform(0.96, 1.04),
+             params["f0_stddev"]) for rng, text in zip(rngs, texts)])
+    for index, ((word, take), rng, text) in enumerate(zip(task["clips"], rngs, texts)):
         if voice["engine"] == "festival":
-            rng.uniform(0.94, 1.06), rng.uniform(0.96, 1.04)  # the jitter drawn above
             audio, sr = festival_audio[index]
         elif voice["engine"] == "espeak":
             pitch = int(np.clip(params["pitch"] + rng.integers(-4, 5), 0, 99))
