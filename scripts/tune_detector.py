@@ -7,15 +7,40 @@
 Each WAV needs its labels CSV beside it (``spotter data stream`` writes both).
 The model runs once per stream; every detector setting is then replayed over
 the stored posteriors (see spotter/tuning.py).  Prints the best settings.
+``--per-keyword`` then gives each keyword its own threshold (for every smoothing
+/ minimum count) within the same false-alarm budget; ``--save`` writes the best
+row into the checkpoint, where ``spotter listen`` and ``eval-stream`` find it.
 """
 
 import argparse
 import json
+import pickle
+from pathlib import Path
 
 import torch
 
-from spotter.checkpoint import load_model
-from spotter.tuning import candidates, describe, grid_search, stream_posteriors
+from spotter.checkpoint import load_model, read_checkpoint, resolve, save_checkpoint
+from spotter.detector import DetectorConfig
+from spotter.tuning import candidates, describe, grid_search, keyword_thresholds, stream_posteriors
+
+
+KEYWORD_GRID = (0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995)
+
+
+def _posteriors(model, name, wav, folder, batched):
+    """The model's posteriors of one stream, cached in ``folder`` when given (keyed by model file and stream)."""
+    if not folder:
+        return stream_posteriors(model, wav, batched=batched)
+    key = str(Path(name).with_suffix("")).replace("/", "_") if name else "shipped"
+    path = Path(folder) / f"{key}-{Path(wav).stem}.pkl"
+    if path.is_file() and path.stat().st_mtime > Path(wav).stat().st_mtime:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    result = stream_posteriors(model, wav, batched=batched)
+    with open(path, "wb") as f:
+        pickle.dump(result, f)
+    return result
 
 
 def main() -> None:
@@ -28,10 +53,24 @@ def main() -> None:
     p.add_argument("--tolerance", type=float, default=0.75)
     p.add_argument("--top", type=int, default=12, help="rows to print")
     p.add_argument("--json", help="also write all rows to this JSON file")
+    p.add_argument("--per-keyword", action="store_true",
+                   help="then give each keyword its own threshold (same smoothing and count as the best row), "
+                        "the most hits within the false-alarm budget")
+    p.add_argument("--margin-steps", type=int, default=2,
+                   help="with --per-keyword: a threshold is charged the false alarms of the one this many grid "
+                        "steps lower (default: 2), so thresholds do not sit on the edge of the validation speech")
+    p.add_argument("--save", action="store_true",
+                   help="write the best settings into the model's checkpoint (meta 'detector'), which listen and "
+                        "eval-stream then use by default")
+    p.add_argument("--engine", action="store_true",
+                   help="score the streams through the streaming engine (as listen does) instead of in batches "
+                        "(the same posteriors, several times slower)")
+    p.add_argument("--posteriors", metavar="DIR",
+                   help="keep each stream's posteriors in DIR (<model>-<stream>.pkl) and reuse them next time")
     args = p.parse_args()
     torch.set_num_threads(1)
     model = load_model(args.model, device="cpu")
-    streams = [stream_posteriors(model, wav) for wav in args.streams]
+    streams = [_posteriors(model, args.model, wav, args.posteriors, not args.engine) for wav in args.streams]
     configs = candidates(thresholds=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99), smoothing=(1, 2, 3, 5),
                          min_counts=(1, 2, 3), refractory=(1.0,))
     rows = grid_search(streams, model.labels, configs, args.tolerance, args.max_fa_per_hour)
@@ -45,6 +84,25 @@ def main() -> None:
                else "-")
         print(f"{r['recall']:>7.1%} {r['fa_per_hour']:>6.1f} {lat:>15}  {describe(r['config'])}")
     print("latency: median/mean seconds from the end of the keyword to its detection")
+    if args.per_keyword:
+        tuned_rows = []
+        for smoothing, min_count in sorted({(c.smoothing_hops, c.min_count) for c in configs}):
+            base = DetectorConfig(smoothing_hops=smoothing, min_count=min_count, refractory_s=1.0)
+            tuned = keyword_thresholds(streams, model.labels, base, grid=KEYWORD_GRID, tolerance_s=args.tolerance,
+                                       max_fa_per_hour=args.max_fa_per_hour, margin_steps=args.margin_steps)
+            row = grid_search(streams, model.labels, [tuned], args.tolerance, args.max_fa_per_hour)[0]
+            if args.max_latency is None or (row["latency_median_s"] or 1e9) <= args.max_latency:
+                tuned_rows.append(row)
+        tuned_rows.sort(key=lambda r: (-(r["recall"] or 0), r["fa_per_hour"], r["latency_median_s"] or 0))
+        print("per-keyword thresholds, each smoothing / min count:")
+        for r in tuned_rows[: max(1, args.top // 3)]:
+            print(f"{r['recall']:>7.1%} {r['fa_per_hour']:>6.1f} {r['latency_median_s']:>9.2f} s  {describe(r['config'])}")
+        rows = tuned_rows + rows
+    if args.save and rows:
+        best = rows[0]["config"]
+        ckpt = read_checkpoint(resolve(args.model))
+        save_checkpoint(model, resolve(args.model), meta={**ckpt.get("meta", {}), "detector": best.to_meta()})
+        print(f"saved to {resolve(args.model)}: {describe(best)}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump([{**r, "config": vars(r["config"])} for r in rows], f, indent=1)

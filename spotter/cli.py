@@ -10,6 +10,7 @@ non-zero exit status, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Callable, Sequence
@@ -155,13 +156,39 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _engine_config(args: argparse.Namespace, live: bool):
-    from .detector import DetectorConfig
+def _engine_config(args: argparse.Namespace, live: bool, model=None):
     from .pipeline import EngineConfig
 
+    return EngineConfig(hop_ms=args.hop_ms, skip_stale=live, detector=_detector_config(args, model))
+
+
+def _detector_config(args: argparse.Namespace, model=None):
+    """The model's own detector settings (checkpoint meta "detector"), else the defaults; flags win.
+
+    ``--threshold`` sets one threshold for every keyword (dropping the model's per-keyword ones);
+    ``--keyword-threshold KW=T`` then sets single keywords."""
+    from .detector import DetectorConfig, detector_from_meta
+
+    config = detector_from_meta(getattr(model, "meta", {}), source=getattr(model, "name", "model"))
     changes = {name: value for name, value in (("threshold", args.threshold), ("smoothing_hops", args.smoothing_hops),
                                                ("min_count", args.min_count)) if value is not None}
-    return EngineConfig(hop_ms=args.hop_ms, skip_stale=live, detector=DetectorConfig(**changes))
+    if args.threshold is not None:
+        changes["thresholds"] = {}
+    per_keyword = dict(changes.get("thresholds", config.thresholds))
+    for item in args.keyword_threshold or []:
+        keyword, _, value = item.partition("=")
+        try:
+            per_keyword[keyword.strip()] = float(value)
+        except ValueError:
+            raise SpotterError(f"--keyword-threshold {item!r}: write KEYWORD=PROBABILITY, e.g. off=0.8") from None
+    if args.keyword_threshold:
+        changes["thresholds"] = per_keyword
+    config = dataclasses.replace(config, **changes)
+    unknown = sorted(set(config.thresholds) - set(getattr(model, "labels", config.thresholds)))
+    if unknown:
+        raise SpotterError(f"--keyword-threshold: {', '.join(unknown)} is not a keyword of the model "
+                           f"({', '.join(getattr(model, 'labels', ()))})")
+    return config
 
 
 def _streaming_model(args: argparse.Namespace):
@@ -200,7 +227,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
         source = MicrophoneSource(args.device)
     model = _streaming_model(args)
     live = not args.wav or args.realtime
-    engine = Engine(model, _engine_config(args, live))
+    engine = Engine(model, _engine_config(args, live, model))
     as_json = args.json or not sys.stdout.isatty()
     device = next(model.parameters()).device.type
 
@@ -270,16 +297,18 @@ def _cmd_eval_stream(args: argparse.Namespace) -> int:
 
     labels = read_labels(args.labels)
     model = _streaming_model(args)
-    events, summary = replay_file(model, args.wav, _engine_config(args, live=False))
+    events, summary = replay_file(model, args.wav, _engine_config(args, live=False, model=model))
     detections = [e for e in events if isinstance(e, Detection)]
     score = score_stream(detections, labels, summary["seconds"], tolerance_s=args.tolerance)
+    detector = _detector_config(args, model)
     result = {**score.to_dict(), "wav": str(args.wav), "model": model.name, "hop_ms": args.hop_ms,
-              "threshold": _threshold(args), "tolerance_s": args.tolerance}
+              "threshold": detector.threshold, "thresholds": dict(detector.thresholds),
+              "smoothing_hops": detector.smoothing_hops, "min_count": detector.min_count, "tolerance_s": args.tolerance}
     if args.json:
         print(json.dumps(result))
     else:
         print(f"{args.wav}: {summary['seconds'] / 60:.1f} min, {model.name}, hop {args.hop_ms:g} ms, "
-              f"threshold {result['threshold']:g}, tolerance {args.tolerance:g} s")
+              f"{detector.describe()}, tolerance {args.tolerance:g} s")
         print(score.format_table())
     return 0
 
@@ -293,17 +322,22 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _threshold(args: argparse.Namespace) -> float:
-    from .detector import DetectorConfig
-
-    return DetectorConfig().threshold if args.threshold is None else args.threshold
-
-
 def _cmd_data_speech(args: argparse.Namespace) -> int:
     from .data.speech import add_speech_crops
 
     folder = add_speech_crops(args.corpus, count=args.count, seed=args.seed, progress=not args.no_progress)
     print(f"{folder}: {args.count} clips of continuous speech (label unknown, training split only)")
+    return 0
+
+
+def _cmd_data_vocode(args: argparse.Namespace) -> int:
+    from .data.vocode import make_world_corpus
+
+    engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
+    manifest = make_world_corpus(args.corpus, args.out, voices=args.voices, seed=args.seed, engines=engines,
+                                 workers=args.workers, progress=not args.no_progress)
+    print(f"{args.out}: {manifest['total_clips']} clips, {len(manifest['voices'])} WORLD voices made from training "
+          f"voices of {args.corpus} (training split only); join them with `spotter data merge`")
     return 0
 
 
@@ -347,7 +381,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 def _add_streaming_options(p: argparse.ArgumentParser) -> None:
     _add_model_options(p)
     p.add_argument("--threshold", type=float, default=None,
-                   help="smoothed probability a keyword must reach (default: the detector's tuned 0.95)")
+                   help="smoothed probability every keyword must reach (default: the model's tuned per-keyword "
+                        "thresholds, see checkpoints/README.md; 0.95 for a model without them)")
+    p.add_argument("--keyword-threshold", action="append", metavar="KW=T",
+                   help="one keyword's threshold, e.g. --keyword-threshold off=0.8 (repeatable; after --threshold)")
     p.add_argument("--smoothing-hops", type=int, default=None,
                    help="average the posteriors over this many hops (default: 1, no averaging)")
     p.add_argument("--min-count", type=int, default=None,
@@ -498,6 +535,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_corpus_options(q)
     q.add_argument("--count", type=int, default=3000, help="clips to write (default: 3000)")
     q.set_defaults(func=_cmd_data_speech)
+    q = data_sub.add_parser("vocode", help="make new training voices from a corpus' own through the WORLD vocoder",
+                            description="Convert training voices of CORPUS into new voices with the WORLD vocoder "
+                            "(pyworld): new mean pitch (80-250 Hz) and intonation range, vocal tract warped to "
+                            "match, smoothed envelopes, breathier or buzzier. Writes a new corpus OUT of training "
+                            "clips only; join it to its source with `spotter data merge`.")
+    _add_corpus_options(q)
+    q.add_argument("--out", required=True, help="the new folder")
+    q.add_argument("--voices", type=int, default=180, help="new voices, each from one source voice (default: 180)")
+    q.add_argument("--engines", default="piper,festival,espeak",
+                   help="engines whose training voices are converted (default: piper,festival,espeak)")
+    q.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU)")
+    q.set_defaults(func=_cmd_data_vocode)
     q = data_sub.add_parser("windows", help="add 1 s windows cut from training-voice word streams (keywords off-centre)",
                             description="Build word streams from a corpus' training voices (training noise, "
                             "5-25 dB SNR) and cut 1 s windows from them: around each keyword at random positions "

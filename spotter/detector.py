@@ -55,6 +55,39 @@ class DetectorConfig:
     def threshold_for(self, keyword: str) -> float:
         return float(self.thresholds.get(keyword, self.threshold))
 
+    def describe(self) -> str:
+        per = ""
+        if self.thresholds:
+            per = " (" + ", ".join(f"{k} {v:.2f}" for k, v in self.thresholds.items()) + ")"
+        return (f"threshold {self.threshold:.2f}{per}, smoothing {self.smoothing_hops} hops, "
+                f"min count {self.min_count}, refractory {self.refractory_s:g} s")
+
+    def to_meta(self) -> dict:
+        """Plain values for a checkpoint's ``meta["detector"]`` (see :func:`detector_from_meta`)."""
+        return {"threshold": self.threshold, "thresholds": dict(self.thresholds), "smoothing_hops": self.smoothing_hops,
+                "min_count": self.min_count, "refractory_s": self.refractory_s}
+
+
+def detector_from_meta(meta: dict, source: str = "checkpoint") -> DetectorConfig:
+    """The detector settings a checkpoint was tuned with (``meta["detector"]``), else the defaults.
+
+    Settings tuned for one model do not fit another, so they travel in its checkpoint; a model
+    without them gets :class:`DetectorConfig`'s defaults. Bad stored values raise a one-line error
+    naming ``source``."""
+    stored = (meta or {}).get("detector")
+    if not stored:
+        return DetectorConfig()
+    known = set(DetectorConfig.__dataclass_fields__)
+    try:
+        if not isinstance(stored, dict) or set(stored) - known:
+            raise DetectorConfigError(f"unknown keys {sorted(set(stored) - known) if isinstance(stored, dict) else stored}")
+        values = {k: (dict(v) if k == "thresholds" else float(v) if k in ("threshold", "refractory_s") else int(v))
+                  for k, v in stored.items()}
+        return DetectorConfig(**values)
+    except (DetectorConfigError, TypeError, ValueError) as err:
+        raise DetectorConfigError(f"{source}: its stored detector settings are unusable ({err}); "
+                                  "give --threshold to override them") from None
+
 
 class Detector:
     """Stateful but pure: the same sequence of updates gives the same detections."""
@@ -73,8 +106,11 @@ class Detector:
         self.last_fire = -np.inf
 
     def set_threshold(self, threshold: float) -> None:
-        """Change the global threshold (the UI's +/- keys); per-keyword ones stay."""
-        self.config = replace(self.config, threshold=float(np.clip(threshold, 0.05, 0.99)))
+        """Change the global threshold (the UI's +/- keys); per-keyword ones move by the same amount."""
+        new = float(np.clip(threshold, 0.05, 0.99))
+        delta = new - self.config.threshold
+        per_keyword = {k: round(float(np.clip(v + delta, 0.05, 0.99)), 4) for k, v in self.config.thresholds.items()}
+        self.config = replace(self.config, threshold=new, thresholds=per_keyword)
 
     def update(self, time: float, probs) -> tuple[np.ndarray, list[Detection]]:
         """Feed one hop; returns the smoothed probabilities and the detections it fired (0 or 1)."""

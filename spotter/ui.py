@@ -421,7 +421,9 @@ class SpotterApp(App):
 
     def _show_threshold(self) -> None:
         threshold = self.engine.detector.config.threshold
+        self.bars.thresholds = dict(self.engine.detector.config.thresholds)
         self.bars.threshold = threshold
+        self.bars.refresh()
         self.status.threshold = threshold
         self._bars_title()
 

@@ -80,3 +80,31 @@ def test_impossible_settings_are_refused_with_a_message(changes, message):
 
     with pytest.raises(DetectorConfigError, match=re.escape(message)):
         DetectorConfig(**changes)
+
+
+def test_settings_travel_in_checkpoint_meta_and_bad_ones_name_the_file():
+    from spotter.detector import DetectorConfigError, detector_from_meta
+
+    tuned = DetectorConfig(threshold=0.97, thresholds={"off": 0.8, "yes": 0.9}, smoothing_hops=2, min_count=2)
+    assert detector_from_meta({"detector": tuned.to_meta()}) == tuned
+    assert detector_from_meta({}) == DetectorConfig() and detector_from_meta({"epochs": 3}) == DetectorConfig()
+    for bad, why in (({"threshold": 2.0}, "threshold 2"), ({"thershold": 0.9}, "unknown keys"),
+                     ({"thresholds": {"off": "x"}}, "could not convert|must be real|float"), ("0.9", "unknown keys")):
+        with pytest.raises(DetectorConfigError, match=r"m\.pt: its stored detector settings are unusable") as info:
+            detector_from_meta({"detector": bad}, source="m.pt")
+        assert re.search(why, str(info.value)) and "\n" not in str(info.value)
+
+
+def test_set_threshold_moves_the_per_keyword_thresholds_with_it():
+    det = Detector(LABELS, DetectorConfig(threshold=0.95, thresholds={"off": 0.8, "stop": 0.98}))
+    det.set_threshold(0.9)
+    assert det.config.threshold == pytest.approx(0.9)
+    assert det.config.thresholds == pytest.approx({"off": 0.75, "stop": 0.93})
+    det.set_threshold(1.5)  # clipped at 0.99; per-keyword ones clipped too
+    assert det.config.threshold == 0.99 and det.config.thresholds == pytest.approx({"off": 0.84, "stop": 0.99})
+    # a lowered per-keyword threshold changes what fires
+    seq = [posterior(UNKNOWN, 0.9)] * 3 + [posterior(LABELS.index("off"), 0.86)] * 4 + [posterior(UNKNOWN, 0.9)] * 3
+    assert [d.keyword for d in run(det, seq)] == ["off"]
+    det.reset()
+    det.config = DetectorConfig(threshold=0.99)
+    assert run(det, seq) == []

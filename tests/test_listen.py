@@ -23,7 +23,7 @@ import torch
 from spotter.checkpoint import load_model
 from spotter.cli import main
 from spotter.config import KEYWORDS
-from spotter.detector import DetectorConfig
+from spotter.detector import detector_from_meta
 from spotter.events import PosteriorUpdate
 from spotter.pipeline import Engine, EngineConfig, run
 from spotter.streameval import read_labels
@@ -53,7 +53,26 @@ def test_wav_replay_finds_each_keyword_at_its_time_and_nothing_else(capsys):
     assert [d["keyword"] for d in detections] == [e.label for e in want]
     for d, e in zip(detections, want):
         assert e.start <= d["time"] <= e.end + TOLERANCE_S, (d, e)
-        assert set(d) >= {"event", "keyword", "time", "confidence"} and d["confidence"] >= DetectorConfig().threshold
+        assert set(d) >= {"event", "keyword", "time", "confidence"}
+        assert d["confidence"] >= detector_from_meta(load_model(None).meta).threshold_for(d["keyword"])
+
+
+def test_the_models_own_detector_settings_are_used_and_flags_win(tmp_path, capsys):
+    from spotter.checkpoint import save_checkpoint
+
+    model = load_model(None)
+    slow = save_checkpoint(model, tmp_path / "slow.pt",
+                           meta={**model.meta, "detector": {"threshold": 0.95, "min_count": 60}})
+    assert main(["listen", "--wav", str(EXAMPLE), "--json", "--model", str(slow)]) == 0
+    assert not [d for d in json_lines(capsys.readouterr().out) if d["event"] == "detection"]  # 6 s above threshold: never
+    assert main(["listen", "--wav", str(EXAMPLE), "--json", "--model", str(slow), "--min-count", "3"]) == 0
+    found = [d["keyword"] for d in json_lines(capsys.readouterr().out) if d["event"] == "detection"]
+    assert found == [e.label for e in expected_keywords()]
+    # one keyword's threshold out of reach: only that keyword disappears
+    assert main(["listen", "--wav", str(EXAMPLE), "--json", "--keyword-threshold", "stop=1.0"]) == 0
+    found = [d["keyword"] for d in json_lines(capsys.readouterr().out) if d["event"] == "detection"]
+    assert "stop" in [e.label for e in expected_keywords()]
+    assert found == [e.label for e in expected_keywords() if e.label != "stop"]
 
 
 def test_posterior_lines_come_every_hop(capsys):
@@ -102,6 +121,9 @@ def test_sigterm_also_ends_with_a_summary():
     (["--wav", str(EXAMPLE), "--threshold", "1.5"], "threshold 1.5: a probability in (0, 1]"),
     (["--wav", str(EXAMPLE), "--smoothing-hops", "0"], "smoothing-hops 0: must be at least 1"),
     (["--wav", str(EXAMPLE), "--min-count", "-2"], "min-count -2: must be at least 1"),
+    (["--wav", str(EXAMPLE), "--keyword-threshold", "of=0.8"], "of is not a keyword of the model"),
+    (["--wav", str(EXAMPLE), "--keyword-threshold", "off"], "write KEYWORD=PROBABILITY"),
+    (["--wav", str(EXAMPLE), "--keyword-threshold", "off=1.5"], "thresholds['off'] 1.5: a probability in (0, 1]"),
 ])
 def test_bad_listen_arguments_give_one_line_errors(capsys, argv, message):
     assert main(["listen", *argv]) == 2

@@ -1,0 +1,88 @@
+"""Detector tuning on stored posteriors: per-keyword thresholds within a false-alarm budget."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spotter.config import KEYWORDS, LABELS
+from spotter.detector import DetectorConfig
+from spotter.streameval import LabelEvent
+from spotter.tuning import StreamPosteriors, grid_search, keyword_thresholds
+
+HOP = 0.1
+GRID = (0.7, 0.8, 0.85, 0.9, 0.95, 0.99)
+
+
+def _stream(name, seconds, bursts, labels):
+    """Posteriors of ``seconds`` of audio: 'unknown' at 0.9, except ``bursts`` (time, keyword, p, hops)."""
+    times = np.round(np.arange(1, int(seconds / HOP) + 1) * HOP, 3)
+    probs = np.full((times.size, len(LABELS)), 0.01)
+    probs[:, LABELS.index("unknown")] = 0.9
+    for t, keyword, p, hops in bursts:
+        i = int(round(t / HOP))
+        row = np.full(len(LABELS), (1 - p) / (len(LABELS) - 1))
+        row[LABELS.index(keyword)] = p
+        probs[i:i + hops] = row
+    return StreamPosteriors(name, times, probs, labels, float(seconds))
+
+
+def _streams(off_peak):
+    words = [(5 + 10 * i, "off" if i % 2 == 0 else "yes") for i in range(8)]
+    keyword_stream = _stream("kw", 90, [(t + 0.5, w, off_peak if w == "off" else 0.99, 5) for t, w in words],
+                             [LabelEvent(w, t, t + 0.4, w) for t, w in words])
+    speech = _stream("speech", 3600, [(100, "yes", 0.93, 4), (900, "yes", 0.93, 4), (2000, "yes", 0.93, 4),
+                                      (1500, "off", 0.75, 4), (2500, "off", 0.75, 4)],
+                     [LabelEvent("speech", 0.0, 3600.0, "...")])
+    return [keyword_stream, speech]
+
+
+def test_each_keyword_gets_the_highest_threshold_that_finds_it():
+    base = DetectorConfig(threshold=0.95, smoothing_hops=1, min_count=3)
+    tuned = keyword_thresholds(_streams(0.86), LABELS, base, GRID, max_fa_per_hour=2.0)
+    assert tuned.thresholds["yes"] == 0.99 and tuned.thresholds["off"] == 0.85
+    assert all(tuned.thresholds[k] == 0.99 for k in KEYWORDS if k not in ("yes", "off"))
+    assert (tuned.smoothing_hops, tuned.min_count) == (1, 3)
+    row = grid_search(_streams(0.86), LABELS, [base, tuned], 0.75, 2.0)
+    assert row[0]["config"] == tuned and row[0]["recall"] == 1.0 and row[0]["false_alarms"] == 0
+    assert row[1]["recall"] == 0.5  # the global 0.95 misses every 'off'
+
+
+def test_the_false_alarm_budget_decides_how_low_a_threshold_may_go():
+    base = DetectorConfig(threshold=0.95, smoothing_hops=1, min_count=3)
+    # 'off' peaks at 0.72: only 0.7 finds it, and 0.7 also fires twice on the hour of speech
+    within = keyword_thresholds(_streams(0.72), LABELS, base, GRID, max_fa_per_hour=2.0)
+    assert within.thresholds["off"] == 0.7
+    row = grid_search(_streams(0.72), LABELS, [within], 0.75, 2.0)[0]
+    assert row["recall"] == 1.0 and row["false_alarms"] == 2
+    strict = keyword_thresholds(_streams(0.72), LABELS, base, GRID, max_fa_per_hour=1.0)
+    assert strict.thresholds["off"] == 0.99 and strict.thresholds["yes"] == 0.99
+    assert grid_search(_streams(0.72), LABELS, [strict], 0.75, 1.0)[0]["false_alarms"] == 0
+    with pytest.raises(KeyError):
+        strict.thresholds["unknown"]
+
+
+def test_batched_scoring_equals_the_streaming_engine():
+    from pathlib import Path
+
+    from spotter.checkpoint import load_model
+    from spotter.tuning import stream_posteriors
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "keywords.wav"
+    model = load_model(None, device="cpu")
+    engine = stream_posteriors(model, example)
+    batched = stream_posteriors(model, example, batched=True, batch_size=64)
+    assert batched.times.shape == engine.times.shape and np.allclose(batched.times, engine.times)
+    assert batched.duration_s == pytest.approx(engine.duration_s)
+    assert np.abs(batched.probs - engine.probs).max() < 1e-4
+    assert batched.labels == engine.labels and len(batched.labels) > 5
+
+
+def test_a_margin_keeps_thresholds_off_the_edge_of_the_validation_speech():
+    base = DetectorConfig(threshold=0.95, smoothing_hops=1, min_count=3)
+    streams = _streams(0.86)  # 'off' words peak at 0.86; 'off' fires on speech at 0.75
+    assert keyword_thresholds(streams, LABELS, base, GRID, max_fa_per_hour=1.0).thresholds["off"] == 0.85
+    # two steps below 0.85 is 0.7, which fires twice on the speech: over a budget of 1, so 'off' stays unfound
+    margin = keyword_thresholds(streams, LABELS, base, GRID, max_fa_per_hour=1.0, margin_steps=2)
+    assert margin.thresholds["off"] == 0.99 and margin.thresholds["yes"] == 0.99
+    assert keyword_thresholds(streams, LABELS, base, GRID, max_fa_per_hour=1.0, margin_steps=1).thresholds["off"] == 0.85
