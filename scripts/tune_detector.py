@@ -21,7 +21,7 @@ import torch
 
 from spotter.checkpoint import load_model, read_checkpoint, resolve, save_checkpoint
 from spotter.detector import DetectorConfig
-from spotter.tuning import candidates, describe, grid_search, keyword_thresholds, stream_posteriors
+from spotter.tuning import candidates, grid_search, keyword_thresholds, stream_posteriors
 
 
 KEYWORD_GRID = (0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995)
@@ -82,7 +82,7 @@ def main() -> None:
     for r in rows[: args.top]:
         lat = (f"{r['latency_median_s']:.2f}/{r['latency_mean_s']:.2f} s" if r["latency_mean_s"] is not None
                else "-")
-        print(f"{r['recall']:>7.1%} {r['fa_per_hour']:>6.1f} {lat:>15}  {describe(r['config'])}")
+        print(f"{r['recall']:>7.1%} {r['fa_per_hour']:>6.1f} {lat:>15}  {r['config'].describe()}")
     print("latency: median/mean seconds from the end of the keyword to its detection")
     if args.per_keyword:
         tuned_rows = []
@@ -96,13 +96,13 @@ def main() -> None:
         tuned_rows.sort(key=lambda r: (-(r["recall"] or 0), r["fa_per_hour"], r["latency_median_s"] or 0))
         print("per-keyword thresholds, each smoothing / min count:")
         for r in tuned_rows[: max(1, args.top // 3)]:
-            print(f"{r['recall']:>7.1%} {r['fa_per_hour']:>6.1f} {r['latency_median_s']:>9.2f} s  {describe(r['config'])}")
+            print(f"{r['recall']:>7.1%} {r['fa_per_hour']:>6.1f} {r['latency_median_s']:>9.2f} s  {r['config'].describe()}")
         rows = tuned_rows + rows
     if args.save and rows:
         best = rows[0]["config"]
         ckpt = read_checkpoint(resolve(args.model))
         save_checkpoint(model, resolve(args.model), meta={**ckpt.get("meta", {}), "detector": best.to_meta()})
-        print(f"saved to {resolve(args.model)}: {describe(best)}")
+        print(f"saved to {resolve(args.model)}: {best.describe()}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump([{**r, "config": vars(r["config"])} for r in rows], f, indent=1)

@@ -297,10 +297,11 @@ def _cmd_eval_stream(args: argparse.Namespace) -> int:
 
     labels = read_labels(args.labels)
     model = _streaming_model(args)
-    events, summary = replay_file(model, args.wav, _engine_config(args, live=False, model=model))
+    config = _engine_config(args, live=False, model=model)
+    events, summary = replay_file(model, args.wav, config)
     detections = [e for e in events if isinstance(e, Detection)]
     score = score_stream(detections, labels, summary["seconds"], tolerance_s=args.tolerance)
-    detector = _detector_config(args, model)
+    detector = config.detector
     result = {**score.to_dict(), "wav": str(args.wav), "model": model.name, "hop_ms": args.hop_ms,
               "threshold": detector.threshold, "thresholds": dict(detector.thresholds),
               "smoothing_hops": detector.smoothing_hops, "min_count": detector.min_count, "tolerance_s": args.tolerance}

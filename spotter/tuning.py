@@ -168,9 +168,4 @@ def keyword_thresholds(streams: Sequence[StreamPosteriors], labels: Sequence[str
     return replace(base, threshold=max(thresholds.values()), thresholds=thresholds)
 
 
-def describe(config: DetectorConfig) -> str:
-    return config.describe()
-
-
-__all__ = ["StreamPosteriors", "stream_posteriors", "detections_of", "candidates", "grid_search", "keyword_thresholds",
-           "describe"]
+__all__ = ["StreamPosteriors", "stream_posteriors", "detections_of", "candidates", "grid_search", "keyword_thresholds"]
