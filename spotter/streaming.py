@@ -62,11 +62,15 @@ class StreamingFeatures:
         self._used = window_samples
         self.audio_start = 0  # prefixed index of self._buf[0]
         self.total = window_samples  # prefixed samples received (the 1 s of leading silence included)
-        self.frames = torch.empty(cfg.n_mels, 0)
+        self.frames = torch.empty(cfg.n_mels, 0, device=self.device)  # cached inner frames, on the model's device
         self.frames_start = 0  # frame index (prefixed coords) of self.frames[:, 0]
-        self.device = frontend.mel.mel_basis.device
         self._bases_version: tuple | None = None
         self._bases_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def device(self) -> torch.device:
+        """Where the front end's bases are (the model's device): frames are computed and cached there."""
+        return self.frontend.mel.mel_basis.device
 
     @property
     def stream_samples(self) -> int:
@@ -163,8 +167,9 @@ class StreamingFeatures:
         inner_lo, inner_hi = first + self.edge, first + self.n_frames - self.edge  # inner frames [lo, hi)
         # Cached inner frames still useful; everything else is computed in one batch below.
         cached_end = self.frames_start + self.frames.shape[1]
-        if self.frames.shape[1] == 0 or cached_end <= inner_lo or self.frames_start > inner_lo:
-            self.frames = self.frames[:, :0]
+        if (self.frames.shape[1] == 0 or cached_end <= inner_lo or self.frames_start > inner_lo
+                or self.frames.device != self.device):  # nothing useful cached, or the model moved
+            self.frames = self.frames.new_empty((self.frames.shape[0], 0), device=self.device)
             self.frames_start = cached_end = inner_lo
         else:
             self.frames = self.frames[:, inner_lo - self.frames_start:]

@@ -32,3 +32,28 @@ def test_model_runs_on_cuda_and_matches_cpu():
 def test_unknown_device_type():
     with pytest.raises(DeviceError, match="use one of auto, cpu, cuda"):
         select_device("tpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_streaming_engine_on_cuda_equals_cpu_on_every_window():
+    """The whole listen path on the GPU (incremental features, network, detector) over the example recording:
+    every window's posteriors as on the CPU, and the same detections at the same times."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from spotter.checkpoint import load_model
+    from spotter.events import Detection, PosteriorUpdate
+    from spotter.pipeline import replay_file
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "keywords.wav"
+    runs = {}
+    for device in ("cpu", "cuda"):
+        model = load_model(None, device=device)
+        assert next(model.parameters()).device.type == device
+        runs[device], _ = replay_file(model, example)
+    probs = {d: np.array([e.probs for e in ev if isinstance(e, PosteriorUpdate)]) for d, ev in runs.items()}
+    assert probs["cuda"].shape == probs["cpu"].shape and len(probs["cpu"]) > 200
+    assert np.abs(probs["cuda"] - probs["cpu"]).max() < 1e-3
+    found = {d: [(e.keyword, e.time) for e in ev if isinstance(e, Detection)] for d, ev in runs.items()}
+    assert found["cuda"] == found["cpu"] and len(found["cpu"]) == 8
