@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -133,3 +134,53 @@ def test_augmentation_settings_reach_the_run_and_bad_ones_are_refused(corpus, tm
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--aug: augmentation setting 'volume'" in err
     assert not (tmp_path / "bad").exists()
+
+
+def test_redraw_unknown_draws_fresh_unknown_clips_every_epoch(corpus):
+    from spotter.data.speech_commands import SILENCE_INDEX, UNKNOWN_INDEX
+    from spotter.training.module import UnknownRedrawSampler
+
+    once = SpeechCommands(corpus, "train", unknown_fraction=0.15, progress=False)
+    pool = SpeechCommands(corpus, "train", unknown_fraction=0.15, progress=False, all_unknown=True)
+    assert once.unknown_per_epoch is None
+    count = once.class_counts()
+    assert pool.unknown_per_epoch == count["unknown"] < pool.class_counts()["unknown"]
+    assert pool.class_counts()["silence"] == count["silence"]  # as many silence examples as the single draw
+    sampler = UnknownRedrawSampler(pool, seed=0)
+    assert len(sampler) == len(once)
+    epochs = []
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        epochs.append(list(sampler))
+    labels = np.array([ex.label for ex in pool.examples])
+    fixed = set(np.flatnonzero(labels != UNKNOWN_INDEX))
+    unknown_sets = []
+    for order in epochs:
+        assert len(order) == len(set(order)) == len(once)
+        assert fixed <= set(order)  # every keyword and silence example, every epoch
+        unknown_sets.append({i for i in order if labels[i] == UNKNOWN_INDEX})
+        assert len(unknown_sets[-1]) == count["unknown"]
+    assert unknown_sets[0] != unknown_sets[1] and len(set().union(*unknown_sets)) > count["unknown"] * 1.5
+    sampler.set_epoch(1)
+    assert list(sampler) == epochs[1]  # an epoch draws the same again (--resume)
+    assert SILENCE_INDEX in labels[list(fixed)]
+
+
+@pytest.mark.slow
+def test_init_starts_from_a_trained_model_and_refuses_another_kind(corpus, tmp_path, capsys):
+    first = tmp_path / "first"
+    _train(corpus, first, "--model", "linear", "--epochs", "1")
+    # lr 0: fine-tuning changes nothing, so the result must be the --init model itself
+    tuned = tmp_path / "tuned"
+    _train(corpus, tuned, "--model", "linear", "--epochs", "1", "--lr", "0", "--init", str(first / "model.pt"),
+           "--redraw-unknown")
+    a, b = load_model(first / "model.pt", device="cpu"), load_model(tuned / "model.pt", device="cpu")
+    for key, value in a.state_dict().items():
+        assert torch.equal(value, b.state_dict()[key]), key
+    metrics = json.loads((tuned / "metrics.json").read_text())
+    assert metrics["init"] == str(first / "model.pt") and metrics["redraw_unknown"] is True
+    capsys.readouterr()
+    assert train_main(["--data", str(corpus), "--model", "bcresnet-1", "--init", str(first / "model.pt"),
+                       "--out", str(tmp_path / "other"), "--no-progress", "--accelerator", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not the same kind of model: model linear (this run: bcresnet-1)" in err

@@ -205,13 +205,21 @@ def _silence_examples(noises: list[tuple[str, int]], count: int, split: str,
     return out
 
 
+def unknown_wanted(keyword_examples: int, silence_fraction: float, unknown_fraction: float) -> int:
+    """How many unknown examples make ``unknown_fraction`` of a split with this many keyword examples."""
+    return _round(unknown_fraction * keyword_examples / (1.0 - silence_fraction - unknown_fraction))
+
+
 def build_index(root: str | os.PathLike, split: str, seed: int = 0, silence_fraction: float = 0.1,
-                unknown_fraction: float = 0.1, balance_all: bool = False) -> list[Example]:
+                unknown_fraction: float = 0.1, balance_all: bool = False, all_unknown: bool = False) -> list[Example]:
     """The examples of one split (``train``, ``val``, ``test`` or ``all``): see the module docstring.
 
     ``split="all"`` takes every clip unless ``balance_all``, which samples its
     unknown words down to ``unknown_fraction`` as the other splits do (the
     12-class proportions, for scoring a folder without split lists).
+    ``all_unknown`` keeps every unknown clip of the split, with as many silence
+    examples as the ``unknown_fraction`` draw would have (for a sampler that draws
+    the unknown clips afresh every epoch, see ``spotter train --redraw-unknown``).
     """
     split = _normalise_split(split)
     if not (0 <= silence_fraction < 1 and 0 <= unknown_fraction < 1 and silence_fraction + unknown_fraction < 1):
@@ -230,15 +238,16 @@ def build_index(root: str | os.PathLike, split: str, seed: int = 0, silence_frac
             unknown.append(rel)
         else:
             chosen.append(Example(rel, LABELS.index(label)))
-    if split == "all" and not balance_all:
+    wanted = unknown_wanted(len(chosen), silence_fraction, unknown_fraction)
+    if (split == "all" and not balance_all) or all_unknown:
         picked = range(len(unknown))
     else:
-        wanted = _round(unknown_fraction * len(chosen) / (1.0 - silence_fraction - unknown_fraction))
         take = min(wanted, len(unknown))
         picked = np.sort(rng.choice(len(unknown), size=take, replace=False)) if take else []
     chosen += [Example(unknown[i], UNKNOWN_INDEX) for i in picked]
     noises = _noise_lengths(root)
-    n_silence = _round(silence_fraction * len(chosen) / (1.0 - silence_fraction))
+    drawn = len(chosen) - len(picked) + min(wanted, len(unknown)) if all_unknown else len(chosen)
+    n_silence = _round(silence_fraction * drawn / (1.0 - silence_fraction))
     if split == "all" and not noises:
         n_silence = 0
     return chosen + _silence_examples(noises, n_silence, split, rng)
@@ -332,7 +341,7 @@ class SpeechCommands(Dataset):
     def __init__(self, root: str | os.PathLike, split: str, seed: int = 0, silence_fraction: float = 0.1,
                  unknown_fraction: float = 0.1, preload: bool = False,
                  transform: Callable[[torch.Tensor], torch.Tensor] | None = None, progress: bool = True,
-                 balance_all: bool = False) -> None:
+                 balance_all: bool = False, all_unknown: bool = False) -> None:
         self.root = Path(root)
         self.split = _normalise_split(split)
         self.transform = transform
@@ -342,7 +351,12 @@ class SpeechCommands(Dataset):
         self._failed: set[str] = set()
         self._audio: np.ndarray | None = None
         self._rows: np.ndarray | None = None
-        examples = build_index(self.root, self.split, seed, silence_fraction, unknown_fraction, balance_all)
+        examples = build_index(self.root, self.split, seed, silence_fraction, unknown_fraction, balance_all, all_unknown)
+        #: With ``all_unknown``: how many unknown clips an epoch draws (the ``unknown_fraction`` share); else None.
+        self.unknown_per_epoch: int | None = (
+            min(unknown_wanted(sum(ex.label not in (UNKNOWN_INDEX, SILENCE_INDEX) for ex in examples),
+                               silence_fraction, unknown_fraction),
+                sum(ex.label == UNKNOWN_INDEX for ex in examples)) if all_unknown else None)
         self.examples: list[Example] = self._preload(examples, progress) if preload else self._check(examples, progress)
         if self.skipped:
             warnings.warn(f"{self.root} ({self.split}): left out {len(self.skipped)} unreadable clip(s): "

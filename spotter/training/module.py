@@ -19,6 +19,7 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
@@ -158,8 +159,9 @@ class KWSDataModule(pl.LightningDataModule):
 
     def __init__(self, root: str | Path, batch_size: int = 128, workers: int = 0, seed: int = 0,
                  preload: bool = True, silence_fraction: float = 0.1, unknown_fraction: float = 0.1,
-                 progress: bool = True) -> None:
+                 redraw_unknown: bool = False, progress: bool = True) -> None:
         super().__init__()
+        self.redraw_unknown = redraw_unknown
         self.root = Path(root)
         self.batch_size = batch_size
         self.workers = workers
@@ -175,7 +177,8 @@ class KWSDataModule(pl.LightningDataModule):
 
         if split not in self.datasets:
             self.datasets[split] = SpeechCommands(self.root, split, seed=self.seed, preload=self.preload,
-                                                  progress=self.progress, **self.fractions)
+                                                  progress=self.progress,
+                                                  all_unknown=self.redraw_unknown and split == "train", **self.fractions)
         return self.datasets[split]
 
     def setup(self, stage: str | None = None) -> None:
@@ -193,9 +196,13 @@ class KWSDataModule(pl.LightningDataModule):
             self.dataset("test")
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(self.dataset(split), batch_size=self.batch_size, shuffle=shuffle,
+        dataset = self.dataset(split)
+        sampler = None
+        if shuffle and dataset.unknown_per_epoch is not None:
+            sampler, shuffle = UnknownRedrawSampler(dataset, self.seed), False
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, sampler=sampler,
                           num_workers=self.workers, persistent_workers=self.workers > 0,
-                          drop_last=shuffle and len(self.dataset(split)) > self.batch_size)
+                          drop_last=split == "train" and len(dataset) > self.batch_size)
 
     def train_dataloader(self):
         return self._loader("train", True)
@@ -205,6 +212,34 @@ class KWSDataModule(pl.LightningDataModule):
 
     def test_dataloader(self):
         return self._loader("test", False)
+
+
+class UnknownRedrawSampler(torch.utils.data.Sampler):
+    """Every epoch: all keyword and silence examples, plus ``dataset.unknown_per_epoch`` unknown clips drawn
+    afresh (without replacement) from all of the dataset's unknown clips, in a new random order."""
+
+    def __init__(self, dataset, seed: int = 0) -> None:
+        from ..data.speech_commands import UNKNOWN_INDEX
+
+        labels = np.array([ex.label for ex in dataset.examples])
+        self.fixed = np.flatnonzero(labels != UNKNOWN_INDEX)
+        self.unknown = np.flatnonzero(labels == UNKNOWN_INDEX)
+        self.per_epoch = min(int(dataset.unknown_per_epoch), len(self.unknown))
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.fixed) + self.per_epoch
+
+    def set_epoch(self, epoch: int) -> None:  # Lightning calls it before every epoch (so --resume draws the same)
+        self.epoch = epoch
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        drawn = rng.choice(self.unknown, size=self.per_epoch, replace=False)
+        order = np.concatenate([self.fixed, drawn])
+        return iter(rng.permutation(order).tolist())
 
 
 def augment_defaults() -> dict:

@@ -45,6 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="share of 'unknown' clips in each split (default: 0.1, the 12-class protocol)")
     g.add_argument("--silence-fraction", type=float, default=0.1,
                    help="share of 'silence' clips in each split (default: 0.1, the 12-class protocol)")
+    g.add_argument("--redraw-unknown", action="store_true",
+                   help="draw the epoch's unknown clips afresh from all of them every epoch (default: one draw "
+                   "for the whole run, as Speech Commands' protocol does); same epoch size, more negatives seen")
     g.add_argument("--no-preload", action="store_true", help="read clips from disk every epoch instead of "
                    "loading them into memory once (for corpora larger than RAM)")
     g = p.add_argument_group("optimisation (defaults: the BC-ResNet recipe; Adam for linear)")
@@ -61,6 +64,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="change one augmentation setting, e.g. --aug speed=0.85,1.15 --aug eq_db=6 "
                         "--aug lowpass_prob=0.15 (keys: spotter.training.augment.AugmentConfig); repeatable")
     g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    g.add_argument("--init", metavar="CKPT", default=None,
+                   help="start from this model's weights (fine-tuning; same architecture, labels and front end) "
+                   "instead of random ones; the schedule runs from its start")
     g = p.add_argument_group("hardware (passed to the Lightning Trainer)")
     g.add_argument("--accelerator", default="auto", help="auto, cpu, gpu, ... (default: auto)")
     g.add_argument("--devices", default="auto", help="number of devices or a list (default: auto)")
@@ -154,9 +160,12 @@ def run_train(args: argparse.Namespace) -> dict:
         hp["augment"] = False
     hp["augment_config"] = augment_config
     module = KWSModule(model=args.model, trainable_mel=args.trainable_mel, trainable_stft=args.trainable_stft, **hp)
+    if args.init and not args.resume:
+        init_weights(module.model, args.init)
     data = KWSDataModule(root, batch_size=args.batch_size, workers=args.workers, seed=args.seed,
                          preload=not args.no_preload, silence_fraction=args.silence_fraction,
-                         unknown_fraction=args.unknown_fraction, progress=progress)
+                         unknown_fraction=args.unknown_fraction, redraw_unknown=args.redraw_unknown,
+                         progress=progress)
 
     loggers = [CSVLogger(out, name="logs")]
     try:
@@ -200,6 +209,7 @@ def run_train(args: argparse.Namespace) -> dict:
         "model": args.model, "trainable_mel": args.trainable_mel, "trainable_stft": args.trainable_stft,
         "data": str(root), "epochs": int(trainer.current_epoch), "best_epoch": int(state.get("epoch", -1)),
         "train_clips": len(data.dataset("train")), "unknown_fraction": args.unknown_fraction,
+        "redraw_unknown": bool(args.redraw_unknown), "init": str(args.init) if args.init else None,
         "augment": bool(hp["augment"]), "augment_config": {k: list(v) if isinstance(v, tuple) else v
                                                            for k, v in augment_config.items()},
         "seconds": round(seconds, 1),
@@ -211,6 +221,24 @@ def run_train(args: argparse.Namespace) -> dict:
           f"test accuracy {summary['test_accuracy']:.2%}, test macro F1 {summary['test_f1_macro']:.4f}")
     print(f"model: {out / 'model.pt'}   logs: {loggers[0].log_dir}")
     return summary
+
+
+def init_weights(model, checkpoint) -> None:
+    """Copy a trained model's weights into ``model``; a one-line error unless they are the same kind of model."""
+    from ..checkpoint import load_model
+
+    source = load_model(checkpoint, device="cpu")
+    differences = [f"{what} {theirs} (this run: {ours})" for what, theirs, ours in (
+        ("model", source.name, model.name),
+        ("labels", ",".join(source.labels), ",".join(model.labels)),
+        ("front end", source.frontend.config.to_dict(), model.frontend.config.to_dict()),
+    ) if theirs != ours]
+    theirs, ours = source.state_dict(), model.state_dict()
+    if not differences and (theirs.keys() != ours.keys() or any(theirs[k].shape != ours[k].shape for k in ours)):
+        differences.append("parameters of other names or shapes (trainable Mel/STFT differ?)")
+    if differences:
+        raise SpotterError(f"--init {checkpoint}: not the same kind of model: {differences[0]}")
+    model.load_state_dict(theirs)
 
 
 def _interrupted(last: Path, epochs: int) -> SpotterError:
