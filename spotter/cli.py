@@ -331,6 +331,21 @@ def _cmd_data_speech(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_hardneg(args: argparse.Namespace) -> int:
+    from .data.hardneg import add_hard_negatives
+
+    try:
+        found = add_hard_negatives(args.corpus, args.model, count=args.count, seed=args.seed, min_prob=args.min_prob,
+                                   per_sentence=args.per_sentence, workers=args.workers,
+                                   progress=not args.no_progress)
+    except ValueError as err:
+        raise SpotterError(str(err)) from None
+    taken = ", ".join(f"{k} {n}" for k, n in found.by_keyword.items()) or "none"
+    print(f"{args.corpus}/hardneg: {found.written} windows the model took for a keyword, from {found.sentences} "
+          f"keyword-free sentences of training voices (label unknown, training split only; taken for: {taken})")
+    return 0
+
+
 def _cmd_data_vocode(args: argparse.Namespace) -> int:
     from .data.vocode import make_world_corpus
 
@@ -536,6 +551,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_corpus_options(q)
     q.add_argument("--count", type=int, default=3000, help="clips to write (default: 3000)")
     q.set_defaults(func=_cmd_data_speech)
+    q = data_sub.add_parser("hardneg", help="add the windows of keyword-free speech a model takes for a keyword",
+                            description="Synthesise keyword-free sentences (many near misses: 'yesterday', "
+                            "'ago', 'top') with a corpus' training voices, score every 1 s window (50 ms "
+                            "apart) with a model, and write the windows it takes for a keyword into "
+                            "CORPUS/hardneg/ (label unknown, training split only): hard negatives for "
+                            "fine-tuning (`spotter train --init`). Running it again replaces them.")
+    _add_corpus_options(q)
+    q.add_argument("--model", default=None, help="the model that searches (default: the shipped model)")
+    q.add_argument("--count", type=int, default=2000, help="windows to write (default: 2000)")
+    q.add_argument("--min-prob", type=float, default=0.3,
+                   help="keyword probability a window needs to be kept (default: 0.3)")
+    q.add_argument("--per-sentence", type=int, default=2, help="windows kept per sentence at most (default: 2)")
+    q.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU)")
+    q.set_defaults(func=_cmd_data_hardneg)
     q = data_sub.add_parser("vocode", help="make new training voices from a corpus' own through the WORLD vocoder",
                             description="Convert training voices of CORPUS into new voices with the WORLD vocoder "
                             "(pyworld): new mean pitch (80-250 Hz) and intonation range, vocal tract warped to "
