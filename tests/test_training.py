@@ -179,6 +179,8 @@ def test_init_starts_from_a_trained_model_and_refuses_another_kind(corpus, tmp_p
         assert torch.equal(value, b.state_dict()[key]), key
     metrics = json.loads((tuned / "metrics.json").read_text())
     assert metrics["init"] == str(first / "model.pt") and metrics["redraw_unknown"] is True
+    once = SpeechCommands(corpus, "train", unknown_fraction=0.1, progress=False)  # the default fraction
+    assert metrics["train_clips"] == len(once) < metrics["train_clips"] + metrics["train_unknown_pool"]
     capsys.readouterr()
     assert train_main(["--data", str(corpus), "--model", "bcresnet-1", "--init", str(first / "model.pt"),
                        "--out", str(tmp_path / "other"), "--no-progress", "--accelerator", "cpu"]) == 2

@@ -208,7 +208,7 @@ def run_train(args: argparse.Namespace) -> dict:
     summary = {
         "model": args.model, "trainable_mel": args.trainable_mel, "trainable_stft": args.trainable_stft,
         "data": str(root), "epochs": int(trainer.current_epoch), "best_epoch": int(state.get("epoch", -1)),
-        "train_clips": len(data.dataset("train")), "unknown_fraction": args.unknown_fraction,
+        **_train_sizes(data.dataset("train")), "unknown_fraction": args.unknown_fraction,
         "redraw_unknown": bool(args.redraw_unknown), "init": str(args.init) if args.init else None,
         "augment": bool(hp["augment"]), "augment_config": {k: list(v) if isinstance(v, tuple) else v
                                                            for k, v in augment_config.items()},
@@ -221,6 +221,14 @@ def run_train(args: argparse.Namespace) -> dict:
           f"test accuracy {summary['test_accuracy']:.2%}, test macro F1 {summary['test_f1_macro']:.4f}")
     print(f"model: {out / 'model.pt'}   logs: {loggers[0].log_dir}")
     return summary
+
+
+def _train_sizes(train) -> dict:
+    """Clips an epoch trains on; with --redraw-unknown also the unknown clips it draws from."""
+    if train.unknown_per_epoch is None:
+        return {"train_clips": len(train)}
+    pool = train.class_counts()["unknown"]
+    return {"train_clips": len(train) - pool + train.unknown_per_epoch, "train_unknown_pool": pool}
 
 
 def init_weights(model, checkpoint) -> None:
