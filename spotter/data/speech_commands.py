@@ -238,7 +238,8 @@ def build_index(root: str | os.PathLike, split: str, seed: int = 0, silence_frac
             unknown.append(rel)
         else:
             chosen.append(Example(rel, LABELS.index(label)))
-    wanted = unknown_wanted(len(chosen), silence_fraction, unknown_fraction)
+    n_keywords = len(chosen)
+    wanted = unknown_wanted(n_keywords, silence_fraction, unknown_fraction)
     if (split == "all" and not balance_all) or all_unknown:
         picked = range(len(unknown))
     else:
@@ -246,8 +247,8 @@ def build_index(root: str | os.PathLike, split: str, seed: int = 0, silence_frac
         picked = np.sort(rng.choice(len(unknown), size=take, replace=False)) if take else []
     chosen += [Example(unknown[i], UNKNOWN_INDEX) for i in picked]
     noises = _noise_lengths(root)
-    drawn = len(chosen) - len(picked) + min(wanted, len(unknown)) if all_unknown else len(chosen)
-    n_silence = _round(silence_fraction * drawn / (1.0 - silence_fraction))
+    unknown_in_epoch = min(wanted, len(unknown)) if all_unknown else len(picked)
+    n_silence = _round(silence_fraction * (n_keywords + unknown_in_epoch) / (1.0 - silence_fraction))
     if split == "all" and not noises:
         n_silence = 0
     return chosen + _silence_examples(noises, n_silence, split, rng)
