@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from spotter.checkpoint import load_model, read_checkpoint, resolve, save_checkpoint
+from spotter.device import DEVICE_TYPES, select_device
 from spotter.detector import DetectorConfig
 from spotter.tuning import candidates, grid_search, keyword_thresholds, stream_posteriors
 
@@ -67,9 +68,11 @@ def main() -> None:
                         "(the same posteriors, several times slower)")
     p.add_argument("--posteriors", metavar="DIR",
                    help="keep each stream's posteriors in DIR (<model>-<stream>.pkl) and reuse them next time")
+    p.add_argument("--device-type", choices=DEVICE_TYPES, default="cpu",
+                   help="where the batched scoring runs (default: cpu; cuda scores hours of audio in seconds)")
     args = p.parse_args()
     torch.set_num_threads(1)
-    model = load_model(args.model, device="cpu")
+    model = load_model(args.model, device=select_device(args.device_type))
     streams = [_posteriors(model, args.model, wav, args.posteriors, not args.engine) for wav in args.streams]
     configs = candidates(thresholds=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99), smoothing=(1, 2, 3, 5),
                          min_counts=(1, 2, 3), refractory=(1.0,))

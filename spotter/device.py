@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 
 from .errors import SpotterError
@@ -26,3 +28,18 @@ def select_device(device_type: str | None = "auto") -> torch.device:
             f"--device-type cuda: no CUDA device is available (torch {torch.__version__}, {build}); use --device-type cpu"
         )
     return torch.device(kind)
+
+
+@contextmanager
+def float32_convolutions():
+    """cuDNN convolutions in full float32 inside the block.
+
+    On Ampere and later GPUs cuDNN computes float32 convolutions in TF32 by default (a 10-bit mantissa),
+    and for large batches it picks TF32 algorithms: the STFT (a convolution in nnAudio) and the network
+    then differ from the CPU by more than float rounding. Scoring that must equal the CPU's runs in here."""
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved

@@ -21,6 +21,7 @@ import numpy as np
 
 from .config import CLIP_SAMPLES, KEYWORDS, SAMPLE_RATE
 from .detector import Detector, DetectorConfig
+from .device import float32_convolutions
 from .events import PosteriorUpdate
 from .pipeline import EngineConfig, replay_file
 from .streameval import LabelEvent, read_labels, score_stream
@@ -45,7 +46,7 @@ def stream_posteriors(model, wav: str | Path, hop_ms: float = 100.0, batched: bo
     scores the same windows (ending every hop, the first ones zero-padded on the left as the
     engine pads them) offline in batches: several times faster for long streams, and equal to
     the engine's posteriors to float precision (streaming features equal offline ones, see
-    tests/test_tuning.py)."""
+    tests/test_tuning.py). Batches run on the model's device, in float32 (not TF32) on a GPU."""
     labels = read_labels(Path(wav).with_suffix(".csv"))
     if not batched:
         events, summary = replay_file(model, wav, EngineConfig(hop_ms=hop_ms))
@@ -65,10 +66,11 @@ def stream_posteriors(model, wav: str | Path, hop_ms: float = 100.0, batched: bo
     windows = np.lib.stride_tricks.sliding_window_view(padded, CLIP_SAMPLES)[ends]
     probs = []
     model = model.eval()
-    with torch.inference_mode():
+    device = next(model.parameters()).device  # batches go where the model is (a GPU scores hours in seconds)
+    with torch.inference_mode(), float32_convolutions():
         for i in range(0, len(ends), batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(windows[i:i + batch_size]))
-            probs.append(torch.softmax(model(batch).float(), dim=-1).numpy())
+            batch = torch.from_numpy(np.ascontiguousarray(windows[i:i + batch_size])).to(device)
+            probs.append(torch.softmax(model(batch).float(), dim=-1).cpu().numpy())
     return StreamPosteriors(Path(wav).name, ends / SAMPLE_RATE, np.concatenate(probs), labels, audio.size / SAMPLE_RATE)
 
 

@@ -57,3 +57,20 @@ def test_streaming_engine_on_cuda_equals_cpu_on_every_window():
     assert np.abs(probs["cuda"] - probs["cpu"]).max() < 1e-3
     found = {d: [(e.keyword, e.time) for e in ev if isinstance(e, Detection)] for d, ev in runs.items()}
     assert found["cuda"] == found["cpu"] and len(found["cpu"]) == 8
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_batched_stream_scoring_on_cuda_equals_cpu():
+    """Detector tuning's batched scoring with the model on the GPU: the same posteriors as on the CPU."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from spotter.checkpoint import load_model
+    from spotter.tuning import stream_posteriors
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "keywords.wav"
+    runs = {d: stream_posteriors(load_model(None, device=d), example, batched=True) for d in ("cpu", "cuda")}
+    assert runs["cuda"].probs.shape == runs["cpu"].probs.shape and len(runs["cpu"].probs) > 200
+    assert np.abs(runs["cuda"].probs - runs["cpu"].probs).max() < 1e-3
+    np.testing.assert_array_equal(runs["cuda"].times, runs["cpu"].times)
