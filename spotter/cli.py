@@ -68,7 +68,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"labels:    {' '.join(info['labels'])}")
     fe = info["frontend"]
     print(f"front end: {fe['n_mels']} Mel bins, {fe['win_length']}-sample window, {fe['hop_length']}-sample hop, "
-          f"{fe['sample_rate']} Hz; trainable mel={fe['trainable_mel']} stft={fe['trainable_stft']}")
+          f"{fe['sample_rate']} Hz; trainable mel={fe['trainable_mel']} stft={fe['trainable_stft']}"
+          + (f"; normalize={fe['normalize']}" if fe.get("normalize", "none") != "none" else ""))
     for key, value in info["meta"].items():
         print(f"{key + ':':<11}{value}")
     return 0

@@ -32,6 +32,10 @@ UNKNOWN_WORDS = tuple(w for w in ALL_WORDS if w not in KEYWORDS)
 BACKGROUND_NOISE_DIR = "_background_noise_"
 
 
+#: Per-window normalisations of the log-Mel image (FrontendConfig.normalize).
+NORMALIZATIONS = ("none", "mean")
+
+
 @dataclass(frozen=True)
 class FrontendConfig:
     """Parameters of the log-Mel front end (see :mod:`spotter.features`).
@@ -50,6 +54,11 @@ class FrontendConfig:
     log_offset: float = 1e-6
     trainable_mel: bool = False
     trainable_stft: bool = False
+    normalize: str = "none"  # "mean": subtract each Mel bin's mean over the 1 s window (see features.py)
+
+    def __post_init__(self) -> None:
+        if self.normalize not in NORMALIZATIONS:
+            raise ValueError(f"front end normalize={self.normalize!r}: use one of {', '.join(NORMALIZATIONS)}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -29,6 +29,14 @@ Choices, and why:
   zero the gradient of every filter that went negative, so it could never
   recover (the "trainable mel_basis stops updating" trap, nnAudio issue
   #114); ``abs`` keeps the log finite and the gradient alive.
+* **Optional per-window mean normalisation** (``normalize="mean"``, cepstral
+  mean normalisation done on log-Mel bins): each bin's mean over the 1 s
+  window is subtracted, so a fixed spectral tilt (microphone, room, a voice's
+  or a synthesiser's average spectrum) and the overall level drop out.  It
+  is applied by :meth:`LogMel.normalize`, which :meth:`KeywordModel.classify
+  <spotter.model.KeywordModel.classify>` calls, so the streaming engine (which
+  assembles windows from cached frames) and the offline path normalise the
+  same window the same way.
 """
 
 from __future__ import annotations
@@ -83,6 +91,12 @@ class LogMel(nn.Module):
     def compress(self, mel_power: torch.Tensor) -> torch.Tensor:
         """Log compression of Mel power (``abs``: see the module notes)."""
         return torch.log(mel_power.abs() + self.config.log_offset)
+
+    def normalize(self, features: torch.Tensor) -> torch.Tensor:
+        """The window's normalisation of log-Mel ``(B, 1, n_mels, frames)`` (identity unless configured)."""
+        if self.config.normalize == "mean":
+            return features - features.mean(dim=-1, keepdim=True)
+        return features
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         if waveform.dim() == 1:

@@ -42,8 +42,8 @@ class KeywordModel(nn.Module):
         self.net = net
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
-        """Logits from log-Mel features ``(B, 1, n_mels, frames)``."""
-        return self.net(features)
+        """Logits from log-Mel features ``(B, 1, n_mels, frames)`` (normalised here if the front end says so)."""
+        return self.net(self.frontend.normalize(features))
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         return self.classify(self.frontend(waveform))

@@ -11,6 +11,7 @@ import torch
 import spotter
 from spotter.checkpoint import CheckpointError, load_model, make_checkpoint, save_checkpoint
 from spotter.model import build_model
+from spotter.config import FrontendConfig
 
 from conftest import chirp, tone
 
@@ -34,7 +35,8 @@ def _perturbed(name="bcresnet-1", **kw):
     return model.eval()
 
 
-@pytest.mark.parametrize("name,kw", [("bcresnet-1", {}), ("linear", {"trainable_mel": True, "trainable_stft": True})])
+@pytest.mark.parametrize("name,kw", [("bcresnet-1", {}), ("linear", {"trainable_mel": True, "trainable_stft": True}),
+                                     ("bcresnet-1", {"frontend": FrontendConfig(normalize="mean")})])
 def test_round_trip_gives_identical_logits(tmp_path, clips, name, kw):
     model = _perturbed(name, **kw)
     path = save_checkpoint(model, tmp_path / "m.pt", meta={"epochs": 3, "val_accuracy": 0.5})
@@ -98,3 +100,15 @@ def test_bad_checkpoints_are_refused_with_file_and_reason(tmp_path, monkeypatch)
         message = str(info.value)
         assert "\n" not in message and name in message, message
     assert not (tmp_path / "PWNED_BY_CHECKPOINT").exists(), "a checkpoint executed code"
+
+
+def test_checkpoint_from_before_front_end_normalisation_loads_unnormalised(tmp_path, clips):
+    """Checkpoints written before ``normalize`` existed (the shipped one among them) have no such key."""
+    model = _perturbed("bcresnet-1")
+    ckpt = make_checkpoint(model)
+    del ckpt["frontend"]["normalize"]
+    torch.save(ckpt, tmp_path / "old.pt")
+    loaded = load_model(tmp_path / "old.pt", device="cpu")
+    assert loaded.frontend.config.normalize == "none"
+    with torch.inference_mode():
+        assert torch.equal(loaded(clips), model(clips))

@@ -124,3 +124,29 @@ def test_jit_trace_of_the_inference_path_gives_the_same_logits(name):
     traced = torch.jit.trace(model, x[:1], check_trace=False)
     with torch.inference_mode():
         torch.testing.assert_close(traced(x), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_mean_normalised_front_end_ignores_level_and_a_fixed_spectral_tilt():
+    """normalize="mean" subtracts each Mel bin's window mean: a louder clip, or one through a fixed
+    filter (a pre-emphasis tilt here), gives the same normalised log-Mel image (up to the log offset
+    in near-silent bins and the filter's slope within a bin); without it the difference stays."""
+    from spotter.config import FrontendConfig
+
+    x = batch_of_clips(4)
+    tilted = torch.cat([x[:, :1], x[:, 1:] - 0.3 * x[:, :-1]], dim=1)  # a gentle high-frequency tilt
+    for normalize, same in (("mean", True), ("none", False)):
+        front = build_model("bcresnet-1", frontend=FrontendConfig(normalize=normalize)).frontend
+        with torch.inference_mode():
+            ref, louder, other = (front.normalize(front(clips)) for clips in (x, 4 * x, tilted))
+        level, tilt = (ref - louder).abs().median().item(), (ref - other).abs().median().item()
+        if same:
+            assert level < 0.01 and tilt < 0.02
+        else:
+            assert level > 2.7 and tilt > 0.2  # log(16) = 2.77
+
+
+def test_unknown_normalisation_is_refused():
+    from spotter.config import FrontendConfig
+
+    with pytest.raises(ValueError, match="normalize='cmvn': use one of none, mean"):
+        FrontendConfig(normalize="cmvn")

@@ -150,3 +150,17 @@ def test_gaps_and_blocks_of_any_size_never_lose_a_window(model, skip_stale):
     assert engine.features.stream_samples == pos
     assert s.windows + s.dropped_windows == pos // HOP
     assert s.windows > 0 and (skip_stale or s.dropped_windows == 0)
+
+
+def test_engine_equals_offline_model_with_mean_normalisation(stream):
+    """The window normalisation is applied to the window the engine assembles from cached frames."""
+    from spotter.config import FrontendConfig
+
+    torch.manual_seed(1)
+    model = build_model("bcresnet-1", frontend=FrontendConfig(normalize="mean")).eval()
+    updates, _ = posteriors(model, stream, 333)
+    ends = range(HOP, stream.size + 1, HOP)
+    windows = torch.from_numpy(np.stack([offline_window(stream, e) for e in ends]))
+    with torch.inference_mode():
+        offline = torch.softmax(model(windows), dim=-1).numpy()
+    np.testing.assert_allclose(np.array([u.probs for u in updates]), offline, atol=1e-5)

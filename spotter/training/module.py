@@ -27,7 +27,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from ..checkpoint import make_checkpoint
 from ..errors import SpotterError
-from ..config import CLIP_SAMPLES, LABELS, SAMPLE_RATE
+from ..config import CLIP_SAMPLES, LABELS, SAMPLE_RATE, FrontendConfig
 from ..model import build_model
 from .augment import AugmentConfig, NoiseMixer, random_filter, random_gain, spec_augment, spectral_blur, speed_perturb, time_shift
 
@@ -47,10 +47,11 @@ class KWSModule(pl.LightningModule):
     def __init__(self, model: str = "bcresnet-1", trainable_mel: bool = False, trainable_stft: bool = False,
                  optimizer: str = "sgd", lr: float = 0.1, frontend_lr: float = 1e-3, weight_decay: float = 1e-3,
                  warmup_epochs: float = 5, augment: bool = True, labels: tuple = LABELS,
-                 augment_config: dict | None = None) -> None:
+                 augment_config: dict | None = None, normalize: str = "none") -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model = build_model(model, trainable_mel=trainable_mel, trainable_stft=trainable_stft, labels=labels)
+        self.model = build_model(model, trainable_mel=trainable_mel, trainable_stft=trainable_stft, labels=labels,
+                                 frontend=FrontendConfig(normalize=normalize))
         self.aug = AugmentConfig(**(augment_config or {}))
         self.mixer: NoiseMixer | None = None
         n = len(labels)

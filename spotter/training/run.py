@@ -27,6 +27,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "train" / "configs"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..config import NORMALIZATIONS
     from ..model import MODELS
 
     p.add_argument("--config", metavar="YAML", help="a YAML file of option defaults (see train/configs/); "
@@ -35,6 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default="bcresnet-1", choices=list(MODELS), help="architecture (default: bcresnet-1)")
     g.add_argument("--trainable-mel", action="store_true", help="train the Mel filterbank (nnAudio trainable_mel)")
     g.add_argument("--trainable-stft", action="store_true", help="train the STFT kernels (nnAudio trainable_STFT)")
+    g.add_argument("--normalize", choices=NORMALIZATIONS, default="none",
+                   help="per-window normalisation of the log-Mel image: 'mean' subtracts each Mel bin's mean over "
+                        "the 1 s window (level and fixed spectral tilt drop out; default: none)")
     g = p.add_argument_group("data")
     g.add_argument("--data", default="gsc", help="'gsc' (Google Speech Commands v2, downloaded once) or a folder "
                    "in its layout, e.g. one made by `spotter data synth` (default: gsc)")
@@ -159,7 +163,8 @@ def run_train(args: argparse.Namespace) -> dict:
     if args.no_augment:
         hp["augment"] = False
     hp["augment_config"] = augment_config
-    module = KWSModule(model=args.model, trainable_mel=args.trainable_mel, trainable_stft=args.trainable_stft, **hp)
+    module = KWSModule(model=args.model, trainable_mel=args.trainable_mel, trainable_stft=args.trainable_stft,
+                       normalize=args.normalize, **hp)
     if args.init and not args.resume:
         init_weights(module.model, args.init)
     data = KWSDataModule(root, batch_size=args.batch_size, workers=args.workers, seed=args.seed,
@@ -207,6 +212,7 @@ def run_train(args: argparse.Namespace) -> dict:
     model.cpu()
     summary = {
         "model": args.model, "trainable_mel": args.trainable_mel, "trainable_stft": args.trainable_stft,
+        "normalize": args.normalize,
         "data": str(root), "epochs": int(trainer.current_epoch), "best_epoch": int(state.get("epoch", -1)),
         **_train_sizes(data.dataset("train")), "unknown_fraction": args.unknown_fraction,
         "redraw_unknown": bool(args.redraw_unknown), "init": str(args.init) if args.init else None,
