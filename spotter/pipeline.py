@@ -22,14 +22,14 @@ import math
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 
 from .config import SAMPLE_RATE
-from .detector import Detector, DetectorConfig
+from .detector import Detector, DetectorConfig, detector_from_meta
 from .events import PosteriorUpdate
 from .errors import SpotterError
 from .streaming import StreamingFeatures
@@ -43,7 +43,8 @@ class EngineConfigError(SpotterError, ValueError):
 class EngineConfig:
     hop_ms: float = 100.0
     skip_stale: bool = False
-    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    # None: the model's own settings (its checkpoint's meta "detector"), else DetectorConfig's defaults
+    detector: DetectorConfig | None = None
 
     @property
     def hop_samples(self) -> int:
@@ -79,7 +80,10 @@ class Engine:
         self.model = model.eval()
         self.labels = tuple(model.labels)
         self.features = StreamingFeatures(model.frontend, max_lag=hop)  # windows end at most a hop back
-        self.detector = Detector(self.labels, self.config.detector)
+        detector = self.config.detector
+        if detector is None:
+            detector = detector_from_meta(getattr(model, "meta", {}), source=getattr(model, "name", "model"))
+        self.detector = Detector(self.labels, detector)
         self.stats = EngineStats()
         self.next_window_end = hop  # real-sample index where the next window ends
         self.overflows = 0  # reported by the source, passed through in events

@@ -164,3 +164,20 @@ def test_engine_equals_offline_model_with_mean_normalisation(stream):
     with torch.inference_mode():
         offline = torch.softmax(model(windows), dim=-1).numpy()
     np.testing.assert_allclose(np.array([u.probs for u in updates]), offline, atol=1e-5)
+
+
+def test_engine_uses_the_models_own_detector_settings_unless_given(model, stream):
+    """A checkpoint carries its tuned detector (meta "detector"): an Engine without explicit settings uses
+    it, explicit settings win, and a model without them gets DetectorConfig's defaults."""
+    from spotter.detector import DetectorConfig
+
+    tuned = DetectorConfig(threshold=0.6, smoothing_hops=2, min_count=1)
+    assert Engine(model).detector.config == DetectorConfig()
+    model.meta = {"detector": tuned.to_meta()}
+    try:
+        assert Engine(model).detector.config == tuned
+        assert Engine(model, EngineConfig(hop_ms=200)).detector.config == tuned
+        mine = DetectorConfig(threshold=0.9)
+        assert Engine(model, EngineConfig(detector=mine)).detector.config == mine
+    finally:
+        del model.meta

@@ -16,7 +16,7 @@ import soundfile as sf
 
 from spotter.audio import AudioError, WavSource
 from spotter.checkpoint import load_model
-from spotter.detector import DetectorConfig
+from spotter.detector import detector_from_meta
 from spotter.config import KEYWORDS
 from spotter.events import Detection
 from spotter.pipeline import Engine, EngineConfig, replay_file
@@ -25,7 +25,7 @@ from spotter.ui import ClassBars, DetectionLog, HelpScreen, LevelMeter, SpotterA
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "keywords.wav"
 TOLERANCE_S = 0.75
-DEFAULT = DetectorConfig().threshold  # the tuned default threshold
+DEFAULT = detector_from_meta(load_model(device="cpu").meta).threshold  # the shipped model's own threshold
 WANT = [e for e in read_labels(EXAMPLE.with_suffix(".csv")) if e.label in KEYWORDS]
 
 
