@@ -29,8 +29,8 @@ PIPER = {"engine": "piper", "params": {"voice": "en_US-joe-medium", "length_scal
                                        "noise_w": 0.62, "tract": 456, "session_seed": 1122029508}}
 FLITE = {"engine": "flite", "params": {"voice": "slt", "duration_stretch": 1.0, "f0_mean": 170, "f0_stddev": 20,
                                        "tract": 441}}
-# flite's US male diphone voice says the first keyword: the shipped model finds 84% of kal16's keywords but
-# only 41% of slt's (model card), and a first look should show the pipeline, not the model's worst voice
+# flite's US male diphone voice says the first keyword: the shipped model finds 92% of kal16's keywords but
+# only 46% of slt's (model card), and a first look should show the pipeline, not the model's worst voice
 FLITE_KAL16 = {"engine": "flite", "params": {"voice": "kal16", "duration_stretch": 1.0, "f0_mean": 110,
                                              "f0_stddev": 15, "tract": 441}}
 
