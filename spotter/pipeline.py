@@ -30,6 +30,7 @@ import torch
 
 from .config import SAMPLE_RATE
 from .detector import Detector, DetectorConfig, detector_from_meta
+from .device import float32_convolutions
 from .events import PosteriorUpdate
 from .errors import SpotterError
 from .streaming import StreamingFeatures
@@ -93,7 +94,8 @@ class Engine:
     @torch.inference_mode()
     def _score(self, end: int) -> np.ndarray:
         started = time.perf_counter()
-        logits = self.model.classify(self.features.window_features(end))
+        with float32_convolutions():  # on a GPU: float32, not TF32, so the scores equal the CPU's
+            logits = self.model.classify(self.features.window_features(end))
         probs = torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()
         ms = (time.perf_counter() - started) * 1000
         s = self.stats
