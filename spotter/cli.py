@@ -399,13 +399,12 @@ def _add_streaming_options(p: argparse.ArgumentParser) -> None:
     _add_model_options(p)
     p.add_argument("--threshold", type=float, default=None,
                    help="smoothed probability every keyword must reach (default: the model's own detector settings "
-                        "in its checkpoint, 0.97 for the shipped model, see checkpoints/README.md; 0.95 for a model "
-                        "without them)")
+                        "in its checkpoint, see `spotter info` and checkpoints/README.md; 0.95 for a model without them)")
     p.add_argument("--keyword-threshold", action="append", metavar="KW=T",
                    help="one keyword's threshold, e.g. --keyword-threshold off=0.8 (repeatable; after --threshold)")
     p.add_argument("--smoothing-hops", type=int, default=None,
-                   help="average the posteriors over this many hops (default: the model's own, 2 for the shipped "
-                        "model; 1, no averaging, for a model without them)")
+                   help="average the posteriors over this many hops (default: the model's own; 1, no averaging, "
+                        "for a model without them)")
     p.add_argument("--min-count", type=int, default=None,
                    help="hops in a row above the threshold before a detection (default: the model's own, else 3); "
                    "--smoothing-hops 5 --min-count 3 --threshold 0.90 finds more keywords, ~0.2 s later")
