@@ -83,6 +83,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_noise(root, split: str, snr_db: float | None, seed: int):
+    """``eval --snr``: a transform mixing the split's region of the folder's noise into every clip."""
+    if snr_db is None:
+        return None
+    import torch
+
+    from .data.speech_commands import NOISE_REGIONS, load_noise
+    from .training.augment import AddNoise
+
+    lo, hi = NOISE_REGIONS[split]
+    noises = [torch.from_numpy(n[int(lo * len(n)):int(hi * len(n))]) for n in load_noise(root)]
+    try:
+        return AddNoise(noises, snr_db, seed=seed)
+    except ValueError:
+        raise SpotterError(f"--snr: {root}/_background_noise_ has no noise recording with 1 s in its {split} "
+                           f"region ({lo:.0%}-{hi:.0%} of each file): add noise files there or leave out --snr") from None
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .checkpoint import load_model
     from .data.speech_commands import SpeechCommands
@@ -93,13 +111,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     device = select_device(args.device_type)
     model = load_model(args.checkpoint, device="cpu")
     root = resolve_data(args.data, args.data_dir, progress=not args.json)
-    dataset = SpeechCommands(root, args.split, seed=args.seed, progress=not args.json, balance_all=args.protocol)
+    dataset = SpeechCommands(root, args.split, seed=args.seed, progress=not args.json, balance_all=args.protocol,
+                             transform=_eval_noise(root, args.split, args.snr, args.seed))
     if len(dataset) == 0:
         raise SpotterError(f"--data {root} --split {args.split}: no clips in that split "
                            "(a folder without validation/testing lists needs --split all)")
     result = evaluate(model, dataset, device, batch_size=args.batch_size, progress=not args.json)
     result.update({"checkpoint": getattr(model, "source", str(args.checkpoint)), "data": str(root),
-                   "split": args.split, "protocol": bool(args.protocol or args.split != "all")})
+                   "split": args.split, "protocol": bool(args.protocol or args.split != "all"),
+                   "snr_db": args.snr})
     if args.plot:
         plot_confusion(result, args.plot, title=f"{model.name} on {root.name} ({args.split}): "
                        f"accuracy {result['accuracy']:.2%}, macro F1 {result['f1_macro']:.3f}")
@@ -505,7 +525,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="PNG", help="also save the confusion matrix as a PNG")
     p.add_argument("--device-type", choices=("auto", "cpu", "cuda"), default="auto", help="where to run (default: auto)")
     p.add_argument("--batch-size", type=int, default=256, help="clips per batch (default: 256)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the unknown/silence sampling (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the unknown/silence sampling and of --snr's noise (default: 0)")
+    p.add_argument("--snr", type=float, metavar="DB", default=None,
+                   help="mix the folder's background noise (the split's own region of each file) into every clip at "
+                   "DB dB SNR over its speech: accuracy in noise (default: clean)")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("plot", help="pictures of the Mel filters and Fourier kernels, initial vs trained",

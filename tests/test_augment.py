@@ -31,6 +31,31 @@ def test_noise_mixing_hits_the_requested_snr():
     assert torch.equal(untouched, clean)
 
 
+def test_speech_referenced_snr_is_measured_over_the_word_not_the_clip():
+    # A 0.3 s tone burst ("a word") in a 1 s clip: over the whole clip its power is 10*log10(0.3) = -5.2 dB
+    # lower than over the word, so clip-referenced mixing at 10 dB leaves the word itself at ~15 dB.
+    word = torch.zeros(16, 16000)
+    word[:, 4800:9600] = torch.from_numpy(tone(700.0, seconds=0.3))  # on 10 ms frame boundaries
+    noise_rec = torch.from_numpy(noise(5.0, amp=0.3, seed=5))
+    speech = slice(4800, 9600)
+
+    def snr_over_word(reference):
+        mixer = NoiseMixer([noise_rec], 16000)
+        noisy = mixer(word, prob=1.0, snr_db=(10.0, 10.0), generator=torch.Generator().manual_seed(0),
+                      reference=reference)
+        added = noisy - word
+        return 10 * torch.log10(word[:, speech].pow(2).mean(1) / added.pow(2).mean(1))
+
+    torch.testing.assert_close(snr_over_word("speech"), torch.full((16,), 10.0), atol=0.05, rtol=0)
+    torch.testing.assert_close(snr_over_word("clip"), torch.full((16,), 10.0 - 10 * np.log10(0.3)), atol=0.05, rtol=0)
+
+
+def test_snr_reference_is_validated():
+    assert parse_overrides(["snr_reference=speech"]) == {"snr_reference": "speech"}
+    with pytest.raises(ValueError, match="snr_reference 'word' must be one of clip, speech"):
+        parse_overrides(["snr_reference=word"])
+
+
 def test_silent_clips_receive_noise():
     mixer = NoiseMixer([torch.from_numpy(noise(3.0, seed=4))], 16000)
     out = mixer(torch.zeros(8, 16000), prob=1.0, snr_db=(0.0, 0.0), generator=torch.Generator().manual_seed(1))

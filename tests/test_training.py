@@ -186,3 +186,29 @@ def test_init_starts_from_a_trained_model_and_refuses_another_kind(corpus, tmp_p
                        "--out", str(tmp_path / "other"), "--no-progress", "--accelerator", "cpu"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not the same kind of model: model linear (this run: bcresnet-1)" in err
+
+
+def test_eval_under_noise_at_a_stated_snr(corpus, tmp_path, capsys):
+    # `spotter eval --snr`: the shipped model on held-out espeak voices, clean and with the corpus' own test-region
+    # noise at fixed speech SNRs. Accuracy falls as the SNR falls, the same seed gives the same result.
+    from spotter.cli import main as cli_main
+
+    def run(*extra):
+        assert cli_main(["eval", "--data", str(corpus), "--split", "test", "--json", *extra]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    clean, at_20, at_m10, again = run(), run("--snr", "20"), run("--snr", "-10"), run("--snr", "-10")
+    print(f"accuracy clean {clean['accuracy']:.3f}, 20 dB {at_20['accuracy']:.3f}, -10 dB {at_m10['accuracy']:.3f}")
+    # measured: clean 0.988, 20 dB 0.950, -10 dB 0.588
+    assert clean["snr_db"] is None and at_20["snr_db"] == 20.0
+    assert clean["accuracy"] >= at_20["accuracy"] - 0.05 and at_20["accuracy"] > at_m10["accuracy"] + 0.2
+    assert again["confusion"] == at_m10["confusion"] and again["loss"] == at_m10["loss"]
+
+    silent = tmp_path / "no-noise"
+    for rel in ("yes", "no"):
+        (silent / rel).mkdir(parents=True)
+        for wav in sorted((corpus / rel).glob("*.wav"))[:3]:
+            (silent / rel / wav.name).write_bytes(wav.read_bytes())
+    assert cli_main(["eval", "--data", str(silent), "--split", "all", "--snr", "10"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--snr" in err[0] and "_background_noise_" in err[0], err

@@ -75,7 +75,7 @@ class KWSModule(pl.LightningModule):
         x = random_filter(x, SAMPLE_RATE, self.aug.eq_db, self.aug.lowpass_prob, self.aug.lowpass_hz)
         x = random_gain(x, *self.aug.gain_db)
         if self.mixer is not None:
-            x = self.mixer(x, self.aug.noise_prob, self.aug.snr_db)
+            x = self.mixer(x, self.aug.noise_prob, self.aug.snr_db, reference=self.aug.snr_reference)
         return x
 
     # -- steps ---------------------------------------------------------------
