@@ -93,7 +93,7 @@ def _eval_noise(root, split: str, snr_db: float | None, seed: int):
     from .training.augment import AddNoise
 
     lo, hi = NOISE_REGIONS[split]
-    noises = [torch.from_numpy(n[int(lo * len(n)):int(hi * len(n))]) for n in load_noise(root)]
+    noises = [torch.from_numpy(n) for n in load_noise(root, split=split)]
     try:
         return AddNoise(noises, snr_db, seed=seed)
     except ValueError:

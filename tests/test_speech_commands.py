@@ -370,6 +370,9 @@ def test_noise_files_and_load_noise(gsc):
     noises = load_noise(gsc)
     assert len(noises) == 2
     assert all(n.dtype == np.float32 and n.shape == (int(NOISE_SECONDS * SAMPLE_RATE),) for n in noises)
+    n = noises[0].size  # a split's region: training the first 80%, test the last 10%
+    train, test = load_noise(gsc, split="train")[0], load_noise(gsc, split="test")[0]
+    assert np.array_equal(train, noises[0][:int(0.8 * n)]) and np.array_equal(test, noises[0][int(0.9 * n):])
     (gsc / BACKGROUND_NOISE_DIR / "broken.wav").write_bytes(b"RIFF....junk")
     with pytest.warns(CorruptClipWarning, match="broken.wav"):
         assert len(load_noise(gsc)) == 2

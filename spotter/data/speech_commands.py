@@ -147,12 +147,15 @@ def noise_files(root: str | os.PathLike) -> list[Path]:
     return [folder / name for name in _wav_names(folder)] if folder.is_dir() else []
 
 
-def load_noise(root: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> list[np.ndarray]:
-    """Every readable noise recording of a folder as float32 mono at ``sample_rate`` (for augmentation)."""
+def load_noise(root: str | os.PathLike, sample_rate: int = SAMPLE_RATE, split: str = "all") -> list[np.ndarray]:
+    """Every readable noise recording of a folder as float32 mono at ``sample_rate`` (for augmentation),
+    only the ``split``'s region of each (:data:`NOISE_REGIONS`: training mixes never reuse test noise)."""
+    lo, hi = NOISE_REGIONS[_normalise_split(split)]
     out = []
     for path in noise_files(root):
         try:
-            out.append(load_audio(path, sample_rate))
+            x = load_audio(path, sample_rate)
+            out.append(x[int(lo * len(x)):int(hi * len(x))])
         except DataError as e:
             warnings.warn(f"skipping noise file: {e}", CorruptClipWarning, stacklevel=2)
     return out

@@ -199,9 +199,9 @@ class NoiseMixer:
             signal_power = torch.where(signal_power > 1e-8, speech_power(x), signal_power)
         noise_power = segments.pow(2).mean(1, keepdim=True).clamp_min(1e-12)
         # Silent clips (the silence class) get the noise at a random level of its own.
-        reference = torch.where(signal_power > 1e-8, signal_power,
-                                noise_power * torch.empty_like(snr).uniform_(0.0, 1.0, generator=generator))
-        scale = torch.sqrt(reference / noise_power / (10.0 ** (snr / 10.0)))
+        level = torch.where(signal_power > 1e-8, signal_power,
+                            noise_power * torch.empty_like(snr).uniform_(0.0, 1.0, generator=generator))
+        scale = torch.sqrt(level / noise_power / (10.0 ** (snr / 10.0)))
         use = (torch.rand(b, 1, device=x.device, generator=generator) < prob).float()
         return x + use * scale * segments
 

@@ -183,7 +183,7 @@ class KWSDataModule(pl.LightningDataModule):
         return self.datasets[split]
 
     def setup(self, stage: str | None = None) -> None:
-        from ..data.speech_commands import NOISE_REGIONS, load_noise
+        from ..data.speech_commands import load_noise
 
         if stage in (None, "fit"):
             for split in ("train", "val"):
@@ -191,8 +191,7 @@ class KWSDataModule(pl.LightningDataModule):
                     raise SpotterError(f"--data {self.root}: the {split} split is empty; a training folder needs "
                                        "word folders and validation_list.txt / testing_list.txt (Speech Commands layout)")
             # Mix only the training region of each noise file: val/test silence is cut from the rest.
-            lo, hi = NOISE_REGIONS["train"]
-            self.noises = [torch.from_numpy(n[int(lo * len(n)):int(hi * len(n))]) for n in load_noise(self.root)]
+            self.noises = [torch.from_numpy(n) for n in load_noise(self.root, split="train")]
         if stage in (None, "test"):
             self.dataset("test")
 
