@@ -68,7 +68,9 @@ Engines and voices
   (:data:`RESPELLINGS`, e.g. "right" as "ràit"), as an Italian speaker of English
   would; they ignore the pitch targets, so their variants differ in tempo and
   tract shift (which moves their pitch too), and their ids have no ``-f``
-  (``festival-lp-d105-t420``). Festival
+  (``festival-lp-d105-t420``). ``dita``, the Czech woman of Debian's
+  ``festvox-czech-dita``, says the words respelled in Czech spelling ("right" as
+  "rajt") and follows the pitch targets (mean 165-275 Hz). Festival
   and flite are related programs (flite is a small re-implementation of
   Festival from the same group), so a model trained with festival has heard
   that family of engines, not flite's voices.
@@ -181,8 +183,10 @@ FLITE_VOICES: dict[str, dict[str, Any]] = {
 #: festival voices (Debian packages) that are not flite's speakers: name -> Scheme voice
 #: function, mean-pitch range in Hz (int_lr_params target_f0_mean) and vocal-tract range.
 #: ``f0`` None: the voice's own intonation (the Italian voices ignore ``int_lr_params``; their pitch moves
-#: with the tract shift only). ``respell``: what the voice is given to say each word with its own
-#: letter-to-sound rules (words it lacks are said as written); ``package``: the Debian package.
+#: with the tract shift only). ``intonation``: how the mean pitch is set (``int_lr``: festival's
+#: ``int_lr_params``; ``czech``: festival-czech's ``int_general_params``). ``respell``: what the voice is
+#: given to say each word with its own letter-to-sound rules (words it lacks are said as written), in the
+#: script ``encoding`` its language module reads; ``package``: the Debian package.
 FESTIVAL_VOICES: dict[str, dict[str, Any]] = {
     "ked": {"scheme": "voice_ked_diphone", "f0": (85, 150), "tract": (0.86, 1.18),  # US male, LPC diphone
             "package": "festvox-kdlpc16k"},
@@ -190,6 +194,9 @@ FESTIVAL_VOICES: dict[str, dict[str, Any]] = {
            "package": "festvox-italp16k", "respell": "italian"},
     "pc": {"scheme": "voice_pc_diphone", "f0": None, "tract": (0.86, 1.18),  # Italian male, LPC diphone
            "package": "festvox-itapc16k", "respell": "italian"},
+    # Czech female (festival-czech, residual-LPC diphones at 32 kHz; her own mean pitch is 222 Hz)
+    "dita": {"scheme": "voice_czech_dita", "f0": (165, 275), "tract": (0.86, 1.14), "intonation": "czech",
+             "package": "festvox-czech-dita", "respell": "czech", "encoding": "iso-8859-2"},
 }
 #: English words respelled in Italian orthography (Latin-1: the accent marks the stressed vowel), so an
 #: Italian voice says them as an Italian speaker of English would: checked phone by phone with festival's
@@ -202,6 +209,17 @@ RESPELLINGS: dict[str, dict[str, str]] = {
         "no": "nòu", "off": "òf", "on": "òn", "one": "uàn", "right": "ràit", "seven": "sèven", "sheila": "scìla",
         "six": "sìcs", "stop": "stòp", "three": "trì", "tree": "trì", "two": "tù", "up": "àp", "visual": "vìsual",
         "wow": "uàu", "yes": "iès", "zero": "sìro",
+    },
+    # Czech orthography (ISO-8859-2; stress is always on the first syllable, the acute marks a long vowel),
+    # as a Czech speaker of English would say them: a final voiced consonant is devoiced ("dog" -> d o k),
+    # "w" is a "v", "th" a "t"; checked phone by phone with festival-czech's rules ("right" -> r a j t)
+    "czech": {
+        "backward": "bekvord", "bed": "bed", "bird": "bérd", "cat": "ket", "dog": "dog", "down": "daun",
+        "eight": "ejt", "five": "fajv", "follow": "folou", "forward": "forvord", "four": "fór", "go": "gou",
+        "happy": "hepi", "house": "haus", "learn": "lérn", "left": "left", "marvin": "marvin", "nine": "najn",
+        "no": "nou", "off": "of", "on": "on", "one": "van", "right": "rajt", "seven": "seven", "sheila": "šíla",
+        "six": "siks", "stop": "stop", "three": "trí", "tree": "trí", "two": "tú", "up": "ap", "visual": "vižual",
+        "wow": "vau", "yes": "jes", "zero": "zírou",
     },
 }
 FESTIVAL_DEFAULT_VOICES = ("ked",)
@@ -377,7 +395,10 @@ def _festival_batch(voice: str, items: Sequence[tuple[str, float, float | None, 
         lines = [f"({spec['scheme']})"]
         for i, (text, stretch, f0, sd) in enumerate(items):
             text = _respell(text, voice)
-            if f0 is not None:
+            if f0 is not None and spec.get("intonation") == "czech":
+                lines.append(f"(set! int_general_params (list (list 'targ_func czech-int-targets) "
+                             f"'(f0_mean {f0:.2f}) '(f0_std {sd:.2f})))")
+            elif f0 is not None:
                 lines.append(f"(set! int_lr_params '((target_f0_mean {f0:.2f}) (target_f0_std {sd:.2f}) "
                              "(model_f0_mean 170) (model_f0_std 34)))")
             lines += [f"(Parameter.set 'Duration_Stretch {stretch:.4f})",
@@ -385,7 +406,8 @@ def _festival_batch(voice: str, items: Sequence[tuple[str, float, float | None, 
                       "(utt.synth utt)",
                       f'(utt.save.wave utt "{tmp}/{i}.wav" \'riff)']
         script = Path(tmp) / "say.scm"
-        script.write_text("\n".join(lines) + "\n", encoding="latin-1", errors="replace")  # festival reads bytes
+        # festival reads bytes, each language module in its own 8-bit encoding
+        script.write_text("\n".join(lines) + "\n", encoding=spec.get("encoding", "latin-1"), errors="replace")
         try:
             proc = subprocess.run(["festival", "-b", str(script)], capture_output=True, check=False)
         except FileNotFoundError:
