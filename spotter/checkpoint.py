@@ -26,7 +26,7 @@ import torch
 from .config import SAMPLE_RATE, FrontendConfig
 from .device import select_device
 from .errors import SpotterError
-from .model import MODELS, KeywordModel, build_model
+from .model import MODELS, KeywordModel, build_model, is_architecture
 
 FORMAT = "spotter-checkpoint"
 VERSION = 1
@@ -120,8 +120,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     missing = [k for k in ("model", "labels", "frontend", "state_dict") if k not in raw]
     if missing:
         raise CheckpointError(f"checkpoint {path}: incomplete, missing {', '.join(missing)}")
-    if not isinstance(raw["model"], str) or raw["model"] not in MODELS:
-        raise CheckpointError(f"checkpoint {path}: unknown architecture {raw['model']!r} (known: {', '.join(MODELS)})")
+    if not is_architecture(raw["model"]):
+        raise CheckpointError(f"checkpoint {path}: unknown architecture {raw['model']!r} "
+                              f"(known: {', '.join(MODELS)}, and ensembles of them joined with '+')")
     return raw
 
 

@@ -71,7 +71,35 @@ def _cmd_info(args: argparse.Namespace) -> int:
           f"{fe['sample_rate']} Hz; trainable mel={fe['trainable_mel']} stft={fe['trainable_stft']}"
           + (f"; normalize={fe['normalize']}" if fe.get("normalize", "none") != "none" else ""))
     for key, value in info["meta"].items():
+        if key == "members" and isinstance(value, list):
+            print(f"members:   {len(value)} models, class probabilities averaged")
+            for i, member in enumerate(value, 1):  # the facts that tell members apart (all of them: --json)
+                shown = {k: member[k] for k in ("checkpoint", "model", "data", "epochs", "test_accuracy")
+                         if k in member} if isinstance(member, dict) else {}
+                facts = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items())
+                print(f"  {i}. {facts or member}")
+            continue
         print(f"{key + ':':<11}{value}")
+    return 0
+
+
+def _cmd_ensemble(args: argparse.Namespace) -> int:
+    from .checkpoint import load_model, save_checkpoint
+    from .model import count_parameters, ensemble
+
+    models = [load_model(name, device="cpu") for name in args.checkpoints]
+    try:
+        combined = ensemble(models)
+    except ValueError as err:
+        raise SpotterError(f"spotter ensemble: {err}") from None
+    members = []
+    for m in models:  # what each member was, for `spotter info`; detector settings fit only their own model
+        facts = {k: v for k, v in getattr(m, "meta", {}).items() if k not in ("detector", "members")}
+        members.extend(getattr(m, "meta", {}).get("members") or [{"checkpoint": getattr(m, "source", "?"), **facts}])
+    path = save_checkpoint(combined, args.out, meta={"members": members})
+    print(f"wrote {path}: {combined.name}, {count_parameters(combined):,} parameters, averaging the class "
+          f"probabilities of {len(members)} models. Its detector has the default settings until tuned: "
+          f"scripts/tune_detector.py --model {path} --save STREAMS...")
     return 0
 
 
@@ -457,6 +485,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint file or shipped model name (default: the shipped model)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("ensemble", help="combine trained models into one that averages their probabilities",
+                       description="Combine two or more trained checkpoints (same labels, same front-end "
+                       "settings) into one checkpoint that runs them on one shared front end and averages "
+                       "their class probabilities. Models trained apart make different mistakes; their "
+                       "average makes fewer. The new checkpoint works wherever a checkpoint does "
+                       "(listen, eval, eval-stream, bench); tune its detector before use.")
+    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="checkpoint files or shipped model names")
+    p.add_argument("--out", required=True, metavar="FILE", help="where to write the combined checkpoint")
+    p.set_defaults(func=_cmd_ensemble)
 
     from .training.run import add_arguments as add_train_arguments
 

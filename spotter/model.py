@@ -18,11 +18,17 @@ Every model is a :class:`KeywordModel`: the log-Mel front end
   frequency and added to f2's output and (in same-width blocks) the input.
   Classifier head: 5x5 depthwise conv (no frequency padding), 1x1 conv to
   32 x tau channels, BN, ReLU, global average pooling, 1x1 conv to classes.
+
+An **ensemble** is named by its members joined with ``+``, e.g.
+``bcresnet-3+bcresnet-3``: one front end, then each member network on the same
+log-Mel image, and their class probabilities averaged (:class:`EnsembleNet`).
+:func:`ensemble` builds one from trained models (``spotter ensemble``).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import math
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -150,6 +156,38 @@ class BCResNet(nn.Module):
         return x.flatten(1)
 
 
+class EnsembleNet(nn.Module):
+    """Several networks on the same features; the output is the log of their mean class probability.
+
+    Log-probabilities are valid logits: their softmax is the mean of the members' softmax outputs,
+    so everything that takes a model's logits (streaming, evaluation, cross-entropy) scores the
+    averaged posteriors. Averaging independently trained models cancels the errors they do not
+    share: a window of speech one member takes for a keyword is rarely one the others do too."""
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError("an ensemble needs at least two members")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        log_probs = torch.stack([torch.log_softmax(m(features), dim=-1) for m in self.members])
+        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
+
+
+ENSEMBLE_JOIN = "+"
+
+
+def member_names(name: str) -> list[str]:
+    """The architectures of a model name: ``["bcresnet-3", "bcresnet-3"]`` for ``"bcresnet-3+bcresnet-3"``."""
+    return name.split(ENSEMBLE_JOIN)
+
+
+def is_architecture(name: str) -> bool:
+    """Whether ``name`` is a registered architecture, or an ensemble of two or more of them."""
+    return isinstance(name, str) and all(part in MODELS for part in member_names(name))
+
+
 def _linear(frontend: LogMel, n_classes: int) -> nn.Module:
     from .config import CLIP_SAMPLES
 
@@ -181,13 +219,55 @@ def build_model(
     labels=LABELS,
     frontend: FrontendConfig | None = None,
 ) -> KeywordModel:
-    """A fresh (untrained) model by registry name, e.g. ``"bcresnet-8"`` or ``"linear"``."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    """A fresh (untrained) model by registry name, e.g. ``"bcresnet-8"``, ``"linear"``, or an
+    ensemble ``"bcresnet-3+bcresnet-3"``."""
+    if not is_architecture(name):
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)} "
+                         f"(or an ensemble of them joined with {ENSEMBLE_JOIN!r})")
     config = frontend or FrontendConfig()
     config = FrontendConfig(**{**config.to_dict(), "trainable_mel": trainable_mel, "trainable_stft": trainable_stft})
     front = LogMel(config)
-    return KeywordModel(name, MODELS[name](front, len(labels)), front, labels)
+    parts = member_names(name)
+    if len(parts) == 1:
+        return KeywordModel(name, MODELS[name](front, len(labels)), front, labels)
+    return KeywordModel(name, EnsembleNet([MODELS[p](front, len(labels)) for p in parts]), front, labels)
+
+
+def ensemble(models: Sequence[KeywordModel]) -> KeywordModel:
+    """One model that averages the class probabilities of ``models`` (trained ones, in eval mode).
+
+    The members share one front end, so they must have been trained with the same front-end
+    settings and, where it was trainable, the same front-end weights; and the same labels in
+    the same order. Members that are ensembles themselves contribute their members.
+    Raises ``ValueError`` naming what differs."""
+    if len(models) < 2:
+        raise ValueError(f"an ensemble needs at least two models, got {len(models)}")
+    first = models[0]
+    nets: list[nn.Module] = []
+    names: list[str] = []
+    for i, m in enumerate(models):
+        if tuple(m.labels) != tuple(first.labels):
+            raise ValueError(f"model {i + 1} has labels {list(m.labels)}, model 1 {list(first.labels)}: "
+                             "an ensemble averages the same classes")
+        if m.frontend.config != first.frontend.config:
+            raise ValueError(f"model {i + 1}'s front end ({m.frontend.config}) differs from model 1's "
+                             f"({first.frontend.config}): the members share one front end")
+        mine, theirs = m.frontend.state_dict(), first.frontend.state_dict()
+        if any(not torch.equal(mine[k].cpu(), theirs[k].cpu()) for k in theirs):
+            raise ValueError(f"model {i + 1}'s trained front-end weights differ from model 1's: "
+                             "the members share one front end")
+        if isinstance(m.net, EnsembleNet):
+            nets.extend(m.net.members)
+        else:
+            nets.append(m.net)
+        names.extend(member_names(m.name))
+    config = first.frontend.config
+    combined = build_model(ENSEMBLE_JOIN.join(names), config.trainable_mel, config.trainable_stft,
+                           labels=first.labels, frontend=config)
+    combined.frontend.load_state_dict(first.frontend.state_dict())
+    for target, source in zip(combined.net.members, nets):
+        target.load_state_dict(source.state_dict())
+    return combined.to(next(first.parameters()).device).eval()
 
 
 def count_parameters(module: nn.Module) -> int:

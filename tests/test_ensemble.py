@@ -1,0 +1,136 @@
+"""Ensembles: several trained networks on one front end, their class probabilities averaged.
+
+Members here are BC-ResNets with different random weights (as two training runs
+would give) on real signals; the properties under test are that the ensemble
+computes the mean of its members' probabilities, offline and streaming alike,
+that it survives a checkpoint round trip and the command line, and that members
+which cannot share a front end are refused with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from spotter.checkpoint import load_model, save_checkpoint
+from spotter.config import SAMPLE_RATE, FrontendConfig
+from spotter.events import PosteriorUpdate
+from spotter.model import EnsembleNet, build_model, ensemble
+from spotter.pipeline import Engine, EngineConfig
+
+from conftest import chirp, noise, tone
+
+MEAN = FrontendConfig(normalize="mean")
+
+
+def _member(seed: int, name: str = "bcresnet-1", **kw):
+    torch.manual_seed(seed)
+    model = build_model(name, frontend=kw.pop("frontend", MEAN), **kw)
+    with torch.no_grad():  # BN statistics away from their defaults, as after training
+        for n, b in model.named_buffers():
+            if n.endswith("running_mean"):
+                b.add_(0.1 * torch.randn_like(b))
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def clips() -> torch.Tensor:
+    return torch.from_numpy(np.stack([tone(500), chirp(100, 6000), noise(amp=0.2, seed=2),
+                                      tone(2000, amp=0.2) + noise(amp=0.02, seed=3)]))
+
+
+def _probs(model, x):
+    with torch.inference_mode():
+        return torch.softmax(model(x), dim=-1)
+
+
+def test_ensemble_outputs_the_mean_of_its_members_probabilities(clips):
+    a, b, c = _member(1), _member(2), _member(3, "bcresnet-2")
+    both = ensemble([a, b, c])
+    assert both.name == "bcresnet-1+bcresnet-1+bcresnet-2" and isinstance(both.net, EnsembleNet)
+    assert not both.training
+    expected = (_probs(a, clips) + _probs(b, clips) + _probs(c, clips)) / 3
+    got = _probs(both, clips)
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+    for member in (a, b, c):  # an ensemble that just passed one member through would fail here
+        assert (got - _probs(member, clips)).abs().max() > 1e-3
+    with torch.inference_mode():  # its logits are log-probabilities: cross-entropy scores the average
+        assert torch.allclose(torch.logsumexp(both(clips), -1), torch.zeros(len(clips)), atol=1e-5)
+
+
+def test_an_ensemble_of_an_ensemble_is_flat(clips):
+    a, b, c = _member(1), _member(2), _member(3)
+    nested = ensemble([ensemble([a, b]), c])
+    assert nested.name == "bcresnet-1+bcresnet-1+bcresnet-1" and len(nested.net.members) == 3
+    torch.testing.assert_close(_probs(nested, clips), _probs(ensemble([a, b, c]), clips), atol=1e-6, rtol=0)
+
+
+def test_streaming_engine_scores_the_ensemble_as_offline():
+    model = ensemble([_member(4), _member(5)])
+    stream = np.concatenate([noise(0.6, amp=0.02, seed=7), chirp(200, 5000, 0.7), tone(900, 0.5, amp=0.3),
+                             noise(0.8, amp=0.2, seed=8)]).astype(np.float32)
+    engine, updates = Engine(model, EngineConfig()), []
+    for i in range(0, stream.size, 700):
+        updates += [e for e in engine.feed(stream[i: i + 700]) if isinstance(e, PosteriorUpdate)]
+    hop = SAMPLE_RATE // 10
+    padded = np.concatenate([np.zeros(SAMPLE_RATE, np.float32), stream])
+    ends = list(range(hop, stream.size + 1, hop))
+    assert [round(u.time * SAMPLE_RATE) for u in updates] == ends
+    offline = _probs(model, torch.from_numpy(np.stack([padded[e: e + SAMPLE_RATE] for e in ends]))).numpy()
+    np.testing.assert_allclose(np.array([u.probs for u in updates]), offline, atol=1e-5)
+
+
+def test_checkpoint_round_trip_through_the_command_line(tmp_path, clips):
+    a, b = _member(1), _member(2)
+    save_checkpoint(a, tmp_path / "a.pt", meta={"data": "corpus-a", "test_accuracy": 0.9, "detector": {"threshold": 0.5}})
+    save_checkpoint(b, tmp_path / "b.pt", meta={"data": "corpus-b"})
+    out = subprocess.run([sys.executable, "-m", "spotter", "ensemble", str(tmp_path / "a.pt"), str(tmp_path / "b.pt"),
+                          "--out", str(tmp_path / "ab.pt")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "bcresnet-1+bcresnet-1" in out.stdout and "tune_detector.py" in out.stdout
+    loaded = load_model(tmp_path / "ab.pt", device="cpu")
+    torch.testing.assert_close(_probs(loaded, clips), (_probs(a, clips) + _probs(b, clips)) / 2, atol=1e-6, rtol=0)
+    members = loaded.meta["members"]
+    assert [m["data"] for m in members] == ["corpus-a", "corpus-b"]
+    assert members[0]["checkpoint"].endswith("a.pt") and members[0]["test_accuracy"] == 0.9
+    assert "detector" not in loaded.meta and "detector" not in members[0]  # a member's tuning fits only itself
+    info = subprocess.run([sys.executable, "-m", "spotter", "info", str(tmp_path / "ab.pt")],
+                          capture_output=True, text=True, timeout=120)
+    assert info.returncode == 0, info.stderr
+    assert "bcresnet-1+bcresnet-1" in info.stdout and "2 models" in info.stdout and "corpus-b" in info.stdout
+    info = json.loads(subprocess.run([sys.executable, "-m", "spotter", "info", str(tmp_path / "ab.pt"), "--json"],
+                                     capture_output=True, text=True, timeout=120).stdout)
+    assert info["params"] == 2 * sum(p.numel() for p in a.net.parameters())
+
+
+@pytest.mark.parametrize("other,reason", [
+    (lambda: _member(2, frontend=FrontendConfig()), "front end"),
+    (lambda: _member(2, trainable_mel=True), "front end"),
+])
+def test_members_that_cannot_share_a_front_end_are_refused(other, reason):
+    with pytest.raises(ValueError, match=reason):
+        ensemble([_member(1), other()])
+
+
+def test_trained_front_ends_must_be_the_same_weights():
+    a, b = _member(1, trainable_mel=True), _member(2, trainable_mel=True)
+    ensemble([a, b])  # same initial bases: they can share
+    with torch.no_grad():
+        b.frontend_parameters()[0].add_(0.01)
+    with pytest.raises(ValueError, match="front-end weights differ"):
+        ensemble([a, b])
+
+
+def test_command_line_refusals_are_one_line(tmp_path):
+    save_checkpoint(_member(1), tmp_path / "a.pt")
+    save_checkpoint(_member(2, labels=("yes", "no", "unknown", "silence")), tmp_path / "small.pt")
+    for args, wanted in ((["a.pt"], "at least two"), (["a.pt", "small.pt"], "labels")):
+        out = subprocess.run([sys.executable, "-m", "spotter", "ensemble", *[str(tmp_path / a) for a in args],
+                              "--out", str(tmp_path / "x.pt")], capture_output=True, text=True, timeout=120)
+        assert out.returncode != 0 and wanted in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+        assert not (tmp_path / "x.pt").exists()
