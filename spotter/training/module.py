@@ -11,6 +11,14 @@ Optimiser and schedule, by default (see :func:`default_hparams`):
   no weight decay (decay would pull the basis functions towards zero).  The
   nnAudio tutorial left them out of the optimiser, so they never trained; a
   test here checks that they are in and that they move.
+
+Knowledge distillation (:meth:`KWSModule.set_teacher`): a trained model - an
+ensemble, typically - scores every training batch as the student sees it (the
+same augmented clips, the same SpecAugment masks: a consistent teacher), and
+the loss becomes ``(1 - w) * CE(labels) + w * T^2 * KL(teacher_T || student_T)``
+with both distributions softened by temperature ``T`` (Hinton et al., 2015).
+The student learns the teacher's whole posterior, including how unsure it is
+about a noisy word or a stretch of speech, at the cost of one network.
 """
 
 from __future__ import annotations
@@ -47,13 +55,15 @@ class KWSModule(pl.LightningModule):
     def __init__(self, model: str = "bcresnet-1", trainable_mel: bool = False, trainable_stft: bool = False,
                  optimizer: str = "sgd", lr: float = 0.1, frontend_lr: float = 1e-3, weight_decay: float = 1e-3,
                  warmup_epochs: float = 5, augment: bool = True, labels: tuple = LABELS,
-                 augment_config: dict | None = None, normalize: str = "none") -> None:
+                 augment_config: dict | None = None, normalize: str = "none", distill_weight: float = 0.0,
+                 distill_temperature: float = 1.0) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = build_model(model, trainable_mel=trainable_mel, trainable_stft=trainable_stft, labels=labels,
                                  frontend=FrontendConfig(normalize=normalize))
         self.aug = AugmentConfig(**(augment_config or {}))
         self.mixer: NoiseMixer | None = None
+        self._teacher: list = []  # a list, so the teacher is neither a submodule, nor saved, nor optimised
         n = len(labels)
         self.val_acc = MulticlassAccuracy(n, average="micro")
         self.val_f1 = MulticlassF1Score(n, average="macro")
@@ -64,7 +74,36 @@ class KWSModule(pl.LightningModule):
         """Background recordings to mix into training clips."""
         self.mixer = NoiseMixer(noises, CLIP_SAMPLES)
 
+    def set_teacher(self, teacher) -> None:
+        """Distil ``teacher`` (a trained :class:`~spotter.model.KeywordModel`, same labels) into this model.
+
+        Raises ``ValueError`` when its labels differ. With the same front-end settings and no trainable
+        front end on either side it scores the student's own (augmented, masked) features; otherwise
+        its own front end hears the same augmented waveform."""
+        if tuple(teacher.labels) != tuple(self.model.labels):
+            raise ValueError(f"its labels {list(teacher.labels)} differ from this run's {list(self.model.labels)}")
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        self._teacher = [teacher.eval()]
+
+    @property
+    def teacher(self):
+        return self._teacher[0] if self._teacher else None
+
+    def _shares_features_with_teacher(self) -> bool:
+        mine, theirs = self.model.frontend.config, self.teacher.frontend.config
+        return mine == theirs and not (mine.trainable_mel or mine.trainable_stft)
+
+    def distillation_loss(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+        """``T^2 * KL(softmax(teacher / T) || softmax(student / T))``, averaged over the batch."""
+        t = self.hparams.distill_temperature
+        return torch.nn.functional.kl_div(torch.log_softmax(student_logits / t, dim=-1),
+                                          torch.log_softmax(teacher_logits / t, dim=-1),
+                                          log_target=True, reduction="batchmean") * t * t
+
     def on_fit_start(self) -> None:
+        if self.teacher is not None:
+            self.teacher.to(self.device).eval()
         datamodule = getattr(self.trainer, "datamodule", None)
         if self.mixer is None and datamodule is not None and getattr(datamodule, "noises", None):
             self.set_noise(datamodule.noises)
@@ -93,6 +132,14 @@ class KWSModule(pl.LightningModule):
                                     self.aug.time_masks, self.aug.time_mask_width)
         logits = self.model.classify(features)
         loss = torch.nn.functional.cross_entropy(logits, y)
+        if self.teacher is not None and self.hparams.distill_weight > 0:
+            with torch.no_grad():
+                teacher_logits = (self.teacher.classify(features) if self._shares_features_with_teacher()
+                                  else self.teacher(x))
+            distill = self.distillation_loss(logits, teacher_logits)
+            self.log("train_distill", distill, on_step=False, on_epoch=True, batch_size=len(y))
+            w = self.hparams.distill_weight
+            loss = (1 - w) * loss + w * distill
         acc = (logits.argmax(1) == y).float().mean()
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
         self.log("train_acc", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))

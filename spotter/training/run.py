@@ -71,6 +71,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--init", metavar="CKPT", default=None,
                    help="start from this model's weights (fine-tuning; same architecture, labels and front end) "
                    "instead of random ones; the schedule runs from its start")
+    g.add_argument("--teacher", metavar="CKPT", default=None,
+                   help="distil this trained model (an ensemble, say) into the one being trained: the loss mixes "
+                        "cross-entropy on the labels with the teacher's softened class probabilities on the same "
+                        "augmented clips (same labels needed)")
+    g.add_argument("--distill-weight", type=float, default=0.5,
+                   help="share of the distillation term in the loss, 0..1 (default: 0.5; used with --teacher)")
+    g.add_argument("--distill-temperature", type=float, default=2.0,
+                   help="softmax temperature of teacher and student in the distillation term (default: 2)")
     g = p.add_argument_group("hardware (passed to the Lightning Trainer)")
     g.add_argument("--accelerator", default="auto", help="auto, cpu, gpu, ... (default: auto)")
     g.add_argument("--devices", default="auto", help="number of devices or a list (default: auto)")
@@ -163,10 +171,17 @@ def run_train(args: argparse.Namespace) -> dict:
     if args.no_augment:
         hp["augment"] = False
     hp["augment_config"] = augment_config
+    if args.teacher:
+        if not 0.0 <= args.distill_weight <= 1.0 or args.distill_temperature <= 0:
+            raise SpotterError(f"--distill-weight {args.distill_weight} / --distill-temperature "
+                               f"{args.distill_temperature}: the weight must be in 0..1 and the temperature above 0")
+        hp.update(distill_weight=args.distill_weight, distill_temperature=args.distill_temperature)
     module = KWSModule(model=args.model, trainable_mel=args.trainable_mel, trainable_stft=args.trainable_stft,
                        normalize=args.normalize, **hp)
     if args.init and not args.resume:
         init_weights(module.model, args.init)
+    if args.teacher:
+        set_teacher(module, args.teacher)
     data = KWSDataModule(root, batch_size=args.batch_size, workers=args.workers, seed=args.seed,
                          preload=not args.no_preload, silence_fraction=args.silence_fraction,
                          unknown_fraction=args.unknown_fraction, redraw_unknown=args.redraw_unknown,
@@ -216,6 +231,9 @@ def run_train(args: argparse.Namespace) -> dict:
         "data": str(root), "epochs": int(trainer.current_epoch), "best_epoch": int(state.get("epoch", -1)),
         **_train_sizes(data.dataset("train")), "unknown_fraction": args.unknown_fraction,
         "redraw_unknown": bool(args.redraw_unknown), "init": str(args.init) if args.init else None,
+        "teacher": str(args.teacher) if args.teacher else None,
+        **({"distill_weight": args.distill_weight, "distill_temperature": args.distill_temperature}
+           if args.teacher else {}),
         "augment": bool(hp["augment"]), "augment_config": {k: list(v) if isinstance(v, tuple) else v
                                                            for k, v in augment_config.items()},
         "seconds": round(seconds, 1),
@@ -253,6 +271,17 @@ def init_weights(model, checkpoint) -> None:
     if differences:
         raise SpotterError(f"--init {checkpoint}: not the same kind of model: {differences[0]}")
     model.load_state_dict(theirs)
+
+
+def set_teacher(module, checkpoint) -> None:
+    """Load ``checkpoint`` as ``module``'s distillation teacher; a one-line error if it cannot teach this run."""
+    from ..checkpoint import load_model
+
+    teacher = load_model(checkpoint, device="cpu")
+    try:
+        module.set_teacher(teacher)
+    except ValueError as err:
+        raise SpotterError(f"--teacher {checkpoint}: {err}") from None
 
 
 def _interrupted(last: Path, epochs: int) -> SpotterError:
