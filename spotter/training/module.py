@@ -56,7 +56,7 @@ class KWSModule(pl.LightningModule):
                  optimizer: str = "sgd", lr: float = 0.1, frontend_lr: float = 1e-3, weight_decay: float = 1e-3,
                  warmup_epochs: float = 5, augment: bool = True, labels: tuple = LABELS,
                  augment_config: dict | None = None, normalize: str = "none", distill_weight: float = 0.0,
-                 distill_temperature: float = 1.0) -> None:
+                 distill_temperature: float = 2.0) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = build_model(model, trainable_mel=trainable_mel, trainable_stft=trainable_stft, labels=labels,
