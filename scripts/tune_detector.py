@@ -25,7 +25,7 @@ from spotter.detector import DetectorConfig
 from spotter.tuning import candidates, grid_search, keyword_thresholds, stream_posteriors
 
 
-KEYWORD_GRID = (0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995)
+KEYWORD_GRID = (0.7, 0.75, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995)
 
 
 def _posteriors(model, name, wav, folder, batched):
