@@ -47,12 +47,15 @@ def test_hard_windows_find_keywords_where_they_are_and_nothing_in_silence(corpus
     yes = load_audio(next((corpus / "yes").glob("*.wav")))
     stop = load_audio(next((corpus / "stop").glob("*.wav")))
     audio = np.concatenate([np.zeros(8000), yes, np.zeros(24000), stop, np.zeros(8000)]).astype(np.float32)
-    found = hard_windows(model, audio, min_prob=0.5, per_sentence=3)
+    # room for a few windows per word: a model confident over more offsets may rank 3 of one word first
+    found = hard_windows(model, audio, min_prob=0.5, per_sentence=6)
     assert {k for _, _, k in found} >= {"yes", "stop"}
     assert [p for _, p, _ in found] == sorted((p for _, p, _ in found), reverse=True)
     starts = [s for s, _, _ in found]
     assert all(abs(a - b) >= MIN_GAP for i, a in enumerate(starts) for b in starts[i + 1:])
-    where = {k: s for s, _, k in found}
+    where = {}
+    for s, _, k in found:  # each keyword's most probable window (found is sorted by probability)
+        where.setdefault(k, s)
     loud = np.flatnonzero(np.abs(yes) > 0.05 * np.abs(yes).max())
     word_start, word_end = 8000 + loud[0], 8000 + loud[-1]  # where "yes" is said in the audio
     assert where["yes"] <= word_start and word_end < where["yes"] + CLIP_SAMPLES  # the window holds the word
