@@ -44,6 +44,7 @@ def run_bench(model: str | None = None, device_type: str = "auto", threads: int 
     from .checkpoint import load_model
     from .device import select_device
     from .errors import SpotterError
+    from .model import inference_classifier
     from .streaming import StreamingFeatures
 
     if iterations < 1:
@@ -56,6 +57,7 @@ def run_bench(model: str | None = None, device_type: str = "auto", threads: int 
     if hop <= 0 or hop % frame_hop:
         raise SpotterError(f"--hop-ms {hop_ms:g} must be a positive multiple of {1000 * frame_hop / SAMPLE_RATE:g} ms")
     features = StreamingFeatures(net.frontend, max_lag=hop)
+    classify = inference_classifier(net)  # as the engine scores windows
     audio = _audio(max(2.0, (iterations + warmup) * hop / SAMPLE_RATE + 1.0))
     features.push(audio[:SAMPLE_RATE])  # a full window of real audio first
     position = SAMPLE_RATE
@@ -65,7 +67,7 @@ def run_bench(model: str | None = None, device_type: str = "auto", threads: int 
         features.push(audio[position:position + hop])
         position += hop
         with torch.inference_mode():
-            logits = net.classify(features.window_features())
+            logits = classify(features.window_features())
             return torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()  # .cpu() waits for a GPU
 
     for _ in range(warmup):

@@ -33,6 +33,7 @@ from .detector import Detector, DetectorConfig, detector_from_meta
 from .device import float32_convolutions
 from .events import PosteriorUpdate
 from .errors import SpotterError
+from .model import inference_classifier
 from .streaming import StreamingFeatures
 
 
@@ -79,6 +80,7 @@ class Engine:
             raise EngineConfigError(f"--hop-ms {self.config.hop_ms:g} must be a positive multiple of "
                              f"{1000 * frame_hop / SAMPLE_RATE:g} ms (the spectrogram's frame hop)")
         self.model = model.eval()
+        self.classify = inference_classifier(model)  # an ensemble's members in one pass (the same outputs)
         self.labels = tuple(model.labels)
         self.features = StreamingFeatures(model.frontend, max_lag=hop)  # windows end at most a hop back
         detector = self.config.detector
@@ -95,7 +97,7 @@ class Engine:
     def _score(self, end: int) -> np.ndarray:
         started = time.perf_counter()
         with float32_convolutions():  # on a GPU: float32, not TF32, so the scores equal the CPU's
-            logits = self.model.classify(self.features.window_features(end))
+            logits = self.classify(self.features.window_features(end))
         probs = torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()
         ms = (time.perf_counter() - started) * 1000
         s = self.stats

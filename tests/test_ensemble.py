@@ -20,7 +20,7 @@ import torch
 from spotter.checkpoint import load_model, save_checkpoint
 from spotter.config import SAMPLE_RATE, FrontendConfig
 from spotter.events import PosteriorUpdate
-from spotter.model import EnsembleNet, build_model, ensemble
+from spotter.model import EnsembleNet, StackedNet, build_model, ensemble, inference_classifier, stacked
 from spotter.pipeline import Engine, EngineConfig
 
 from conftest import chirp, noise, tone
@@ -134,3 +134,43 @@ def test_command_line_refusals_are_one_line(tmp_path):
                               "--out", str(tmp_path / "x.pt")], capture_output=True, text=True, timeout=120)
         assert out.returncode != 0 and wanted in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
         assert not (tmp_path / "x.pt").exists()
+
+
+def test_stacked_members_give_the_ensembles_outputs_in_one_network(clips):
+    members = [_member(seed, "bcresnet-1.5") for seed in (11, 12, 13)]
+    model = ensemble(members)
+    fused = stacked(model.net)
+    assert isinstance(fused, StackedNet) and not fused.training
+    # one network: each layer holds all three members' channels side by side
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in fused.modules()) == \
+        sum(isinstance(m, torch.nn.Conv2d) for m in members[0].net.modules())
+    with torch.inference_mode():
+        feats = model.frontend.normalize(model.frontend(clips))
+        got = torch.softmax(fused(feats), -1)
+        torch.testing.assert_close(got, torch.softmax(model.net(feats), -1), atol=1e-5, rtol=0)
+        for member in members:  # all members count, not one passed through
+            assert (got - torch.softmax(member.net(feats), -1)).abs().max() > 1e-3
+    assert isinstance(model.net.members[0].head[0], torch.nn.Conv2d)  # the ensemble itself is left as it was
+    assert model.net.members[0].head[0].out_channels == fused.net.head[0].out_channels // 3
+
+
+def test_networks_that_do_not_line_up_are_not_stacked():
+    single = _member(1)
+    assert stacked(single.net) is single.net
+    mixed = ensemble([_member(1), _member(2, "bcresnet-2")])
+    assert stacked(mixed.net) is mixed.net
+    assert inference_classifier(mixed) == mixed.classify
+    assert inference_classifier(single) == single.classify
+
+
+def test_the_engine_scores_the_shipped_ensemble_stacked_as_offline():
+    model = load_model(device="cpu")
+    assert isinstance(model.net, EnsembleNet) and isinstance(stacked(model.net), StackedNet)
+    stream = np.concatenate([noise(0.5, amp=0.02, seed=9), chirp(300, 4000, 0.6), tone(700, 0.4, amp=0.3)])
+    engine = Engine(model, EngineConfig())
+    assert engine.classify != model.classify  # the engine runs the stacked network
+    updates = [e for e in engine.feed(stream.astype(np.float32)) if isinstance(e, PosteriorUpdate)]
+    padded = np.concatenate([np.zeros(SAMPLE_RATE, np.float32), stream.astype(np.float32)])
+    ends = [round(u.time * SAMPLE_RATE) for u in updates]
+    offline = _probs(model, torch.from_numpy(np.stack([padded[e: e + SAMPLE_RATE] for e in ends]))).numpy()
+    np.testing.assert_allclose(np.array([u.probs for u in updates]), offline, atol=1e-5)
