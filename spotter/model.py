@@ -215,7 +215,7 @@ def _stacked_conv(convs: Sequence[nn.Conv2d], shared_input: bool) -> nn.Conv2d:
 
 def _stacked_batchnorm(norms: Sequence[nn.BatchNorm2d]) -> nn.BatchNorm2d:
     n = norms[0]
-    out = nn.BatchNorm2d(n.num_features * len(norms), eps=n.eps, momentum=n.momentum).to(n.weight.device)
+    out = nn.BatchNorm2d(n.num_features * len(norms), eps=n.eps, momentum=n.momentum).to(n.weight.device, n.weight.dtype)
     with torch.no_grad():
         for key in ("weight", "bias", "running_mean", "running_var"):
             getattr(out, key).copy_(torch.cat([getattr(m, key) for m in norms]))
@@ -254,9 +254,10 @@ def stacked(net: nn.Module) -> nn.Module:
 def inference_classifier(model) -> Callable[[torch.Tensor], torch.Tensor]:
     """What scores log-Mel windows for streaming: ``model.classify``, with an ensemble's members
     :func:`stacked` into one network when they line up. Anything with a ``classify`` method works."""
-    net = getattr(model, "net", None)
-    fused = stacked(net) if isinstance(model, KeywordModel) else net
-    if fused is None or fused is net:
+    if not isinstance(model, KeywordModel):
+        return model.classify
+    fused = stacked(model.net)
+    if fused is model.net:
         return model.classify
     return lambda features: fused(model.frontend.normalize(features))
 
