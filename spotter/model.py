@@ -25,7 +25,9 @@ log-Mel image, and their class probabilities averaged (:class:`EnsembleNet`).
 :func:`ensemble` builds one from trained models (``spotter ensemble``).
 :func:`stacked` runs the members of one width as one network of grouped layers
 for inference (:class:`StackedNet`: the same outputs, about a third less time
-per window for two BC-ResNet-3 on a CPU); the streaming engine uses it.
+per window for two BC-ResNet-3 on a CPU), and :func:`folded` gives a BC-ResNet's inference form
+(:class:`FoldedBCResNet`: BatchNorm folded into the convolutions, about a quarter less time again);
+the streaming engine uses both (:func:`inference_classifier`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ import math
 from typing import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from .config import LABELS, FrontendConfig
 from .features import LogMel
@@ -251,15 +255,105 @@ def stacked(net: nn.Module) -> nn.Module:
     return StackedNet(fused, len(members), n_classes).eval()
 
 
+class _FoldedConv:
+    """A convolution's weights and settings for inference, with the BatchNorm that followed it folded
+    in (``w * gamma / sigma``, ``(b - mu) * gamma / sigma + beta``); copies, on the layer's device."""
+
+    def __init__(self, conv: nn.Conv2d, norm: nn.BatchNorm2d | None = None) -> None:
+        weight, bias = conv.weight, conv.bias
+        if norm is not None:
+            weight, bias = fuse_conv_bn_weights(weight, bias, norm.running_mean, norm.running_var, norm.eps,
+                                                norm.weight, norm.bias)
+        self.weight = weight.detach().clone()
+        self.bias = None if bias is None else bias.detach().clone()
+        self.settings = (conv.stride, conv.padding, conv.dilation, conv.groups)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight, self.bias, *self.settings)
+
+
+class _FoldedSubSpectralNorm:
+    """:class:`SubSpectralNorm` for inference: one multiply-add per (channel, sub-band)."""
+
+    def __init__(self, norm: SubSpectralNorm) -> None:
+        bn = norm.bn
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        self.scale = scale.detach().reshape(-1, 1, 1).clone()
+        self.shift = (bn.bias - bn.running_mean * scale).detach().reshape(-1, 1, 1).clone()
+        self.n_bands = norm.n_bands
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, f, t = x.shape
+        bands = x.reshape(b, c * self.n_bands, f // self.n_bands, t)
+        return torch.addcmul(self.shift, bands, self.scale).reshape(b, c, f, t)
+
+
+class _FoldedBlock:
+    """A :class:`BCResBlock` for inference (see :class:`FoldedBCResNet`)."""
+
+    def __init__(self, block: BCResBlock) -> None:
+        f2, f1 = list(block.f2), list(block.f1)
+        self.transition = _FoldedConv(f2[0], f2[1]) if block.transition else None
+        self.freq_conv, self.subspectral = _FoldedConv(f2[-2]), _FoldedSubSpectralNorm(f2[-1])
+        self.time_conv, self.pointwise = _FoldedConv(f1[0], f1[1]), _FoldedConv(f1[3])  # f1[4]: dropout
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        y = x if self.transition is None else torch.relu_(self.transition(x))
+        two_d = self.subspectral(self.freq_conv(y))
+        one_d = self.pointwise(F.silu(self.time_conv(two_d.mean(dim=2, keepdim=True)), inplace=True))
+        out = two_d + one_d
+        if self.transition is None:
+            out += x
+        return torch.relu_(out)
+
+
+class FoldedBCResNet:
+    """A trained :class:`BCResNet` (or the stacked network of several) for inference only: every
+    BatchNorm folded into the convolution before it, SubSpectralNorm as one multiply-add, dropout
+    gone, and the forward pass plain tensor calls rather than a tree of modules. The same outputs
+    (to float rounding) in about three quarters of the time at batch 1 on a CPU, where a BC-ResNet's
+    many small layers cost more in dispatch than in arithmetic. A frozen copy on the network's
+    device and dtype (not an ``nn.Module``: nothing to train or move); training the original
+    afterwards does not change it."""
+
+    def __init__(self, net: BCResNet) -> None:
+        head, classifier = list(net.head), list(net.classifier)
+        self.head = _FoldedConv(head[0], head[1])
+        self.blocks = [_FoldedBlock(b) for b in net.blocks]
+        self.temporal = _FoldedConv(classifier[0])
+        self.pointwise = _FoldedConv(classifier[1], classifier[2])
+        self.output = _FoldedConv(classifier[5])
+
+    def __call__(self, features: torch.Tensor) -> torch.Tensor:
+        x = torch.relu_(self.head(features))
+        for block in self.blocks:
+            x = block(x)
+        x = torch.relu_(self.pointwise(self.temporal(x)))
+        return self.output(x.mean(dim=(2, 3), keepdim=True)).flatten(1)
+
+
+def folded(net: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """For inference: a :class:`BCResNet`, alone or inside a :class:`StackedNet`, as a
+    :class:`FoldedBCResNet`; any other network (members of different widths too) as it is.
+    ``net`` itself is left untouched."""
+    if isinstance(net, BCResNet):
+        return FoldedBCResNet(net)
+    if isinstance(net, StackedNet) and isinstance(net.net, BCResNet):
+        return StackedNet(FoldedBCResNet(net.net), net.n_members, net.n_classes).eval()
+    return net
+
+
 def inference_classifier(model) -> Callable[[torch.Tensor], torch.Tensor]:
-    """What scores log-Mel windows for streaming: ``model.classify``, with an ensemble's members
-    :func:`stacked` into one network when they line up. Anything with a ``classify`` method works."""
+    """What scores log-Mel windows for streaming: ``model.classify`` with its network in its
+    inference form, when it has one: an ensemble's members :func:`stacked` into one network when
+    they line up, and BC-ResNets :func:`folded`. The same outputs to float rounding, less time per
+    window. Anything with a ``classify`` method works."""
     if not isinstance(model, KeywordModel):
         return model.classify
-    fused = stacked(model.net)
-    if fused is model.net:
+    fast = folded(stacked(model.net))
+    if fast is model.net:
         return model.classify
-    return lambda features: fused(model.frontend.normalize(features))
+    return lambda features: fast(model.frontend.normalize(features))
 
 
 ENSEMBLE_JOIN = "+"

@@ -20,7 +20,8 @@ import torch
 from spotter.checkpoint import load_model, save_checkpoint
 from spotter.config import SAMPLE_RATE, FrontendConfig
 from spotter.events import PosteriorUpdate
-from spotter.model import EnsembleNet, StackedNet, build_model, ensemble, inference_classifier, stacked
+from spotter.model import (EnsembleNet, FoldedBCResNet, StackedNet, build_model, ensemble, folded,
+                           inference_classifier, stacked)
 from spotter.pipeline import Engine, EngineConfig
 
 from conftest import chirp, noise, tone
@@ -159,16 +160,16 @@ def test_networks_that_do_not_line_up_are_not_stacked():
     assert stacked(single.net) is single.net
     mixed = ensemble([_member(1), _member(2, "bcresnet-2")])
     assert stacked(mixed.net) is mixed.net
-    assert inference_classifier(mixed) == mixed.classify
-    assert inference_classifier(single) == single.classify
+    assert inference_classifier(mixed) == mixed.classify  # members as they are, one after the other
 
 
-def test_the_engine_scores_the_shipped_ensemble_stacked_as_offline():
+def test_the_engine_scores_the_shipped_ensemble_stacked_and_folded_as_offline():
     model = load_model(device="cpu")
     assert isinstance(model.net, EnsembleNet) and isinstance(stacked(model.net), StackedNet)
+    assert isinstance(folded(stacked(model.net)).net, FoldedBCResNet)  # and folded
     stream = np.concatenate([noise(0.5, amp=0.02, seed=9), chirp(300, 4000, 0.6), tone(700, 0.4, amp=0.3)])
     engine = Engine(model, EngineConfig())
-    assert engine.classify != model.classify  # the engine runs the stacked network
+    assert engine.classify != model.classify  # the engine runs the stacked, folded network
     updates = [e for e in engine.feed(stream.astype(np.float32)) if isinstance(e, PosteriorUpdate)]
     padded = np.concatenate([np.zeros(SAMPLE_RATE, np.float32), stream.astype(np.float32)])
     ends = [round(u.time * SAMPLE_RATE) for u in updates]

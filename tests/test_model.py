@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import spotter
-from spotter.model import MODELS, PAPER_PARAMS, build_model, count_parameters
+from spotter.model import (MODELS, PAPER_PARAMS, FoldedBCResNet, build_model, count_parameters, folded,
+                           inference_classifier)
 
 from conftest import chirp, noise, tone
 
@@ -150,3 +151,51 @@ def test_unknown_normalisation_is_refused():
 
     with pytest.raises(ValueError, match="normalize='cmvn': use one of none, mean"):
         FrontendConfig(normalize="cmvn")
+
+
+def _trained_like(name: str, seed: int):
+    """A network whose BatchNorm layers hold statistics and affine weights away from their
+    defaults, as after training (folding the default ones would be a no-op)."""
+    torch.manual_seed(seed)
+    model = build_model(name)
+    with torch.no_grad():
+        for t in model.net.parameters():
+            if t.dim() == 1:  # BatchNorm / SubSpectralNorm gamma and beta, the output layer's bias
+                t.add_(0.3 * torch.randn_like(t))
+        for n, b in model.net.named_buffers():
+            if n.endswith("running_mean"):
+                b.add_(0.2 * torch.randn_like(b))
+            elif n.endswith("running_var"):
+                b.mul_(torch.empty_like(b).uniform_(0.5, 2.0))
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", ["bcresnet-1", "bcresnet-3"])
+def test_folded_bcresnet_gives_the_networks_outputs(name):
+    model = _trained_like(name, seed=5)
+    fast = folded(model.net)
+    assert isinstance(fast, FoldedBCResNet)
+    with torch.inference_mode():
+        feats = model.frontend.normalize(model.frontend(batch_of_clips(4)))
+        want = model.net(feats)
+        torch.testing.assert_close(fast(feats), want, atol=1e-4, rtol=1e-4)
+        # the statistics matter: the same network with default BatchNorm gives other logits
+        assert (build_model(name).eval().net(feats) - want).abs().max() > 1e-2
+    # a frozen copy: training the original afterwards does not change it
+    before = fast(feats).clone()
+    with torch.no_grad():
+        for p in model.net.parameters():
+            p.add_(1.0)
+    torch.testing.assert_close(fast(feats), before)
+
+
+def test_only_bcresnets_are_folded():
+    linear = build_model("linear").eval()
+    assert folded(linear.net) is linear.net
+    assert inference_classifier(linear) == linear.classify
+    model = _trained_like("bcresnet-1", seed=6)
+    fast = inference_classifier(model)
+    assert fast != model.classify
+    with torch.inference_mode():
+        feats = model.frontend(batch_of_clips(2))
+        torch.testing.assert_close(fast(feats), model.classify(feats), atol=1e-4, rtol=1e-4)
