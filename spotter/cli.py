@@ -260,7 +260,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
 
     from .audio import MicrophoneSource, WavSource
     from .events import Detection
-    from .pipeline import Engine, GracefulExit, run
+    from .pipeline import Engine, GracefulExit, run, source_block_ms
 
     if args.wav and args.device is not None:
         raise SpotterError("--wav and --device exclude each other: give one source")
@@ -271,14 +271,15 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     if args.reconnect is not None and args.reconnect < 0:
         raise SpotterError(f"--reconnect {args.reconnect}: give a number of retries (>= 1), or none to retry forever")
     # The source first: a bad file or device is reported before the model is loaded.
+    block_ms = source_block_ms(args.hop_ms)  # blocks that divide the hop: no window waits for audio
     if args.wav:
-        source = WavSource(args.wav, realtime=args.realtime)
+        source = WavSource(args.wav, realtime=args.realtime, block_ms=block_ms)
     elif args.reconnect is not None:
         from .reconnect import Backoff, reconnecting_microphone
 
-        source = reconnecting_microphone(args.device, Backoff(max_attempts=args.reconnect or None))
+        source = reconnecting_microphone(args.device, Backoff(max_attempts=args.reconnect or None), block_ms=block_ms)
     else:
-        source = MicrophoneSource(args.device)
+        source = MicrophoneSource(args.device, block_ms=block_ms)
     model = _streaming_model(args)
     live = not args.wav or args.realtime
     engine = Engine(model, _engine_config(args, live, model))

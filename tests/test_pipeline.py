@@ -8,12 +8,14 @@ model computes on each 1 s window, not what the model has learned.
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from spotter import build_model
+from spotter.audio import WavSource
 from spotter.config import SAMPLE_RATE
 from spotter.events import Detection, PosteriorUpdate
-from spotter.pipeline import Engine, EngineConfig
+from spotter.pipeline import Engine, EngineConfig, source_block_ms
 from spotter.streaming import StreamingFeatures
 
 from conftest import chirp, noise, tone
@@ -126,8 +128,30 @@ def test_paused_engine_scores_nothing_but_keeps_time(model, stream):
 
 
 def test_hop_must_be_a_multiple_of_the_frame_hop(model):
-    with pytest.raises(ValueError, match="multiple of 10 ms"):
-        Engine(model, EngineConfig(hop_ms=125))
+    for hop_ms in (125, 0, -100, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="multiple of 10 ms"):
+            Engine(model, EngineConfig(hop_ms=hop_ms))
+
+
+@pytest.mark.parametrize("rate,hop_ms", [(16000, 100), (16000, 150), (44100, 100), (48000, 250), (8000, 30)])
+def test_listens_source_blocks_end_where_windows_end(tmp_path, model, rate, hop_ms):
+    """The blocks `listen` asks its source for (source_block_ms) divide the hop at any device rate:
+    every window is scored on the block that completes it, never held back for a later block."""
+    block_ms = source_block_ms(hop_ms)
+    assert block_ms <= 100 and (hop_ms / block_ms).is_integer()
+    path = tmp_path / "tone.wav"
+    t = np.arange(int(2.5 * rate)) / rate
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate)
+    engine = Engine(model, EngineConfig(hop_ms=hop_ms, skip_stale=True))
+    scored = []
+    with WavSource(path, realtime=False, block_ms=block_ms) as source:
+        while not source.finished:
+            block = source.read(0.1)
+            end = block.start + block.samples.size
+            times = [e.time for e in engine.feed(block.samples, block.start) if isinstance(e, PosteriorUpdate)]
+            assert times == ([pytest.approx(end / SAMPLE_RATE)] if end % engine.config.hop_samples == 0 else [])
+            scored += times
+    assert len(scored) == 2500 // hop_ms and engine.stats.dropped_windows == 0
 
 
 def test_events_serialise_to_one_json_line():
