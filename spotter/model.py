@@ -26,7 +26,7 @@ log-Mel image, and their class probabilities averaged (:class:`EnsembleNet`).
 :func:`stacked` runs the members of one width as one network of grouped layers
 for inference (:class:`StackedNet`: the same outputs, about a third less time
 per window for two BC-ResNet-3 on a CPU), and :func:`folded` gives a BC-ResNet's inference form
-(:class:`FoldedBCResNet`: BatchNorm folded into the convolutions, about a quarter less time again);
+(:class:`FoldedBCResNet`: BatchNorm folded into the convolutions, about a fifth less time again);
 the streaming engine uses both (:func:`inference_classifier`).
 """
 
@@ -311,7 +311,7 @@ class FoldedBCResNet:
     """A trained :class:`BCResNet` (or the stacked network of several) for inference only: every
     BatchNorm folded into the convolution before it, SubSpectralNorm as one multiply-add, dropout
     gone, and the forward pass plain tensor calls rather than a tree of modules. The same outputs
-    (to float rounding) in about three quarters of the time at batch 1 on a CPU, where a BC-ResNet's
+    (to float rounding) in about four fifths of the time at batch 1 on a CPU, where a BC-ResNet's
     many small layers cost more in dispatch than in arithmetic. A frozen copy on the network's
     device and dtype (not an ``nn.Module``: nothing to train or move); training the original
     afterwards does not change it."""
