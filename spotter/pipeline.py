@@ -101,7 +101,7 @@ class Engine:
             raise EngineConfigError(f"--hop-ms {self.config.hop_ms:g} must be a positive multiple of "
                              f"{1000 * frame_hop / SAMPLE_RATE:g} ms (the spectrogram's frame hop)")
         self.model = model.eval()
-        self.classify = inference_classifier(model)  # an ensemble's members in one pass (the same outputs)
+        self.classify = inference_classifier(model)  # stacked and folded for inference (the same outputs)
         self.labels = tuple(model.labels)
         self.features = StreamingFeatures(model.frontend, max_lag=hop)  # windows end at most a hop back
         detector = self.config.detector
