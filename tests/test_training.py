@@ -124,6 +124,19 @@ def test_last_checkpoint_is_written_every_epoch_even_without_improvement(corpus,
     assert last["epoch"] == 1 and len(list((out / "checkpoints").glob("best-*.ckpt"))) == 1
 
 
+@pytest.mark.slow
+def test_keep_last_exports_the_last_epoch_not_the_best(corpus, tmp_path):
+    # lr 0: the first epoch stays the best by validation accuracy, so "best" and "last" are different epochs
+    out = tmp_path / "keep-last"
+    _train(corpus, out, "--epochs", "2", "--model", "linear", "--lr", "0", "--keep", "last")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["kept"], metrics["kept_epoch"], metrics["best_epoch"]) == ("last", 1, 0)
+    last = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    exported = load_model(out / "model.pt").state_dict()
+    for name, value in exported.items():
+        assert torch.equal(value, last[f"model.{name}"]), name
+
+
 def test_augmentation_settings_reach_the_run_and_bad_ones_are_refused(corpus, tmp_path, capsys):
     out = tmp_path / "aug"
     _train(corpus, out, "--epochs", "1", "--aug", "speed=0.9,1.1", "--aug", "eq_db=6", "--aug", "lowpass_prob=0.2")

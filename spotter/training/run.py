@@ -8,7 +8,8 @@ Output folder (``--out``)::
 
     checkpoints/best-*.ckpt, checkpoints/last.ckpt   Lightning checkpoints (readable by spotter too)
     logs/version_*/metrics.csv                        per-epoch loss / accuracy (TensorBoard too if installed)
-    model.pt                                          the best model as a spotter checkpoint, with its metrics
+    model.pt                                          the best (--keep last: the last) epoch as a spotter
+                                                      checkpoint, with its metrics
     metrics.json                                      validation and test figures of model.pt
 """
 
@@ -89,6 +90,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--out", default=None, help="output folder (default: runs/<model>)")
     g.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt; "
                    "the run ends at the same total number of epochs")
+    g.add_argument("--keep", choices=("best", "last"), default="best",
+                   help="which epoch model.pt holds: the best by validation accuracy (default) or the last; "
+                        "for fine-tuning, where the validation split shares the training voices' engines and an "
+                        "epoch at a high learning rate can score best on it, the end of the schedule")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -218,7 +223,7 @@ def run_train(args: argparse.Namespace) -> dict:
     if not trainer.is_global_zero:
         return {}
 
-    best_path = best.best_model_path or str(last)
+    best_path = str(last) if args.keep == "last" else (best.best_model_path or str(last))
     state = torch.load(best_path, map_location="cpu", weights_only=True)
     module.load_state_dict(state["state_dict"])
     model = module.model.cpu().eval()
@@ -228,7 +233,8 @@ def run_train(args: argparse.Namespace) -> dict:
     summary = {
         "model": args.model, "trainable_mel": args.trainable_mel, "trainable_stft": args.trainable_stft,
         "normalize": args.normalize,
-        "data": str(root), "epochs": int(trainer.current_epoch), "best_epoch": int(state.get("epoch", -1)),
+        "data": str(root), "epochs": int(trainer.current_epoch), "kept": args.keep,
+        "kept_epoch": int(state.get("epoch", -1)), "best_epoch": _epoch_of(best.best_model_path, state),
         **_train_sizes(data.dataset("train")), "unknown_fraction": args.unknown_fraction,
         "redraw_unknown": bool(args.redraw_unknown), "init": str(args.init) if args.init else None,
         "teacher": str(args.teacher) if args.teacher else None,
@@ -241,7 +247,7 @@ def run_train(args: argparse.Namespace) -> dict:
     }
     save_checkpoint(model, out / "model.pt", meta=summary)
     (out / "metrics.json").write_text(json.dumps({**summary, "val": results["val"], "test": results["test"]}, indent=1))
-    print(f"\nbest epoch {summary['best_epoch']}: val accuracy {summary['val_accuracy']:.2%}, "
+    print(f"\n{args.keep} epoch {summary['kept_epoch']}: val accuracy {summary['val_accuracy']:.2%}, "
           f"test accuracy {summary['test_accuracy']:.2%}, test macro F1 {summary['test_f1_macro']:.4f}")
     print(f"model: {out / 'model.pt'}   logs: {loggers[0].log_dir}")
     return summary
@@ -282,6 +288,15 @@ def set_teacher(module, checkpoint) -> None:
         module.set_teacher(teacher)
     except ValueError as err:
         raise SpotterError(f"--teacher {checkpoint}: {err}") from None
+
+
+def _epoch_of(best_path: str, kept_state: dict) -> int:
+    """The epoch of the best-by-validation checkpoint (the kept one's when that is the best or there is none)."""
+    import torch
+
+    if not best_path:
+        return int(kept_state.get("epoch", -1))
+    return int(torch.load(best_path, map_location="cpu", weights_only=True).get("epoch", -1))
 
 
 def _interrupted(last: Path, epochs: int) -> SpotterError:
