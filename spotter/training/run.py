@@ -223,8 +223,10 @@ def run_train(args: argparse.Namespace) -> dict:
     if not trainer.is_global_zero:
         return {}
 
-    kept_path = str(last) if args.keep == "last" else (best.best_model_path or str(last))
+    best_path = best.best_model_path or str(last)
+    kept_path = str(last) if args.keep == "last" else best_path
     state = torch.load(kept_path, map_location="cpu", weights_only=True)
+    kept_epoch = int(state.get("epoch", -1))
     module.load_state_dict(state["state_dict"])
     model = module.model.cpu().eval()
     device = "cuda" if torch.cuda.is_available() and args.accelerator in ("auto", "gpu", "cuda") else "cpu"
@@ -234,8 +236,8 @@ def run_train(args: argparse.Namespace) -> dict:
         "model": args.model, "trainable_mel": args.trainable_mel, "trainable_stft": args.trainable_stft,
         "normalize": args.normalize,
         "data": str(root), "epochs": int(trainer.current_epoch), "kept": args.keep,
-        "kept_epoch": int(state.get("epoch", -1)),
-        "best_epoch": int(state.get("epoch", -1)) if args.keep == "best" else _epoch_of(best.best_model_path, state),
+        "kept_epoch": kept_epoch,
+        "best_epoch": kept_epoch if kept_path == best_path else _epoch_of(best_path),
         **_train_sizes(data.dataset("train")), "unknown_fraction": args.unknown_fraction,
         "redraw_unknown": bool(args.redraw_unknown), "init": str(args.init) if args.init else None,
         "teacher": str(args.teacher) if args.teacher else None,
@@ -291,13 +293,11 @@ def set_teacher(module, checkpoint) -> None:
         raise SpotterError(f"--teacher {checkpoint}: {err}") from None
 
 
-def _epoch_of(best_path: str, kept_state: dict) -> int:
-    """The epoch of the best-by-validation checkpoint (the kept one's when there is none)."""
+def _epoch_of(checkpoint_path: str) -> int:
+    """The epoch a Lightning checkpoint file was saved at."""
     import torch
 
-    if not best_path:
-        return int(kept_state.get("epoch", -1))
-    return int(torch.load(best_path, map_location="cpu", weights_only=True).get("epoch", -1))
+    return int(torch.load(checkpoint_path, map_location="cpu", weights_only=True).get("epoch", -1))
 
 
 def _interrupted(last: Path, epochs: int) -> SpotterError:
