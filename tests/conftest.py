@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,12 @@ import torch
 from spotter.config import SAMPLE_RATE
 
 torch.set_num_threads(2)
+
+# A shell starts a background job (`pytest ... &`) with SIGINT ignored, and the `spotter` processes the tests
+# spawn would inherit that and never see the Ctrl-C the tests send them. Restore Python's handler here, so
+# the children start with the default disposition whatever way the suite was launched.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def tone(freq: float, seconds: float = 1.0, amp: float = 0.5, sr: int = SAMPLE_RATE) -> np.ndarray:
