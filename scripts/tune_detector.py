@@ -25,6 +25,10 @@ from spotter.detector import DetectorConfig
 from spotter.tuning import candidates, grid_search, keyword_thresholds, stream_posteriors
 
 
+# The global settings searched: 15 thresholds x 5 smoothing windows x 3 minimum counts = 225.
+THRESHOLD_GRID = (0.5, 0.6, 0.7, 0.8, 0.85, 0.88, 0.9, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99)
+SMOOTHING_GRID = (1, 2, 3, 4, 5)
+MIN_COUNT_GRID = (1, 2, 3)
 KEYWORD_GRID = (0.7, 0.75, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995)
 
 
@@ -74,8 +78,8 @@ def main() -> None:
     torch.set_num_threads(1)
     model = load_model(args.model, device=select_device(args.device_type))
     streams = [_posteriors(model, args.model, wav, args.posteriors, not args.engine) for wav in args.streams]
-    configs = candidates(thresholds=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99), smoothing=(1, 2, 3, 5),
-                         min_counts=(1, 2, 3), refractory=(1.0,))
+    configs = candidates(thresholds=THRESHOLD_GRID, smoothing=SMOOTHING_GRID, min_counts=MIN_COUNT_GRID,
+                         refractory=(1.0,))
     rows = grid_search(streams, model.labels, configs, args.tolerance, args.max_fa_per_hour)
     if args.max_latency is not None:
         rows = [r for r in rows if r["latency_median_s"] is not None and r["latency_median_s"] <= args.max_latency]
