@@ -461,7 +461,7 @@ def _add_streaming_options(p: argparse.ArgumentParser) -> None:
                         "for a model without them)")
     p.add_argument("--min-count", type=int, default=None,
                    help="hops in a row above the threshold before a detection (default: the model's own, else 3); "
-                   "--smoothing-hops 5 --min-count 3 --threshold 0.90 finds more keywords, ~0.2 s later")
+                   "more hops fire less often on speech, and later (README, \"Detector tuning\")")
 
 
 def build_parser() -> argparse.ArgumentParser:
