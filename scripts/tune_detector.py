@@ -21,11 +21,12 @@ import torch
 
 from spotter.checkpoint import load_model, read_checkpoint, resolve, save_checkpoint
 from spotter.device import DEVICE_TYPES, select_device
-from spotter.detector import DetectorConfig
+from spotter.detector import SCORES, DetectorConfig
 from spotter.tuning import candidates, grid_search, keyword_thresholds, stream_posteriors
 
 
-# The global settings searched: 15 thresholds x 5 smoothing windows x 3 minimum counts = 225.
+# The global settings searched: 2 scores x 15 thresholds x 5 smoothing windows x 3 minimum counts = 450.
+SCORE_GRID = SCORES
 THRESHOLD_GRID = (0.5, 0.6, 0.7, 0.8, 0.85, 0.88, 0.9, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99)
 SMOOTHING_GRID = (1, 2, 3, 4, 5)
 MIN_COUNT_GRID = (1, 2, 3)
@@ -79,22 +80,23 @@ def main() -> None:
     model = load_model(args.model, device=select_device(args.device_type))
     streams = [_posteriors(model, args.model, wav, args.posteriors, not args.engine) for wav in args.streams]
     configs = candidates(thresholds=THRESHOLD_GRID, smoothing=SMOOTHING_GRID, min_counts=MIN_COUNT_GRID,
-                         refractory=(1.0,))
+                         refractory=(1.0,), scores=SCORE_GRID)
     rows = grid_search(streams, model.labels, configs, args.tolerance, args.max_fa_per_hour)
     if args.max_latency is not None:
         rows = [r for r in rows if r["latency_median_s"] is not None and r["latency_median_s"] <= args.max_latency]
     hours = sum(s.duration_s for s in streams) / 3600
     print(f"{len(configs)} settings on {', '.join(s.name for s in streams)} ({hours:.2f} h)")
-    print(f"{'recall':>7} {'FA/h':>6} {'latency':>15}  settings")
+    print(f"{'recall':>7} {'FA/h':>6} {'wrong':>5} {'latency':>15}  settings")
     for r in rows[: args.top]:
         lat = (f"{r['latency_median_s']:.2f}/{r['latency_mean_s']:.2f} s" if r["latency_mean_s"] is not None
                else "-")
-        print(f"{r['recall']:>7.1%} {r['fa_per_hour']:>6.1f} {lat:>15}  {r['config'].describe()}")
-    print("latency: median/mean seconds from the end of the keyword to its detection")
+        print(f"{r['recall']:>7.1%} {r['fa_per_hour']:>6.1f} {r['wrong']:>5} {lat:>15}  {r['config'].describe()}")
+    print("wrong: keywords detected as another keyword; "
+          "latency: median/mean seconds from the end of the keyword to its detection")
     if args.per_keyword:
         tuned_rows = []
-        for smoothing, min_count in sorted({(c.smoothing_hops, c.min_count) for c in configs}):
-            base = DetectorConfig(smoothing_hops=smoothing, min_count=min_count, refractory_s=1.0)
+        for score, smoothing, min_count in sorted({(c.score, c.smoothing_hops, c.min_count) for c in configs}):
+            base = DetectorConfig(smoothing_hops=smoothing, min_count=min_count, refractory_s=1.0, score=score)
             tuned = keyword_thresholds(streams, model.labels, base, grid=KEYWORD_GRID, tolerance_s=args.tolerance,
                                        max_fa_per_hour=args.max_fa_per_hour, margin_steps=args.margin_steps)
             row = grid_search(streams, model.labels, [tuned], args.tolerance, args.max_fa_per_hour)[0]
@@ -103,7 +105,8 @@ def main() -> None:
         tuned_rows.sort(key=lambda r: (-(r["recall"] or 0), r["fa_per_hour"], r["latency_median_s"] or 0))
         print("per-keyword thresholds, each smoothing / min count:")
         for r in tuned_rows[: max(1, args.top // 3)]:
-            print(f"{r['recall']:>7.1%} {r['fa_per_hour']:>6.1f} {r['latency_median_s']:>9.2f} s  {r['config'].describe()}")
+            print(f"{r['recall']:>7.1%} {r['fa_per_hour']:>6.1f} {r['wrong']:>5} {r['latency_median_s']:>9.2f} s  "
+                  f"{r['config'].describe()}")
         rows = tuned_rows + rows
     if args.save and rows:
         best = rows[0]["config"]

@@ -225,7 +225,7 @@ def _detector_config(args: argparse.Namespace, model=None):
 
     config = detector_from_meta(getattr(model, "meta", {}), source=getattr(model, "name", "model"))
     changes = {name: value for name, value in (("threshold", args.threshold), ("smoothing_hops", args.smoothing_hops),
-                                               ("min_count", args.min_count)) if value is not None}
+                                               ("min_count", args.min_count), ("score", args.score)) if value is not None}
     if args.threshold is not None:
         changes["thresholds"] = {}
     per_keyword = dict(changes.get("thresholds", config.thresholds))
@@ -359,7 +359,8 @@ def _cmd_eval_stream(args: argparse.Namespace) -> int:
     detector = config.detector
     result = {**score.to_dict(), "wav": str(args.wav), "model": model.name, "hop_ms": args.hop_ms,
               "threshold": detector.threshold, "thresholds": dict(detector.thresholds),
-              "smoothing_hops": detector.smoothing_hops, "min_count": detector.min_count, "tolerance_s": args.tolerance}
+              "smoothing_hops": detector.smoothing_hops, "min_count": detector.min_count, "score": detector.score,
+              "tolerance_s": args.tolerance}
     if args.json:
         print(json.dumps(result))
     else:
@@ -450,6 +451,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_streaming_options(p: argparse.ArgumentParser) -> None:
+    from .detector import SCORES
+
     _add_model_options(p)
     p.add_argument("--threshold", type=float, default=None,
                    help="smoothed probability every keyword must reach (default: the model's own detector settings "
@@ -462,6 +465,10 @@ def _add_streaming_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-count", type=int, default=None,
                    help="hops in a row above the threshold before a detection (default: the model's own, else 3); "
                    "more hops fire less often on speech, and later (README, \"Detector tuning\")")
+    p.add_argument("--score", choices=SCORES, default=None,
+                   help="what must reach the threshold: 'class', the keyword's own smoothed probability, or "
+                        "'any-keyword', the smoothed probability of any keyword (1 - unknown - silence), labelled "
+                        "with the most probable one (default: the model's own, else 'class')")
 
 
 def build_parser() -> argparse.ArgumentParser:

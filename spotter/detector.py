@@ -4,9 +4,18 @@ Per hop the detector receives the model's class probabilities and the stream
 time.  It
 
 1. smooths them with a moving average over the last ``smoothing_hops`` hops;
-2. takes the top smoothed class; when it is a keyword whose smoothed
-   probability reaches its threshold (``thresholds[kw]`` or ``threshold``),
-   counts consecutive hops;
+2. scores the hop, as ``score`` says:
+
+   * ``"class"``: the top smoothed class, with its smoothed probability;
+   * ``"any-keyword"``: the most probable keyword, with the smoothed probability
+     that the window holds *a* keyword (the sum over the keyword classes,
+     i.e. 1 - unknown - silence). A short keyword in noise often has its
+     probability split between two keywords (up / off, no / go): neither
+     reaches the threshold alone, though the model is sure a keyword was
+     said. Which one is then the model's best guess;
+
+   when the label is a keyword whose score reaches its threshold
+   (``thresholds[kw]`` or ``threshold``), counts consecutive hops of it;
 3. fires a :class:`~spotter.events.Detection` once the count reaches
    ``min_count``, once per run of hops above threshold, and not within
    ``refractory_s`` seconds of the previous detection (of any keyword).
@@ -31,6 +40,10 @@ class DetectorConfigError(SpotterError, ValueError):
     """Detector settings that cannot work; the message names the setting and its range."""
 
 
+#: What a hop's score is (see the module docstring).
+SCORES = ("class", "any-keyword")
+
+
 @dataclass(frozen=True)
 class DetectorConfig:
     # Tuned with scripts/tune_detector.py on held-out validation streams (README, "Detector tuning"):
@@ -41,8 +54,11 @@ class DetectorConfig:
     smoothing_hops: int = 1
     min_count: int = 3
     refractory_s: float = 1.0
+    score: str = "class"  # one of SCORES: what is compared with the threshold (module docstring)
 
     def __post_init__(self) -> None:
+        if self.score not in SCORES:
+            raise DetectorConfigError(f"score {self.score!r}: one of {', '.join(SCORES)}")
         for name, value in (("threshold", self.threshold), *((f"thresholds[{k!r}]", v) for k, v in self.thresholds.items())):
             if not 0.0 < value <= 1.0:
                 raise DetectorConfigError(f"{name.replace('_', '-')} {value:g}: a probability in (0, 1] is needed")
@@ -59,13 +75,14 @@ class DetectorConfig:
         per = ""
         if self.thresholds:
             per = " (" + ", ".join(f"{k} {v:.2f}" for k, v in self.thresholds.items()) + ")"
-        return (f"threshold {self.threshold:.2f}{per}, smoothing {self.smoothing_hops} hops, "
+        score = ", score any-keyword" if self.score == "any-keyword" else ""
+        return (f"threshold {self.threshold:.2f}{per}{score}, smoothing {self.smoothing_hops} hops, "
                 f"min count {self.min_count}, refractory {self.refractory_s:g} s")
 
     def to_meta(self) -> dict:
         """Plain values for a checkpoint's ``meta["detector"]`` (see :func:`detector_from_meta`)."""
         return {"threshold": self.threshold, "thresholds": dict(self.thresholds), "smoothing_hops": self.smoothing_hops,
-                "min_count": self.min_count, "refractory_s": self.refractory_s}
+                "min_count": self.min_count, "refractory_s": self.refractory_s, "score": self.score}
 
 
 def detector_from_meta(meta: dict, source: str = "checkpoint") -> DetectorConfig:
@@ -81,12 +98,25 @@ def detector_from_meta(meta: dict, source: str = "checkpoint") -> DetectorConfig
     try:
         if not isinstance(stored, dict) or set(stored) - known:
             raise DetectorConfigError(f"unknown keys {sorted(set(stored) - known) if isinstance(stored, dict) else stored}")
-        values = {k: (dict(v) if k == "thresholds" else float(v) if k in ("threshold", "refractory_s") else int(v))
+        values = {k: (dict(v) if k == "thresholds" else float(v) if k in ("threshold", "refractory_s")
+                      else str(v) if k == "score" else int(v))
                   for k, v in stored.items()}
         return DetectorConfig(**values)
     except (DetectorConfigError, TypeError, ValueError) as err:
         raise DetectorConfigError(f"{source}: its stored detector settings are unusable ({err}); "
                                   "give --threshold to override them") from None
+
+
+def _any_keyword(smoothed: np.ndarray, keyword_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``smoothed`` (hops x classes): the most probable keyword's class index and the keywords'
+    summed probability. One function for the hop-by-hop and the offline detector, summing in one fixed
+    order (numpy's ``sum`` orders the additions by array shape, so one row and many rows would differ
+    in the last bit)."""
+    keyword_probs = smoothed[:, keyword_index]
+    total = keyword_probs[:, 0].copy()
+    for j in range(1, keyword_probs.shape[1]):
+        total += keyword_probs[:, j]
+    return keyword_index[np.argmax(keyword_probs, axis=1)], total
 
 
 class Detector:
@@ -95,7 +125,7 @@ class Detector:
     def __init__(self, labels, config: DetectorConfig | None = None, keywords=KEYWORDS) -> None:
         self.labels = tuple(labels)
         self.config = config or DetectorConfig()
-        self.keyword_index = {self.labels.index(k) for k in keywords if k in self.labels}
+        self.keyword_index = np.array(sorted(self.labels.index(k) for k in keywords if k in self.labels), dtype=int)
         self.reset()
 
     def reset(self) -> None:
@@ -116,9 +146,14 @@ class Detector:
         """Feed one hop; returns the smoothed probabilities and the detections it fired (0 or 1)."""
         self.history.append(np.asarray(probs, dtype=np.float64))
         smoothed = np.mean(self.history, axis=0)
-        top = int(np.argmax(smoothed))
+        if self.config.score == "any-keyword" and self.keyword_index.size:
+            tops, scores = _any_keyword(smoothed[None], self.keyword_index)
+            top, score = int(tops[0]), float(scores[0])
+        else:
+            top = int(np.argmax(smoothed))
+            score = float(smoothed[top])
         label = self.labels[top]
-        above = top in self.keyword_index and smoothed[top] >= self.config.threshold_for(label)
+        above = top in self.keyword_index and score >= self.config.threshold_for(label)
         if not above:
             self.run_label, self.run_count, self.run_fired = None, 0, False
             return smoothed, []
@@ -128,7 +163,57 @@ class Detector:
         fired: list[Detection] = []
         if (not self.run_fired and self.run_count >= self.config.min_count
                 and time - self.last_fire >= self.config.refractory_s):
-            fired.append(Detection(label, float(smoothed[top]), float(time)))
+            fired.append(Detection(label, score, float(time)))
             self.run_fired = True
             self.last_fire = time
         return smoothed, fired
+
+
+def smoothed_posteriors(probs, smoothing_hops: int) -> np.ndarray:
+    """Every hop's smoothed probabilities at once: the moving average a :class:`Detector` keeps
+    (over the hops so far while fewer than ``smoothing_hops``), summed in the same order so the
+    values are the same to the last bit."""
+    probs = np.asarray(probs, dtype=np.float64)
+    hops, n = len(probs), max(1, int(smoothing_hops))
+    out = np.empty_like(probs)
+    for t in range(min(n - 1, hops)):  # the first hops: the history is not full yet
+        out[t] = np.mean(probs[: t + 1], axis=0)
+    if hops >= n:
+        total = probs[: hops - n + 1].copy()
+        for k in range(1, n):
+            total += probs[k: hops - n + 1 + k]
+        out[n - 1:] = total / n
+    return out
+
+
+def detect_offline(labels, config: DetectorConfig, times, probs, keywords=KEYWORDS) -> list[Detection]:
+    """The detections a fresh :class:`Detector` fires when fed ``probs`` (hops x classes) at ``times``
+    one hop at a time, computed for the whole sequence at once: the smoothing and scores are array
+    operations, and only the hops whose score reaches a threshold are walked. For replaying stored
+    posteriors under many settings (:mod:`spotter.tuning`); tested equal to the hop-by-hop detector."""
+    labels = tuple(labels)
+    detector = Detector(labels, config, keywords)  # the same keyword indices and settings checks
+    smoothed = smoothed_posteriors(probs, config.smoothing_hops)
+    if not len(smoothed):
+        return []
+    rows = np.arange(len(smoothed))
+    kw = detector.keyword_index
+    if config.score == "any-keyword" and kw.size:
+        top, score = _any_keyword(smoothed, kw)
+    else:
+        top = np.argmax(smoothed, axis=1)
+        score = smoothed[rows, top]
+    limit = np.array([config.threshold_for(label) if i in kw else np.inf for i, label in enumerate(labels)])
+    above = np.flatnonzero(score >= limit[top])
+    fired: list[Detection] = []
+    last_fire, previous, run_label, run_count, run_fired = -np.inf, -2, -1, 0, False
+    for i in above:
+        if i != previous + 1 or top[i] != run_label:  # a new run: after a hop below, or another keyword
+            run_label, run_count, run_fired = top[i], 0, False
+        previous = i
+        run_count += 1
+        t = float(times[i])
+        if not run_fired and run_count >= config.min_count and t - last_fire >= config.refractory_s:
+            fired.append(Detection(labels[top[i]], float(score[i]), t))
+            run_fired, last_fire = True, t
+    return fired

@@ -17,7 +17,7 @@ class Detection:
     """A keyword the detector accepted."""
 
     keyword: str
-    confidence: float  # smoothed posterior of the keyword when it fired
+    confidence: float  # the detector's score when it fired: the smoothed posterior of the keyword, or of any keyword
     time: float  # stream time (s) of the end of the window that fired
 
     def to_dict(self) -> dict:

@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .config import CLIP_SAMPLES, KEYWORDS, SAMPLE_RATE
-from .detector import Detector, DetectorConfig
+from .detector import DetectorConfig, detect_offline
 from .device import float32_convolutions
 from .events import PosteriorUpdate
 from .pipeline import EngineConfig, replay_file
@@ -75,28 +75,28 @@ def stream_posteriors(model, wav: str | Path, hop_ms: float = 100.0, batched: bo
 
 
 def detections_of(stream: StreamPosteriors, labels: Sequence[str], config: DetectorConfig) -> list:
-    detector = Detector(labels, config)
-    found = []
-    for t, p in zip(stream.times, stream.probs):
-        found += detector.update(float(t), p)[1]
-    return found
+    """What the detector fires over a stream's stored posteriors (the same as feeding a
+    :class:`~spotter.detector.Detector` hop by hop, computed at once: :func:`~spotter.detector.detect_offline`)."""
+    return detect_offline(labels, config, stream.times, stream.probs)
 
 
 def candidates(thresholds: Iterable[float], smoothing: Iterable[int], min_counts: Iterable[int],
-               refractory: Iterable[float]) -> list[DetectorConfig]:
-    return [DetectorConfig(threshold=t, smoothing_hops=s, min_count=m, refractory_s=r)
-            for t, s, m, r in itertools.product(thresholds, smoothing, min_counts, refractory) if m <= s + 2]
+               refractory: Iterable[float], scores: Iterable[str] = ("class",)) -> list[DetectorConfig]:
+    return [DetectorConfig(threshold=t, smoothing_hops=s, min_count=m, refractory_s=r, score=c)
+            for c, t, s, m, r in itertools.product(scores, thresholds, smoothing, min_counts, refractory)
+            if m <= s + 2]
 
 
 def grid_search(streams: Sequence[StreamPosteriors], labels: Sequence[str], configs: Sequence[DetectorConfig],
                 tolerance_s: float = 0.75, max_fa_per_hour: float = 2.0) -> list[dict]:
-    """One row per config: recall over all keyword utterances, false alarms per hour over all audio.
+    """One row per config: recall over all keyword utterances, false alarms per hour over all audio,
+    keywords detected as another keyword (``wrong``).
 
     Rows are sorted best first: within the false-alarm budget by recall, then the rest by false alarms.
     """
     rows = []
     for config in configs:
-        matched = keywords = false_alarms = 0
+        matched = keywords = false_alarms = wrong = 0
         seconds = 0.0
         latencies: list[float] = []
         for stream in streams:
@@ -105,10 +105,11 @@ def grid_search(streams: Sequence[StreamPosteriors], labels: Sequence[str], conf
             matched += score.matched
             keywords += score.keywords
             false_alarms += score.false_alarms
+            wrong += score.wrong
             seconds += stream.duration_s
             latencies += score.latencies_s
         rows.append({"config": config, "recall": matched / keywords if keywords else None,
-                     "false_alarms": false_alarms, "fa_per_hour": false_alarms / (seconds / 3600),
+                     "false_alarms": false_alarms, "fa_per_hour": false_alarms / (seconds / 3600), "wrong": wrong,
                      "latency_mean_s": float(np.mean(latencies)) if latencies else None,
                      "latency_median_s": float(np.median(latencies)) if latencies else None})
     within = [r for r in rows if r["fa_per_hour"] <= max_fa_per_hour]

@@ -103,10 +103,11 @@ class ClassBars(Widget):
     threshold = reactive(0.7)
     flash: reactive[str | None] = reactive(None)  # keyword detected within FLASH_S
 
-    def __init__(self, labels, thresholds=None, **kwargs) -> None:
+    def __init__(self, labels, thresholds=None, score: str = "class", **kwargs) -> None:
         super().__init__(**kwargs)
         self.labels = tuple(labels)
         self.thresholds = dict(thresholds or {})  # per-keyword overrides of `threshold`
+        self.score = score  # the detector's score (spotter.detector.SCORES): what the threshold applies to
 
     def values(self) -> tuple[float, ...]:
         u = self.update
@@ -124,6 +125,11 @@ class ClassBars(Widget):
         name_w = max(map(len, self.labels))
         bar_w = max(3, self.size.width - name_w - 8)  # "*>" + name + " " + bar + " 0.00"
         text = Text(no_wrap=True, overflow="crop")
+        keyword_rows = [i for i, label in enumerate(self.labels) if label in KEYWORDS]
+        any_keyword = self.score == "any-keyword" and keyword_rows
+        if any_keyword:  # the detector compares all keywords' sum with the likeliest keyword's threshold
+            keyword_mass = sum(float(probs[i]) for i in keyword_rows)
+            likeliest = max(keyword_rows, key=probs.__getitem__)
         for n, i in enumerate(rows):
             label, p = self.labels[i], float(probs[i])
             flash, is_top = label == self.flash, i == top
@@ -133,7 +139,8 @@ class ClassBars(Widget):
             text.append(label.ljust(name_w) + " ", row_style)
             bar = _bar(p, bar_w)
             thr = self.thresholds.get(label, self.threshold)
-            colour = ("green" if p >= thr else "cyan") if keyword else "grey50"
+            above = (i == likeliest and keyword_mass >= thr) if any_keyword else p >= thr
+            colour = ("green" if above else "cyan") if keyword else "grey50"
             if keyword:  # the threshold, drawn over the bar
                 mark = min(bar_w - 1, int(thr * bar_w))
                 text.append(bar[:mark], colour)
@@ -269,6 +276,8 @@ Bars: one per class, the model's probability.
   >   the most probable class
   *   a keyword just detected (also in the log)
   |   the threshold a keyword's smoothed probability must reach
+      (with --score any-keyword: the keywords' sum must reach the
+      likeliest keyword's threshold; its bar turns green)
 Input: level of the newest audio in dBFS and its recent history.
 Status: stream time, inference time per window, windows
 dropped because inference fell behind, input overflows."""
@@ -339,7 +348,8 @@ class SpotterApp(App):
     def compose(self) -> ComposeResult:
         yield Static(self._title(), id="title")
         with Horizontal(id="main"):
-            yield ClassBars(self.engine.labels, self.engine.detector.config.thresholds, id="bars")
+            yield ClassBars(self.engine.labels, self.engine.detector.config.thresholds,
+                            score=self.engine.detector.config.score, id="bars")
             yield DetectionLog(id="log")
         yield LevelMeter(self.engine.config.hop_ms / 1000, id="level")
         yield StatusBar(id="status")

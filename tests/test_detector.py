@@ -74,6 +74,7 @@ def test_same_input_same_output_and_reset():
     ({"smoothing_hops": 0}, "smoothing-hops 0: must be at least 1"),
     ({"min_count": 0}, "min-count 0: must be at least 1"),
     ({"refractory_s": -1.0}, "must not be negative"),
+    ({"score": "keywords"}, "score 'keywords': one of class, any-keyword"),
 ])
 def test_impossible_settings_are_refused_with_a_message(changes, message):
     from spotter.detector import DetectorConfigError
@@ -87,6 +88,10 @@ def test_settings_travel_in_checkpoint_meta_and_bad_ones_name_the_file():
 
     tuned = DetectorConfig(threshold=0.97, thresholds={"off": 0.8, "yes": 0.9}, smoothing_hops=2, min_count=2)
     assert detector_from_meta({"detector": tuned.to_meta()}) == tuned
+    any_keyword = DetectorConfig(threshold=0.9, smoothing_hops=4, min_count=2, score="any-keyword")
+    assert detector_from_meta({"detector": any_keyword.to_meta()}) == any_keyword
+    older = {k: v for k, v in tuned.to_meta().items() if k != "score"}  # saved before scores existed
+    assert detector_from_meta({"detector": older}).score == "class"
     assert detector_from_meta({}) == DetectorConfig() and detector_from_meta({"epochs": 3}) == DetectorConfig()
     for bad, why in (({"threshold": 2.0}, "threshold 2"), ({"thershold": 0.9}, "unknown keys"),
                      ({"thresholds": {"off": "x"}}, "could not convert|must be real|float"), ("0.9", "unknown keys")):
@@ -108,3 +113,66 @@ def test_set_threshold_moves_the_per_keyword_thresholds_with_it():
     det.reset()
     det.config = DetectorConfig(threshold=0.99)
     assert run(det, seq) == []
+
+
+def split(probs: dict) -> np.ndarray:
+    """A posterior with the given classes' probabilities and the rest spread evenly."""
+    v = np.full(len(LABELS), (1 - sum(probs.values())) / (len(LABELS) - len(probs)))
+    for label, p in probs.items():
+        v[LABELS.index(label)] = p
+    return v
+
+
+def test_any_keyword_score_fires_on_a_keyword_split_between_two_and_names_the_likelier():
+    quiet = [split({"unknown": 0.9})] * 3
+    word = [split({"up": 0.5, "off": 0.44, "unknown": 0.06})] * 4  # sure of a keyword, not of which: 0.94
+    seq = quiet + word + quiet
+    by_class = DetectorConfig(threshold=0.8, smoothing_hops=1, min_count=2, score="class")
+    assert run(Detector(LABELS, by_class), seq) == []
+    fired = run(Detector(LABELS, DetectorConfig(threshold=0.8, smoothing_hops=1, min_count=2, score="any-keyword")), seq)
+    assert [(d.keyword, d.time) for d in fired] == [("up", 0.5)]
+    assert fired[0].confidence == pytest.approx(0.94)  # the score that reached the threshold
+    # the per-keyword threshold of the named keyword applies
+    strict_up = DetectorConfig(threshold=0.8, thresholds={"up": 0.97}, smoothing_hops=1, min_count=2, score="any-keyword")
+    assert run(Detector(LABELS, strict_up), seq) == []
+
+
+def test_any_keyword_score_ignores_non_keywords_and_a_changing_guess_restarts_the_count():
+    cfg = DetectorConfig(threshold=0.8, smoothing_hops=1, min_count=2, refractory_s=0, score="any-keyword")
+    # unknown words and silence: the keywords together stay far below the threshold
+    seq = [split({"unknown": 0.7, "no": 0.2})] * 4 + [split({"silence": 0.95})] * 4
+    assert run(Detector(LABELS, cfg), seq) == []
+    # keyword mass above threshold, but the likeliest keyword flips every hop: never 2 in a row of one
+    flip = [split({"no": 0.5, "go": 0.4}), split({"go": 0.5, "no": 0.4})] * 3
+    assert run(Detector(LABELS, cfg), flip) == []
+    assert [d.keyword for d in run(Detector(LABELS, cfg), flip[:1] * 2)] == ["no"]
+
+
+@pytest.mark.parametrize("score", ["class", "any-keyword"])
+@pytest.mark.parametrize("smoothing, min_count, refractory, per_keyword", [
+    (1, 1, 0.0, {}), (4, 2, 1.0, {}), (3, 3, 0.5, {"off": 0.6, "yes": 0.95}), (5, 1, 1.0, {"no": 0.5})])
+def test_offline_replay_fires_exactly_what_the_hop_by_hop_detector_fires(score, smoothing, min_count, refractory,
+                                                                           per_keyword):
+    from spotter.detector import detect_offline, smoothed_posteriors
+
+    rng = np.random.default_rng(smoothing * 10 + min_count)
+    seq = []
+    while len(seq) < 3000:  # runs of 1-12 hops led by a random class or split between two keywords, with noise
+        a, b, length = rng.integers(12), rng.integers(10), rng.integers(1, 13)
+        for _ in range(length):
+            v = 0.8 * posterior(a, rng.uniform(0.5, 1.0)) + 0.2 * rng.dirichlet(np.ones(12) * 0.3)
+            if rng.random() < 0.3:  # move part of the top class to another keyword
+                moved = v[a] * rng.uniform(0.2, 0.5)
+                v[a] -= moved
+                v[b] += moved
+            seq.append(v)
+    times = np.round(np.arange(1, len(seq) + 1) * 0.1, 3)
+    cfg = DetectorConfig(threshold=0.6, thresholds=per_keyword, smoothing_hops=smoothing, min_count=min_count,
+                         refractory_s=refractory, score=score)
+    det, hop_by_hop, smoothed = Detector(LABELS, cfg), [], []
+    for t, p in zip(times, seq):
+        s, fired = det.update(float(t), p)
+        smoothed.append(s)
+        hop_by_hop += fired
+    assert np.array_equal(smoothed_posteriors(seq, smoothing), np.array(smoothed))  # bit for bit
+    assert detect_offline(LABELS, cfg, times, np.array(seq)) == hop_by_hop and len(hop_by_hop) > 20

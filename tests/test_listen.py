@@ -75,6 +75,22 @@ def test_the_models_own_detector_settings_are_used_and_flags_win(tmp_path, capsy
     assert found == [e.label for e in expected_keywords() if e.label != "stop"]
 
 
+@pytest.mark.parametrize("score", ["class", "any-keyword"])
+def test_the_score_flag_sets_what_reaches_the_threshold(score, capsys):
+    from spotter.config import KEYWORDS
+
+    assert main(["listen", "--wav", str(EXAMPLE), "--json", "--posteriors", "--score", score]) == 0
+    lines = json_lines(capsys.readouterr().out)
+    smoothed = {p["time"]: p["smoothed"] for p in lines if p["event"] == "posteriors"}
+    detections = [d for d in lines if d["event"] == "detection"]
+    assert [d["keyword"] for d in detections] == [e.label for e in expected_keywords()]
+    for d in detections:  # the confidence is the score that fired: the keyword's, or all keywords' together
+        hop = smoothed[d["time"]]
+        want = hop[d["keyword"]] if score == "class" else sum(hop[k] for k in KEYWORDS)
+        assert d["confidence"] == pytest.approx(want, abs=1e-3)
+        assert hop[d["keyword"]] == max(hop[k] for k in KEYWORDS)
+
+
 def test_posterior_lines_come_every_hop(capsys):
     assert main(["listen", "--wav", str(EXAMPLE), "--json", "--posteriors", "--hop-ms", "200"]) == 0
     lines = json_lines(capsys.readouterr().out)

@@ -237,3 +237,29 @@ def test_an_error_in_the_engine_thread_ends_the_app_and_is_reraised(model):
     with pytest.raises(AudioError, match="unplugged"):
         run_app(source, Engine(model, EngineConfig()), model.name, "cpu", headless=True)
     assert source.closed
+
+
+@pytest.mark.parametrize("score, green", [("class", []), ("any-keyword", ["up"])])
+async def test_bars_turn_green_where_the_detector_score_reaches_the_threshold(score, green):
+    from textual.app import App
+
+    from spotter.config import LABELS
+    from spotter.events import PosteriorUpdate
+
+    class Bars(App):
+        def compose(self):
+            yield ClassBars(LABELS, score=score)
+
+    probs = [0.0] * len(LABELS)
+    probs[LABELS.index("up")], probs[LABELS.index("off")], probs[LABELS.index("unknown")] = 0.5, 0.44, 0.06
+    app = Bars()
+    async with app.run_test(size=(60, 16)) as pilot:
+        bars = app.query_one(ClassBars)
+        bars.threshold = 0.8  # up 0.5 alone is below it; up + off (0.94) is above
+        bars.update = PosteriorUpdate(1.0, LABELS, tuple(probs), tuple(probs), -30.0, 5.0)
+        await pilot.pause()
+        rendered = bars.render()
+        rows = rendered.plain.split("\n")
+        green_rows = {rows[rendered.plain[:span.start].count("\n")].split()[0].strip("*>")
+                      for span in rendered.spans if "green" in str(span.style)}
+        assert sorted(green_rows) == green
