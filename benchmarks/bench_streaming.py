@@ -75,7 +75,8 @@ def match(detections, labels) -> list[tuple[object, object]]:
 
 def per_hop(model_name: str, device: str, quick: bool) -> dict:
     from spotter.checkpoint import load_model
-    from spotter.model import build_model, inference_classifier
+    from spotter.inference import inference_classifier
+    from spotter.model import build_model
     from spotter.pipeline import Engine, EngineConfig
     from spotter.streaming import StreamingFeatures
 
@@ -131,7 +132,7 @@ def realtime_replay(wav: Path, labels_path: Path, device: str) -> dict:
     from spotter.config import KEYWORDS
     from spotter.events import Detection, PosteriorUpdate
     from spotter.pipeline import Engine, EngineConfig, run, source_block_ms
-    from spotter.streameval import read_labels
+    from spotter.data.labels import read_labels
 
     writes: list[tuple[float, int]] = []  # (perf_counter after the write, device frames written so far)
 
@@ -187,7 +188,7 @@ def fast_replay(wav: Path, labels_path: Path, device: str) -> dict:
     from spotter.checkpoint import load_model
     from spotter.events import Detection
     from spotter.pipeline import EngineConfig, replay_file
-    from spotter.streameval import read_labels
+    from spotter.data.labels import read_labels
 
     model = load_model(None, device=device)
     cpu0, wall0 = time.process_time(), time.perf_counter()

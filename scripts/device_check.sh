@@ -6,7 +6,7 @@
 #   4. the benchmark scripts with their GPU rows (benchmarks/run_all.py),
 #   5. with TRAIN_DATA=DIR (a small corpus in Speech Commands layout carried along): `spotter train` on the
 #      GPU (--redraw-unknown), a fine-tune of it (--init), `spotter eval` on cuda, and batched stream scoring
-#      (scripts/tune_detector.py --device-type cuda) against the CPU's.
+#      (spotter tune --device-type cuda) against the CPU's.
 # Missing pure-Python dependencies travel as wheels in .whl/ (see README "Benchmarks"):
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 ... -d .whl nnaudio soundfile textual librosa ...
 # Results go to $OUT (default: device-check/): log.txt and the benchmark JSON/PNG.
@@ -60,7 +60,7 @@ step() { echo; echo "=== $* ($(date +%T))"; }
     cp /tmp/gpu-train/metrics.json "$OUT/train-metrics.json" 2>/dev/null
     step "batched stream scoring: cuda vs cpu"
     for dev in cuda cpu; do
-      ( TIMEFORMAT="$dev: %R s"; time python3 scripts/tune_detector.py --device-type $dev --top 2 examples/keywords.wav 2>&1 | tail -3 )
+      ( TIMEFORMAT="$dev: %R s"; time python3 -m spotter tune --device-type $dev --top 2 examples/keywords.wav 2>&1 | tail -3 )
     done
   fi
   step "done"

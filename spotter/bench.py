@@ -42,9 +42,9 @@ def run_bench(model: str | None = None, device_type: str = "auto", threads: int 
               iterations: int = 300, warmup: int = 20) -> dict:
     """Time ``iterations`` hops of the live engine's per-window work; the result dict of ``spotter bench --json``."""
     from .checkpoint import load_model
-    from .device import select_device
+    from .compute import select_device
     from .errors import SpotterError
-    from .model import inference_classifier
+    from .inference import inference_classifier
     from .streaming import StreamingFeatures
 
     if iterations < 1:

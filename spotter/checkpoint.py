@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from .config import SAMPLE_RATE, FrontendConfig
-from .device import select_device
+from .compute import select_device
 from .errors import SpotterError
 from .model import MODELS, KeywordModel, build_model, is_architecture
 

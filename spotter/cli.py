@@ -16,9 +16,8 @@ import sys
 from typing import Callable, Sequence
 
 from . import __version__
+from .config import DETECTOR_SCORES, DEVICE_TYPES
 from .errors import Interrupted, SpotterError
-
-Handler = Callable[[argparse.Namespace], int]
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -99,7 +98,7 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
     path = save_checkpoint(combined, args.out, meta={"members": members})
     print(f"wrote {path}: {combined.name}, {count_parameters(combined):,} parameters, averaging the class "
           f"probabilities of {len(members)} models. Its detector has the default settings until tuned: "
-          f"scripts/tune_detector.py --model {path} --save STREAMS...")
+          f"spotter tune --model {path} --save STREAMS...")
     return 0
 
 
@@ -131,9 +130,9 @@ def _eval_noise(root, split: str, snr_db: float | None, seed: int):
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .checkpoint import load_model
+    from .compute import select_device
     from .data.speech_commands import SpeechCommands
-    from .device import select_device
-    from .evaluate import evaluate, format_report, plot_confusion
+    from .evaluation.clips import evaluate, format_report, plot_confusion
     from .training.run import resolve_data
 
     device = select_device(args.device_type)
@@ -210,120 +209,33 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _engine_config(args: argparse.Namespace, live: bool, model=None):
-    from .pipeline import EngineConfig
-
-    return EngineConfig(hop_ms=args.hop_ms, skip_stale=live, detector=_detector_config(args, model))
-
-
-def _detector_config(args: argparse.Namespace, model=None):
-    """The model's own detector settings (checkpoint meta "detector"), else the defaults; flags win.
-
-    ``--threshold`` sets one threshold for every keyword (dropping the model's per-keyword ones);
-    ``--keyword-threshold KW=T`` then sets single keywords."""
-    from .detector import DetectorConfig, detector_from_meta
-
-    config = detector_from_meta(getattr(model, "meta", {}), source=getattr(model, "name", "model"))
-    changes = {name: value for name, value in (("threshold", args.threshold), ("smoothing_hops", args.smoothing_hops),
-                                               ("min_count", args.min_count), ("score", args.score)) if value is not None}
-    if args.threshold is not None:
-        changes["thresholds"] = {}
-    per_keyword = dict(changes.get("thresholds", config.thresholds))
+def _detector(args: argparse.Namespace) -> Callable:
+    """The detector settings the flags ask for, as a function of the loaded model (its own settings under them)."""
+    per_keyword = {}
     for item in args.keyword_threshold or []:
         keyword, _, value = item.partition("=")
         try:
             per_keyword[keyword.strip()] = float(value)
         except ValueError:
             raise SpotterError(f"--keyword-threshold {item!r}: write KEYWORD=PROBABILITY, e.g. off=0.8") from None
-    if args.keyword_threshold:
-        changes["thresholds"] = per_keyword
-    config = dataclasses.replace(config, **changes)
-    unknown = sorted(set(config.thresholds) - set(getattr(model, "labels", config.thresholds)))
-    if unknown:
-        raise SpotterError(f"--keyword-threshold: {', '.join(unknown)} is not a keyword of the model "
-                           f"({', '.join(getattr(model, 'labels', ()))})")
-    return config
 
+    def settings(model):
+        from .detector import detector_settings
 
-def _streaming_model(args: argparse.Namespace):
-    import torch
+        return detector_settings(getattr(model, "meta", {}), labels=model.labels, source=model.name,
+                                 threshold=args.threshold, keyword_thresholds=per_keyword,
+                                 smoothing_hops=args.smoothing_hops, min_count=args.min_count, score=args.score)
 
-    from .checkpoint import load_model
-    from .device import select_device
-
-    torch.set_num_threads(max(1, args.threads))  # batch-1 windows: more threads only add overhead
-    return load_model(args.model, device=select_device(args.device_type))
+    return settings
 
 
 def _cmd_listen(args: argparse.Namespace) -> int:
-    import threading
+    from .listen import ListenOptions, listen
 
-    from .audio import MicrophoneSource, WavSource
-    from .events import Detection
-    from .pipeline import Engine, GracefulExit, run, source_block_ms
-
-    if args.wav and args.device is not None:
-        raise SpotterError("--wav and --device exclude each other: give one source")
-    if args.realtime and not args.wav:
-        raise SpotterError("--realtime paces a --wav replay; a microphone is always real time")
-    if args.reconnect is not None and args.wav:
-        raise SpotterError("--reconnect re-opens a lost microphone; it does not apply to --wav")
-    if args.reconnect is not None and args.reconnect < 0:
-        raise SpotterError(f"--reconnect {args.reconnect}: give a number of retries (>= 1), or none to retry forever")
-    # The source first: a bad file or device is reported before the model is loaded.
-    block_ms = source_block_ms(args.hop_ms)  # blocks that divide the hop: no window waits for audio
-    if args.wav:
-        source = WavSource(args.wav, realtime=args.realtime, block_ms=block_ms)
-    elif args.reconnect is not None:
-        from .reconnect import Backoff, reconnecting_microphone
-
-        source = reconnecting_microphone(args.device, Backoff(max_attempts=args.reconnect or None), block_ms=block_ms)
-    else:
-        source = MicrophoneSource(args.device, block_ms=block_ms)
-    model = _streaming_model(args)
-    live = not args.wav or args.realtime
-    engine = Engine(model, _engine_config(args, live, model))
-    as_json = args.json or not sys.stdout.isatty()
-    device = next(model.parameters()).device.type
-
-    def sink(event) -> None:
-        if isinstance(event, Detection):
-            line = event.to_json() if as_json else (
-                f"{event.time:9.2f} s  {event.keyword:<6} {event.confidence:.2f}")
-        elif args.posteriors:
-            line = event.to_json() if as_json else None
-        else:
-            return
-        if line:
-            print(line, flush=True)
-
-    if not as_json and not args.no_ui:  # a terminal: the live UI
-        from .ui import run_app
-
-        summary = run_app(source, engine, model_name=model.name, device=device)
-        _print_summary(summary)
-        return 0
-    stop = threading.Event()
-    print(f"spotter: listening to {source.name} with {model.name} on {device}"
-          f"{' (Ctrl-C to stop)' if live else ''}", file=sys.stderr, flush=True)
-    try:
-        with GracefulExit(stop):
-            summary = run(source, engine, sink, stop)
-    except KeyboardInterrupt:  # Ctrl-C: the source is already closed by run()'s context manager
-        summary = {**engine.summary(), "overruns": source.overruns, "interrupted": True}
-        if getattr(source, "reconnects", None) is not None:
-            summary["reconnects"] = source.reconnects
-    if as_json:
-        print(json.dumps(summary), flush=True)
-    else:
-        _print_summary(summary)
-    return 0
-
-
-def _print_summary(summary: dict) -> None:
-    print(f"spotter: {summary['seconds']:.1f} s of audio, {summary['detections']} detections, "
-          f"{summary['windows']} windows ({summary['inference_ms_mean']:.1f} ms each), "
-          f"{summary['dropped_windows']} dropped, {summary['overflows']} input overflows", file=sys.stderr)
+    options = ListenOptions(wav=args.wav, device=args.device, realtime=args.realtime, reconnect=args.reconnect,
+                            model=args.model, device_type=args.device_type, threads=args.threads,
+                            hop_ms=args.hop_ms, json=args.json, posteriors=args.posteriors, ui=not args.no_ui)
+    return listen(options, _detector(args))
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
@@ -346,13 +258,15 @@ def _cmd_devices(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval_stream(args: argparse.Namespace) -> int:
+    from .data.labels import read_labels
+    from .evaluation.streams import score_stream
     from .events import Detection
-    from .pipeline import replay_file
-    from .streameval import read_labels, score_stream
+    from .listen import load_streaming_model
+    from .pipeline import EngineConfig, replay_file
 
     labels = read_labels(args.labels)
-    model = _streaming_model(args)
-    config = _engine_config(args, live=False, model=model)
+    model = load_streaming_model(args.model, args.device_type, args.threads)
+    config = EngineConfig(hop_ms=args.hop_ms, skip_stale=False, detector=_detector(args)(model))
     events, summary = replay_file(model, args.wav, config)
     detections = [e for e in events if isinstance(e, Detection)]
     score = score_stream(detections, labels, summary["seconds"], tolerance_s=args.tolerance)
@@ -367,6 +281,40 @@ def _cmd_eval_stream(args: argparse.Namespace) -> int:
         print(f"{args.wav}: {summary['seconds'] / 60:.1f} min, {model.name}, hop {args.hop_ms:g} ms, "
               f"{detector.describe()}, tolerance {args.tolerance:g} s")
         print(score.format_table())
+    return 0
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    import torch
+
+    from .checkpoint import load_model, read_checkpoint, resolve, save_checkpoint
+    from .compute import select_device
+    from .evaluation.tuning import cached_posteriors, format_row, tune
+
+    torch.set_num_threads(1)
+    path = resolve(args.model)
+    model = load_model(path, device=select_device(args.device_type))
+    key = str(path.with_suffix("")).strip("/").replace("/", "_")
+    streams = [cached_posteriors(model, wav, args.posteriors, key=key, batched=not args.engine) for wav in args.streams]
+    found = tune(streams, model.labels, max_fa_per_hour=args.max_fa_per_hour, tolerance_s=args.tolerance,
+                 max_latency_s=args.max_latency, per_keyword=args.per_keyword, margin_steps=args.margin_steps)
+    print(f"{found.settings} settings on {', '.join(s.name for s in streams)} ({found.hours:.2f} h)")
+    print(f"{'recall':>7} {'FA/h':>6} {'wrong':>5} {'latency':>15}  settings")
+    for row in found.rows[: args.top]:
+        print(format_row(row))
+    print("wrong: keywords detected as another keyword; "
+          "latency: median/mean seconds from the end of the keyword to its detection")
+    if args.per_keyword:
+        print("per-keyword thresholds, each smoothing / min count:")
+        for row in found.per_keyword_rows[: max(1, args.top // 3)]:
+            print(format_row(row))
+    if args.save and found.best is not None:
+        ckpt = read_checkpoint(path)
+        save_checkpoint(model, path, meta={**ckpt.get("meta", {}), "detector": found.best.to_meta()})
+        print(f"saved to {path}: {found.best.describe()}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([{**r, "config": vars(r["config"])} for r in found.per_keyword_rows + found.rows], f, indent=1)
     return 0
 
 
@@ -445,14 +393,12 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="checkpoint file or model name (default: the shipped model)")
     p.add_argument("--hop-ms", type=float, default=100.0,
                    help="score the newest 1 s window every M ms, a multiple of 10 (default: 100)")
-    p.add_argument("--device-type", choices=("auto", "cpu", "cuda"), default="auto",
+    p.add_argument("--device-type", choices=DEVICE_TYPES, default="auto",
                    help="where the model runs (default: auto = CUDA when present)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default: 1, best for one window)")
 
 
 def _add_streaming_options(p: argparse.ArgumentParser) -> None:
-    from .detector import SCORES
-
     _add_model_options(p)
     p.add_argument("--threshold", type=float, default=None,
                    help="smoothed probability every keyword must reach (default: the model's own detector settings "
@@ -465,7 +411,7 @@ def _add_streaming_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-count", type=int, default=None,
                    help="hops in a row above the threshold before a detection (default: the model's own, else 3); "
                    "more hops fire less often on speech, and later (README, \"Detector tuning\")")
-    p.add_argument("--score", choices=SCORES, default=None,
+    p.add_argument("--score", choices=DETECTOR_SCORES, default=None,
                    help="what must reach the threshold: 'class', the keyword's own smoothed probability, or "
                         "'any-keyword', the smoothed probability of any keyword (1 - unknown - silence), labelled "
                         "with the most probable one (default: the model's own, else 'class')")
@@ -544,6 +490,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_eval_stream)
 
+    p = sub.add_parser("tune", help="choose the detector's settings on labelled streams (held-out voices)",
+                       description="Tune the detector (score, threshold, smoothing, minimum count) on held-out "
+                       "streams: the model runs once per stream, then 450 settings are replayed over its stored "
+                       "posteriors and ranked by keyword recall within the false-alarm budget. Each WAV needs its "
+                       "labels CSV beside it (`spotter data stream` writes both). --save writes the best setting "
+                       "into the checkpoint, where listen and eval-stream find it.")
+    p.add_argument("streams", nargs="+", metavar="STREAM", help="WAV files made by `spotter data stream`")
+    p.add_argument("--model", default=None, help="checkpoint file or model name (default: the shipped model)")
+    p.add_argument("--max-fa-per-hour", type=float, default=2.0, help="false-alarm budget (default: 2 per hour)")
+    p.add_argument("--max-latency", type=float, default=None, metavar="S",
+                   help="only settings whose median latency after the keyword's end is at most S seconds")
+    p.add_argument("--tolerance", type=float, default=0.75,
+                   help="seconds after a keyword's end a detection still counts (default: 0.75)")
+    p.add_argument("--top", type=int, default=12, help="rows to print (default: 12)")
+    p.add_argument("--json", metavar="FILE", help="also write every row to this JSON file")
+    p.add_argument("--per-keyword", action="store_true",
+                   help="then give each keyword its own threshold (for every score, smoothing and count), the most "
+                        "hits within the false-alarm budget")
+    p.add_argument("--margin-steps", type=int, default=2,
+                   help="with --per-keyword: a threshold is charged the false alarms of the one this many grid "
+                        "steps lower (default: 2), so thresholds do not sit on the edge of the validation speech")
+    p.add_argument("--save", action="store_true",
+                   help="write the best setting into the model's checkpoint (meta 'detector')")
+    p.add_argument("--engine", action="store_true",
+                   help="score the streams through the streaming engine, as listen does, instead of in batches "
+                        "(the same posteriors, several times slower)")
+    p.add_argument("--posteriors", metavar="DIR",
+                   help="keep each stream's posteriors in DIR and reuse them while newer than the stream")
+    p.add_argument("--device-type", choices=DEVICE_TYPES, default="cpu",
+                   help="where the batched scoring runs (default: cpu; cuda scores hours of audio in seconds)")
+    p.set_defaults(func=_cmd_tune)
+
     p = sub.add_parser("bench", help="is this machine fast enough? time the model's per-window work here",
                        description="Time the per-window work of `spotter listen` on this machine: incremental "
                        "features for one hop + the model on the newest 1 s window (batch 1), on the device and with "
@@ -574,7 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(10%% unknown, 10%% silence) instead of scoring every clip")
     p.add_argument("--json", action="store_true", help="print one JSON object (accuracy, f1_macro, loss, labels, confusion, n, ...)")
     p.add_argument("--plot", metavar="PNG", help="also save the confusion matrix as a PNG")
-    p.add_argument("--device-type", choices=("auto", "cpu", "cuda"), default="auto", help="where to run (default: auto)")
+    p.add_argument("--device-type", choices=DEVICE_TYPES, default="auto", help="where to run (default: auto)")
     p.add_argument("--batch-size", type=int, default=256, help="clips per batch (default: 256)")
     p.add_argument("--seed", type=int, default=0, help="seed of the unknown/silence sampling and of --snr's noise (default: 0)")
     p.add_argument("--snr", type=float, metavar="DB", default=None,

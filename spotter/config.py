@@ -27,10 +27,19 @@ ALL_WORDS = (
     "no", "off", "on", "one", "right", "seven", "sheila", "six", "stop", "three",
     "tree", "two", "up", "visual", "wow", "yes", "zero",
 )
-UNKNOWN_WORDS = tuple(w for w in ALL_WORDS if w not in KEYWORDS)
 #: Folder of background-noise recordings in the Speech Commands layout.
 BACKGROUND_NOISE_DIR = "_background_noise_"
 
+
+#: Architecture names (:data:`spotter.model.MODELS` builds them); an ensemble joins names with "+".
+ARCHITECTURES = ("linear", "bcresnet-1", "bcresnet-1.5", "bcresnet-2", "bcresnet-3", "bcresnet-6", "bcresnet-8")
+
+#: What the detector compares with its threshold (:class:`spotter.detector.DetectorConfig`): a keyword's own
+#: smoothed probability, or the smoothed probability of any keyword (1 - unknown - silence).
+DETECTOR_SCORES = ("class", "any-keyword")
+
+#: Where a model can run (``--device-type``; :func:`spotter.compute.select_device`): ``auto`` is CUDA when present.
+DEVICE_TYPES = ("auto", "cpu", "cuda")
 
 #: Per-window normalisations of the log-Mel image (FrontendConfig.normalize).
 NORMALIZATIONS = ("none", "mean")

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .config import KEYWORDS
+from .config import DETECTOR_SCORES, KEYWORDS
 from .errors import SpotterError
 from .events import Detection
 
@@ -41,12 +41,12 @@ class DetectorConfigError(SpotterError, ValueError):
 
 
 #: What a hop's score is (see the module docstring).
-SCORES = ("class", "any-keyword")
+SCORES = DETECTOR_SCORES
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    # Tuned with scripts/tune_detector.py on held-out validation streams (README, "Detector tuning"):
+    # Tuned with `spotter tune` on held-out validation streams (README, "Detector tuning"):
     # the highest keyword recall with at most 2 false alarms per hour of continuous speech and a
     # median detection latency of at most 0.3 s after the keyword ends.
     threshold: float = 0.95
@@ -105,6 +105,28 @@ def detector_from_meta(meta: dict, source: str = "checkpoint") -> DetectorConfig
     except (DetectorConfigError, TypeError, ValueError) as err:
         raise DetectorConfigError(f"{source}: its stored detector settings are unusable ({err}); "
                                   "give --threshold to override them") from None
+
+
+def detector_settings(meta: dict | None = None, labels=None, source: str = "model", threshold: float | None = None,
+                      keyword_thresholds: dict | None = None, smoothing_hops: int | None = None,
+                      min_count: int | None = None, score: str | None = None) -> DetectorConfig:
+    """A model's own detector settings (its checkpoint's ``meta["detector"]``, else the defaults) with
+    the user's changes on top. ``threshold`` sets one threshold for every keyword, dropping the
+    model's per-keyword ones; ``keyword_thresholds`` (keyword -> threshold) then sets single keywords.
+    A keyword that is not one of ``labels`` is a one-line error."""
+    config = detector_from_meta(meta or {}, source=source)
+    changes = {name: value for name, value in (("threshold", threshold), ("smoothing_hops", smoothing_hops),
+                                               ("min_count", min_count), ("score", score)) if value is not None}
+    if threshold is not None:
+        changes["thresholds"] = {}
+    if keyword_thresholds:
+        changes["thresholds"] = {**changes.get("thresholds", config.thresholds), **keyword_thresholds}
+    config = replace(config, **changes)
+    unknown = sorted(set(config.thresholds) - set(labels if labels is not None else config.thresholds))
+    if unknown:
+        raise DetectorConfigError(f"--keyword-threshold: {', '.join(unknown)} is not a keyword of the model "
+                                  f"({', '.join(labels)})")
+    return config
 
 
 def _any_keyword(smoothed: np.ndarray, keyword_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -30,10 +30,10 @@ import torch
 
 from .config import SAMPLE_RATE
 from .detector import Detector, DetectorConfig, detector_from_meta
-from .device import float32_convolutions
+from .compute import float32_convolutions
 from .events import PosteriorUpdate
 from .errors import SpotterError
-from .model import inference_classifier
+from .inference import inference_classifier
 from .streaming import StreamingFeatures
 
 

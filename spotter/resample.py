@@ -22,11 +22,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.signal import firwin
 
 
 def design_filter(up: int, down: int) -> np.ndarray:
     """The anti-aliasing FIR ``scipy.signal.resample_poly`` uses for ``up/down`` (in lowest terms)."""
+    from scipy.signal import firwin  # here, not at the top: scipy.signal takes most of a second to import
+
     max_rate = max(up, down)
     half_len = 10 * max_rate
     return firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0)) * up

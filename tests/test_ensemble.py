@@ -20,8 +20,8 @@ import torch
 from spotter.checkpoint import load_model, save_checkpoint
 from spotter.config import SAMPLE_RATE, FrontendConfig
 from spotter.events import PosteriorUpdate
-from spotter.model import (EnsembleNet, FoldedBCResNet, StackedNet, build_model, ensemble, folded,
-                           inference_classifier, stacked)
+from spotter.inference import FoldedBCResNet, StackedNet, folded, inference_classifier, stacked
+from spotter.model import EnsembleNet, build_model, ensemble
 from spotter.pipeline import Engine, EngineConfig
 
 from conftest import chirp, noise, tone
@@ -93,7 +93,7 @@ def test_checkpoint_round_trip_through_the_command_line(tmp_path, clips):
     out = subprocess.run([sys.executable, "-m", "spotter", "ensemble", str(tmp_path / "a.pt"), str(tmp_path / "b.pt"),
                           "--out", str(tmp_path / "ab.pt")], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "bcresnet-1+bcresnet-1" in out.stdout and "tune_detector.py" in out.stdout
+    assert "bcresnet-1+bcresnet-1" in out.stdout and "spotter tune" in out.stdout
     loaded = load_model(tmp_path / "ab.pt", device="cpu")
     torch.testing.assert_close(_probs(loaded, clips), (_probs(a, clips) + _probs(b, clips)) / 2, atol=1e-6, rtol=0)
     members = loaded.meta["members"]

@@ -26,7 +26,7 @@ from spotter.config import KEYWORDS
 from spotter.detector import detector_from_meta
 from spotter.events import PosteriorUpdate
 from spotter.pipeline import Engine, EngineConfig, run
-from spotter.streameval import read_labels
+from spotter.data.labels import read_labels
 
 from virtual_mic import virtual_mic  # noqa: F401  (fixture)
 

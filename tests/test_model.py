@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import spotter
-from spotter.model import (MODELS, PAPER_PARAMS, FoldedBCResNet, build_model, count_parameters, folded,
-                           inference_classifier)
+from spotter.inference import FoldedBCResNet, folded, inference_classifier
+from spotter.model import MODELS, PAPER_PARAMS, build_model, count_parameters
 
 from conftest import chirp, noise, tone
 

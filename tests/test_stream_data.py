@@ -15,7 +15,7 @@ import soundfile as sf
 from spotter.config import KEYWORDS, SAMPLE_RATE
 from spotter.data.stream import BANNED_WORDS, SENTENCES, _sentence_voices, make_stream, tokens
 from spotter.data.synth import synthesize_corpus
-from spotter.streameval import read_labels
+from spotter.data.labels import read_labels
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("flite") is None,
                                 reason="needs espeak-ng and flite (apt-get install espeak-ng flite)")

@@ -11,7 +11,7 @@ import torch
 import spotter
 from spotter.checkpoint import load_model
 from spotter.data.speech_commands import SpeechCommands
-from spotter.evaluate import predict
+from spotter.evaluation.clips import predict
 from spotter.training.run import main as train_main
 
 WORDS = ("yes", "no", "up", "down", "bed", "cat")  # four keywords, two "unknown" words

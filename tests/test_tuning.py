@@ -7,8 +7,8 @@ import pytest
 
 from spotter.config import KEYWORDS, LABELS
 from spotter.detector import DetectorConfig
-from spotter.streameval import LabelEvent
-from spotter.tuning import StreamPosteriors, grid_search, keyword_thresholds
+from spotter.data.labels import LabelEvent
+from spotter.evaluation.tuning import StreamPosteriors, grid_search, keyword_thresholds
 
 HOP = 0.1
 GRID = (0.7, 0.8, 0.85, 0.9, 0.95, 0.99)
@@ -66,7 +66,7 @@ def test_batched_scoring_equals_the_streaming_engine():
     from pathlib import Path
 
     from spotter.checkpoint import load_model
-    from spotter.tuning import stream_posteriors
+    from spotter.evaluation.tuning import stream_posteriors
 
     example = Path(__file__).resolve().parents[1] / "examples" / "keywords.wav"
     model = load_model(None, device="cpu")
@@ -86,3 +86,38 @@ def test_a_margin_keeps_thresholds_off_the_edge_of_the_validation_speech():
     margin = keyword_thresholds(streams, LABELS, base, GRID, max_fa_per_hour=1.0, margin_steps=2)
     assert margin.thresholds["off"] == 0.99 and margin.thresholds["yes"] == 0.99
     assert keyword_thresholds(streams, LABELS, base, GRID, max_fa_per_hour=1.0, margin_steps=1).thresholds["off"] == 0.85
+
+
+def test_spotter_tune_ranks_settings_saves_the_best_and_reuses_posteriors(tmp_path):
+    """`spotter tune` on the example recording: 450 settings ranked, the best one saved into a copy of the
+    shipped checkpoint (which listen then reads), every row in --json, and posteriors cached in --posteriors."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from spotter.checkpoint import read_checkpoint, resolve
+    from spotter.detector import detector_from_meta
+
+    root = Path(__file__).resolve().parents[1]
+    example = tmp_path / "keywords.wav"
+    shutil.copy(root / "examples" / "keywords.wav", example)
+    shutil.copy(root / "examples" / "keywords.csv", tmp_path / "keywords.csv")
+    model = tmp_path / "model.pt"
+    shutil.copy(resolve(None), model)
+    cache = tmp_path / "posteriors"
+    command = [sys.executable, "-m", "spotter", "tune", str(example), "--model", str(model), "--save",
+               "--json", str(tmp_path / "rows.json"), "--posteriors", str(cache), "--max-fa-per-hour", "1000",
+               "--top", "3"]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("450 settings on keywords")
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    assert len(rows) == 450 and rows[0]["recall"] == 1.0  # the example's 8 keywords are all found by the best
+    saved = detector_from_meta(read_checkpoint(model)["meta"])
+    assert saved.to_meta() == {**rows[0]["config"], "thresholds": rows[0]["config"]["thresholds"]}
+    assert f"saved to {model}" in out.stdout
+    assert len(list(cache.glob("*-keywords.pkl"))) == 1
+    again = subprocess.run(command[:-2] + ["--top", "1"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and again.stdout.splitlines()[2] == out.stdout.splitlines()[2]  # same best row

@@ -21,7 +21,7 @@ from spotter.detector import detector_from_meta
 from spotter.config import KEYWORDS
 from spotter.events import Detection
 from spotter.pipeline import Engine, EngineConfig, replay_file
-from spotter.streameval import read_labels
+from spotter.data.labels import read_labels
 from spotter.ui import ClassBars, DetectionLog, HelpScreen, LevelMeter, SpotterApp, StatusBar, run_app
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "keywords.wav"

@@ -1,7 +1,7 @@
 """Long test streams for streaming evaluation: keywords, other words and sentences over noise.
 
 :func:`make_stream` writes a long 16 kHz mono PCM16 WAV and, beside it, a labels
-CSV (same name, ``.csv``) for ``spotter eval-stream`` (:mod:`spotter.streameval`),
+CSV (same name, ``.csv``) for ``spotter eval-stream`` (:mod:`spotter.data.labels`),
 in the spirit of TensorFlow's ``generate_streaming_test_wav``.
 
 Content, laid end to end with random gaps of ``gap_s`` seconds:
@@ -55,7 +55,6 @@ sentence's text. The same arguments and corpus give byte-identical files
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -73,7 +72,7 @@ from spotter.data.noise import unit_rms
 from spotter.data.speech_commands import (NOISE_REGIONS, TESTING_LIST, VALIDATION_LIST, list_clips, load_audio,
                                           noise_files, read_split_list, split_of, word_to_label)
 from spotter.data.synth import ENGINES, TRACT_STEPS, check_engine, flite_voices, say
-from spotter.streameval import SPEECH
+from .labels import SPEECH, LabelEvent, write_labels
 
 __all__ = ["SENTENCES", "SPEECH", "StreamInfo", "make_stream", "tokens"]
 
@@ -498,12 +497,8 @@ def make_stream(corpus_dir: str | os.PathLike, out_wav: str | os.PathLike, minut
     out_wav.parent.mkdir(parents=True, exist_ok=True)
     sf.write(out_wav, np.clip(np.round(stream * 32767), -32768, 32767).astype(np.int16), SAMPLE_RATE,
              subtype="PCM_16")
-    csv_path = out_wav.with_suffix(".csv")
-    with open(csv_path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["label", "start", "end", "word"])
-        for label, a, b, word in rows:
-            writer.writerow([label, f"{a / SAMPLE_RATE:.3f}", f"{b / SAMPLE_RATE:.3f}", word])
+    csv_path = write_labels(out_wav.with_suffix(".csv"),
+                            [LabelEvent(label, a / SAMPLE_RATE, b / SAMPLE_RATE, word) for label, a, b, word in rows])
     order = [*KEYWORDS, UNKNOWN, SPEECH]
     counts = Counter(label for label, *_ in rows)
     return StreamInfo(out_wav, csv_path, n_total / SAMPLE_RATE,

@@ -38,7 +38,7 @@ import numpy as np
 import soundfile as sf
 
 from ..config import CLIP_SAMPLES, KEYWORDS, SAMPLE_RATE, UNKNOWN
-from ..streameval import read_labels
+from .labels import read_labels
 from .stream import make_stream
 
 WINDOWS_WORD = "streamwin"
@@ -64,7 +64,7 @@ class WindowCounts:
 
 
 def _read_rows(csv_path: Path) -> list[Row]:
-    """The stream's labels (:func:`spotter.streameval.read_labels`) in samples."""
+    """The stream's labels (:func:`spotter.data.labels.read_labels`) in samples."""
     return [Row(e.label, int(round(e.start * SAMPLE_RATE)), int(round(e.end * SAMPLE_RATE)))
             for e in read_labels(csv_path)]
 

@@ -150,7 +150,7 @@ def run_train(args: argparse.Namespace) -> dict:
     from pytorch_lightning.loggers import CSVLogger
 
     from ..checkpoint import save_checkpoint
-    from ..evaluate import evaluate
+    from ..evaluation.clips import evaluate
     from .augment import parse_overrides
     from .module import KWSDataModule, KWSModule, default_hparams
 

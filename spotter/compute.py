@@ -1,4 +1,7 @@
-"""Where the model runs: the one place that chooses CPU or CUDA."""
+"""The compute device: the one place that chooses CPU or CUDA for the model.
+
+(In spotter's commands ``--device`` is the microphone; the compute device is ``--device-type``.)
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,8 @@ from contextlib import contextmanager
 
 import torch
 
+from .config import DEVICE_TYPES
 from .errors import SpotterError
-
-DEVICE_TYPES = ("auto", "cpu", "cuda")
 
 
 class DeviceError(SpotterError):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from spotter.device import DeviceError, select_device
+from spotter.compute import DeviceError, select_device
 
 
 def test_auto_picks_cuda_only_when_available():
@@ -67,7 +67,7 @@ def test_batched_stream_scoring_on_cuda_equals_cpu():
     import numpy as np
 
     from spotter.checkpoint import load_model
-    from spotter.tuning import stream_posteriors
+    from spotter.evaluation.tuning import stream_posteriors
 
     example = Path(__file__).resolve().parents[1] / "examples" / "keywords.wav"
     runs = {d: stream_posteriors(load_model(None, device=d), example, batched=True) for d in ("cpu", "cuda")}

@@ -1,7 +1,7 @@
 """Streaming accuracy: a detector's keyword detections on a long recording against its labels.
 
 Scoring follows TensorFlow's ``test_streaming_accuracy``, adapted to labels that
-give each utterance's start and end (see :mod:`spotter.data.stream` for the CSV):
+give each utterance's start and end (see :mod:`spotter.data.labels` for the CSV):
 
 * a keyword utterance's window runs from its start to its end plus
   ``tolerance_s`` (a detector fires after the word, once it has heard it);
@@ -24,74 +24,16 @@ Nothing here reads audio or runs a model: give it the detections of a run
 
 from __future__ import annotations
 
-import csv
 import math
-import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from spotter.config import KEYWORDS, UNKNOWN
-from spotter.errors import SpotterError
+from ..config import KEYWORDS, UNKNOWN
+from ..data.labels import SPEECH, LabelEvent
 
-__all__ = ["LabelEvent", "LabelsError", "StreamScore", "read_labels", "score_stream"]
-
-SPEECH = "speech"
-
-
-class LabelsError(SpotterError, ValueError):
-    """A labels file is missing or malformed; the message names the file, the line and what was found."""
-
-
-@dataclass(frozen=True)
-class LabelEvent:
-    """One labelled utterance: ``label`` (a keyword, ``unknown`` or ``speech``), times in seconds."""
-
-    label: str
-    start: float
-    end: float
-    word: str = ""
-
-
-def read_labels(path: str | os.PathLike) -> list[LabelEvent]:
-    """The rows of a labels CSV (header ``label,start,end`` and optionally ``word``), in file order."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LabelsError(f"{path}: no such labels file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise LabelsError(f"{path}: cannot read labels ({e})") from None
-    rows = list(csv.reader(text.splitlines()))
-    if not rows or [h.strip() for h in rows[0][:3]] != ["label", "start", "end"]:
-        found = ",".join(rows[0]) if rows else "an empty file"
-        raise LabelsError(f"{path} line 1: expected the header label,start,end[,word], found {found!r}")
-    events = []
-    for line_no, row in enumerate(rows[1:], start=2):
-        if not row or not "".join(row).strip():
-            continue
-        if len(row) not in (3, 4):
-            raise LabelsError(f"{path} line {line_no}: expected 3 or 4 fields (label,start,end[,word]), "
-                              f"found {len(row)}: {','.join(row)!r}")
-        label = row[0].strip()
-        if not label:
-            raise LabelsError(f"{path} line {line_no}: empty label")
-        times = []
-        for name, value in (("start", row[1]), ("end", row[2])):
-            try:
-                t = float(value)
-            except ValueError:
-                t = math.nan
-            if not math.isfinite(t) or t < 0:
-                raise LabelsError(f"{path} line {line_no}: {name} must be seconds >= 0, found {value!r}")
-            times.append(t)
-        if times[1] < times[0]:
-            raise LabelsError(f"{path} line {line_no}: end {times[1]} is before start {times[0]}")
-        events.append(LabelEvent(label, times[0], times[1], row[3].strip() if len(row) == 4 else ""))
-    return events
-
+__all__ = ["StreamScore", "score_stream"]
 
 @dataclass(frozen=True)
 class StreamScore:

@@ -1,4 +1,4 @@
-"""Streaming accuracy scoring (spotter.streameval): hand-made detections with known counts, and labels files."""
+"""Streaming accuracy scoring (spotter.evaluation.streams): hand-made detections with known counts, and labels files."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 
 from spotter.errors import SpotterError
 from spotter.events import Detection
-from spotter.streameval import LabelEvent, LabelsError, read_labels, score_stream
+from spotter.data.labels import LabelEvent, LabelsError, read_labels
+from spotter.evaluation.streams import score_stream
 
 LABELS = [
     LabelEvent("yes", 1.0, 1.5, "yes"),

@@ -7,24 +7,26 @@ posteriors (:func:`detections_of`), which costs milliseconds, not a model
 run.  :func:`grid_search` scores each candidate on keyword streams (recall)
 and on keyword-free speech (false alarms per hour) and ranks them: the best
 is the one with the highest recall among those within the false-alarm
-budget.  ``scripts/tune_detector.py`` is the command-line front of this.
+budget.  ``spotter tune`` is the command-line front of this (:func:`tune`).
 """
 
 from __future__ import annotations
 
 import itertools
+import pickle
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from .config import CLIP_SAMPLES, KEYWORDS, SAMPLE_RATE
-from .detector import DetectorConfig, detect_offline
-from .device import float32_convolutions
-from .events import PosteriorUpdate
-from .pipeline import EngineConfig, replay_file
-from .streameval import LabelEvent, read_labels, score_stream
+from ..compute import float32_convolutions
+from ..config import CLIP_SAMPLES, KEYWORDS, SAMPLE_RATE
+from ..data.labels import LabelEvent, read_labels
+from ..detector import SCORES, DetectorConfig, detect_offline
+from ..events import PosteriorUpdate
+from ..pipeline import EngineConfig, replay_file
+from .streams import score_stream
 
 
 @dataclass
@@ -172,3 +174,82 @@ def keyword_thresholds(streams: Sequence[StreamPosteriors], labels: Sequence[str
 
 
 __all__ = ["StreamPosteriors", "stream_posteriors", "detections_of", "candidates", "grid_search", "keyword_thresholds"]
+
+
+# What `spotter tune` searches: 2 scores x 15 thresholds x 5 smoothing windows x 3 minimum counts = 450.
+SCORE_GRID = SCORES
+THRESHOLD_GRID = (0.5, 0.6, 0.7, 0.8, 0.85, 0.88, 0.9, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99)
+SMOOTHING_GRID = (1, 2, 3, 4, 5)
+MIN_COUNT_GRID = (1, 2, 3)
+#: The thresholds one keyword may get with ``--per-keyword``.
+KEYWORD_GRID = (0.7, 0.75, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995)
+
+
+def cached_posteriors(model, wav: str | Path, folder: str | Path | None = None, key: str = "model",
+                      batched: bool = True) -> StreamPosteriors:
+    """:func:`stream_posteriors`, kept in ``folder`` as ``<key>-<stream>.pkl`` when a folder is given and
+    reused while it is newer than the WAV (``key`` names the model, so two models never share a file)."""
+    if not folder:
+        return stream_posteriors(model, wav, batched=batched)
+    path = Path(folder) / f"{key}-{Path(wav).stem}.pkl"
+    if path.is_file() and path.stat().st_mtime > Path(wav).stat().st_mtime:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    result = stream_posteriors(model, wav, batched=batched)
+    with open(path, "wb") as f:
+        pickle.dump(result, f)
+    return result
+
+
+@dataclass
+class TuneResult:
+    """What :func:`tune` found: every global setting scored, best first, and (with per-keyword
+    thresholds) the best per-keyword row of each smoothing / minimum count."""
+
+    settings: int
+    hours: float
+    rows: list[dict]
+    per_keyword_rows: list[dict]
+
+    @property
+    def best(self) -> DetectorConfig | None:
+        """The setting to use: the best per-keyword row when there is one, else the best global row."""
+        ranked = self.per_keyword_rows or self.rows
+        return ranked[0]["config"] if ranked else None
+
+
+def tune(streams: Sequence[StreamPosteriors], labels: Sequence[str], max_fa_per_hour: float = 2.0,
+         tolerance_s: float = 0.75, max_latency_s: float | None = None, per_keyword: bool = False,
+         margin_steps: int = 2) -> TuneResult:
+    """Search the detector grid (:data:`THRESHOLD_GRID` x :data:`SMOOTHING_GRID` x :data:`MIN_COUNT_GRID` x
+    both scores) on ``streams``: the highest recall within ``max_fa_per_hour`` (and, when given, a median
+    latency of at most ``max_latency_s``) first. ``per_keyword`` then gives each keyword its own threshold
+    from :data:`KEYWORD_GRID` for every score / smoothing / minimum count (:func:`keyword_thresholds`)."""
+    configs = candidates(thresholds=THRESHOLD_GRID, smoothing=SMOOTHING_GRID, min_counts=MIN_COUNT_GRID,
+                         refractory=(1.0,), scores=SCORE_GRID)
+
+    def fast_enough(row: dict) -> bool:
+        return max_latency_s is None or (row["latency_median_s"] is not None
+                                         and row["latency_median_s"] <= max_latency_s)
+
+    rows = [r for r in grid_search(streams, labels, configs, tolerance_s, max_fa_per_hour) if fast_enough(r)]
+    tuned_rows = []
+    if per_keyword:
+        for score, smoothing, min_count in sorted({(c.score, c.smoothing_hops, c.min_count) for c in configs}):
+            base = DetectorConfig(smoothing_hops=smoothing, min_count=min_count, refractory_s=1.0, score=score)
+            tuned = keyword_thresholds(streams, labels, base, grid=KEYWORD_GRID, tolerance_s=tolerance_s,
+                                       max_fa_per_hour=max_fa_per_hour, margin_steps=margin_steps)
+            row = grid_search(streams, labels, [tuned], tolerance_s, max_fa_per_hour)[0]
+            if fast_enough(row):
+                tuned_rows.append(row)
+        tuned_rows.sort(key=lambda r: (-(r["recall"] or 0), r["fa_per_hour"], r["latency_median_s"] or 0))
+    hours = sum(s.duration_s for s in streams) / 3600
+    return TuneResult(len(configs), hours, rows, tuned_rows)
+
+
+def format_row(row: dict) -> str:
+    """One line of ``spotter tune``'s table: recall, false alarms per hour, wrong names, latency, setting."""
+    latency = (f"{row['latency_median_s']:.2f}/{row['latency_mean_s']:.2f} s" if row["latency_mean_s"] is not None
+               else "-")
+    return f"{row['recall']:>7.1%} {row['fa_per_hour']:>6.1f} {row['wrong']:>5} {latency:>15}  {row['config'].describe()}"
