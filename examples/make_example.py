@@ -19,7 +19,7 @@ import soundfile as sf
 
 from spotter.config import SAMPLE_RATE
 from spotter.data.noise import hum, pink
-from spotter.data.synth import say
+from spotter.data.tts import say
 
 HERE = Path(__file__).resolve().parent
 ESPEAK_A = {"engine": "espeak", "params": {"voice": "en-us-nyc+iven", "pitch": 52, "rate": 163, "range": 80, "tract": 431}}

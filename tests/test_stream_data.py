@@ -124,7 +124,7 @@ def test_sentence_bank():
 def test_training_speech_crops_are_keyword_free_training_only_unknown_clips(tmp_path_factory):
     from spotter.data.speech import SPEECH_WORD, TRAINING_SENTENCES, add_speech_crops, keyword_free
     from spotter.data.speech_commands import build_index
-    from spotter.data.synth import BABBLE_SENTENCES
+    from spotter.data.texts import BABBLE_SENTENCES
 
     assert keyword_free(TRAINING_SENTENCES + tuple(BABBLE_SENTENCES))
     assert not set(TRAINING_SENTENCES) & set(SENTENCES), "training text must not be the test streams' text"

@@ -257,8 +257,9 @@ def test_missing_espeak_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_missing_festival_is_a_clear_error(tmp_path, monkeypatch):
     from spotter.data import synth
+    from spotter.data.tts import festival
 
-    monkeypatch.setattr(synth, "_FESTIVAL_OK", [])  # forget an earlier successful check in this process
+    monkeypatch.setattr(festival, "_FESTIVAL_OK", [])  # forget an earlier successful check in this process
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(RuntimeError, match="apt-get install festival festvox-kdlpc16k"):
         synthesize_corpus(tmp_path / "x", per_word=1, engines=("festival",), progress=False)
@@ -353,7 +354,7 @@ def _f0(x: np.ndarray, sr: int) -> float:
 
 @requires_flite
 def test_flite_corpus_layout_voices_and_manifest(flite_corpus):
-    from spotter.data.synth import FLITE_VOICES
+    from spotter.data.tts.flite import FLITE_VOICES
 
     out, manifest = flite_corpus
     assert {p.name for p in out.iterdir()} == {*FLITE_WORDS, BACKGROUND_NOISE_DIR, "validation_list.txt",
@@ -407,7 +408,7 @@ def test_flite_same_seed_same_bytes(flite_corpus, tmp_path):
 
 @requires_flite
 def test_flite_pitch_and_tempo_features_work():
-    from spotter.data.synth import _flite_say
+    from spotter.data.tts.flite import run as _flite_say
 
     low, sr = _flite_say("seven", "slt", 1.0, 150.0, 10.0)
     high, sr2 = _flite_say("seven", "slt", 1.0, 230.0, 10.0)
@@ -467,7 +468,8 @@ def test_festival_corpus_voices_manifest_and_same_bytes_again(tmp_path):
 
 @requires_festival
 def test_festival_pitch_and_tempo_features_work():
-    from spotter.data.synth import _festival_batch, say
+    from spotter.data.synth import say
+    from spotter.data.tts.festival import run_batch as _festival_batch
 
     (low, sr), (high, _), (slow, _), (fast, _) = _festival_batch(
         "ked", [("seven", 1.0, 90.0, 10.0), ("seven", 1.0, 140.0, 10.0), ("seven", 1.3, 110.0, 10.0),
@@ -483,7 +485,7 @@ def test_festival_pitch_and_tempo_features_work():
 
 
 def _festival_missing(voices: tuple[str, ...]) -> str | None:
-    from spotter.data.synth import _festival_check
+    from spotter.data.tts.festival import check as _festival_check
 
     try:
         _festival_check(voices)
@@ -495,7 +497,8 @@ def _festival_missing(voices: tuple[str, ...]) -> str | None:
 @pytest.mark.skipif(_festival_missing(("lp", "pc")) is not None,
                     reason=f"festival's Italian voices missing: {_festival_missing(('lp', 'pc'))}")
 def test_italian_festival_voices_say_the_words_respelled(tmp_path):
-    from spotter.data.synth import ALL_WORDS, RESPELLINGS, _festival_batch, _respell, _trim
+    from spotter.data.tts.audio import trim as _trim
+    from spotter.data.tts.festival import RESPELLINGS, _respell, run_batch as _festival_batch
 
     assert set(RESPELLINGS["italian"]) == set(ALL_WORDS)  # every corpus word has a respelling
     assert _respell("yes!", "lp") == "iès!" and _respell("right", "pc") == "ràit"
@@ -523,7 +526,8 @@ def test_italian_festival_voices_say_the_words_respelled(tmp_path):
 @pytest.mark.skipif(_festival_missing(("dita",)) is not None,
                     reason=f"festival's Czech voice missing: {_festival_missing(('dita',))}")
 def test_czech_festival_voice_says_the_words_respelled_at_the_pitch_asked(tmp_path):
-    from spotter.data.synth import ALL_WORDS, RESPELLINGS, _festival_batch, _respell, _trim
+    from spotter.data.tts.audio import trim as _trim
+    from spotter.data.tts.festival import RESPELLINGS, _respell, run_batch as _festival_batch
 
     assert set(RESPELLINGS["czech"]) == set(ALL_WORDS)
     assert _respell("right", "dita") == "rajt" and _respell("sheila.", "dita") == "šíla."
@@ -607,7 +611,7 @@ def test_to_peak_and_edge_cases():
 
 
 def test_trim_keeps_weak_final_burst():
-    from spotter.data.synth import _trim
+    from spotter.data.tts.audio import trim as _trim
 
     t = np.arange(int(0.2 * SAMPLE_RATE)) / SAMPLE_RATE
     vowel = 0.8 * np.sin(2 * np.pi * 200 * t)
@@ -621,7 +625,8 @@ def test_trim_keeps_weak_final_burst():
 
 
 def test_flite_trim_drops_pause_noise_keeps_weak_burst():
-    from spotter.data.synth import _flite_trim_db, _trim
+    from spotter.data.tts.audio import trim as _trim
+    from spotter.data.tts.flite import trim_db as _flite_trim_db
 
     rng = np.random.default_rng(0)
     t = np.arange(int(0.2 * SAMPLE_RATE)) / SAMPLE_RATE

@@ -34,7 +34,8 @@ import soundfile as sf
 
 from ..config import CLIP_SAMPLES, KEYWORDS, SAMPLE_RATE
 from .speech import TRAINING_SENTENCES, keyword_free
-from .synth import BABBLE_SENTENCES, available_engines, say
+from .texts import BABBLE_SENTENCES
+from .tts import available_engines, say
 
 __all__ = ["HARDNEG_WORD", "NEAR_MISS_SENTENCES", "HardNegatives", "add_hard_negatives", "hard_windows"]
 

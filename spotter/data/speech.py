@@ -26,7 +26,8 @@ import numpy as np
 import soundfile as sf
 
 from ..config import CLIP_SAMPLES, SAMPLE_RATE
-from .synth import BABBLE_SENTENCES, available_engines, say
+from .texts import BABBLE_SENTENCES
+from .tts import available_engines, say
 
 SPEECH_WORD = "speech"
 

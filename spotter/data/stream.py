@@ -71,7 +71,7 @@ from spotter.data.download import DataError
 from spotter.data.noise import unit_rms
 from spotter.data.speech_commands import (NOISE_REGIONS, TESTING_LIST, VALIDATION_LIST, list_clips, load_audio,
                                           noise_files, read_split_list, split_of, word_to_label)
-from spotter.data.synth import ENGINES, TRACT_STEPS, check_engine, flite_voices, say
+from spotter.data.tts import ENGINES, TRACT_STEPS, check_engine, flite_voices, say
 from .labels import SPEECH, LabelEvent, write_labels
 
 __all__ = ["SENTENCES", "SPEECH", "StreamInfo", "make_stream", "tokens"]
