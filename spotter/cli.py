@@ -450,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="FILE", help="where to write the combined checkpoint")
     p.set_defaults(func=_cmd_ensemble)
 
-    from .training.run import add_arguments as add_train_arguments
+    from .training.options import add_arguments as add_train_arguments
 
     p = sub.add_parser("listen", help="spot keywords live from a microphone, or in a WAV replay",
                        description="Spot the 10 keywords in a live microphone stream (or a WAV file replayed "

@@ -38,15 +38,12 @@ from ..errors import SpotterError
 from ..config import CLIP_SAMPLES, LABELS, SAMPLE_RATE, FrontendConfig
 from ..model import build_model
 from .augment import AugmentConfig, NoiseMixer, random_filter, random_gain, spec_augment, spectral_blur, speed_perturb, time_shift
+from .options import recipe_defaults
 
 
 def default_hparams(model: str) -> dict:
-    """Optimiser defaults for a model family (overridable one by one)."""
-    if model == "linear":
-        return {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "warmup_epochs": 0, "frontend_lr": 1e-4,
-                "augment": False}
-    return {"optimizer": "sgd", "lr": 0.1, "weight_decay": 1e-3, "warmup_epochs": 5, "frontend_lr": 1e-3,
-            "augment": True}
+    """Optimiser defaults for a model family (overridable one by one; the table: ``options.RECIPES``)."""
+    return recipe_defaults(model)
 
 
 class KWSModule(pl.LightningModule):
