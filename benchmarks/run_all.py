@@ -20,7 +20,7 @@ import common
 from common import RESULTS, machine, machine_line, write_json
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_frontend.py", "bench_models.py", "bench_streaming.py", "bench_training.py"]
+SCRIPTS = ["bench_startup.py", "bench_frontend.py", "bench_models.py", "bench_streaming.py", "bench_training.py"]
 
 
 def plot(models: dict, streaming: dict | None, path: Path) -> Path:
@@ -67,8 +67,12 @@ def plot(models: dict, streaming: dict | None, path: Path) -> Path:
     return path
 
 
-def targets(models: dict | None, streaming: dict | None) -> list[tuple[str, str, bool | None]]:
+def targets(models: dict | None, streaming: dict | None, startup: dict | None = None) -> list[tuple[str, str, bool | None]]:
     out: list[tuple[str, str, bool | None]] = []
+    for name, result in (startup or {}).get("results", {}).items():
+        if "target_s" in result:
+            out.append((f"`{name}` starts in < {result['target_s']} s (median wall time)",
+                        f"{result['median_s']:.2f} s", result["met"]))
     if streaming:
         hops = {h["architecture"]: h for h in streaming["per_hop"] if h["device"] == "cpu"}
         shipped = streaming["per_hop"][0]
@@ -118,11 +122,11 @@ def main(argv=None) -> int:
         path = Path(out_dir) / f"{name}.json"
         return json.loads(path.read_text()) if path.is_file() and f"bench_{name}.py" not in failed else None
 
-    models, streaming = load("models"), load("streaming")
+    models, streaming, startup = load("models"), load("streaming"), load("startup")
     png = plot(models, streaming, Path(out_dir) / "latency_vs_size.png") if models else None
     total = time.perf_counter() - started
     print(f"\n=== targets ({machine_line(machine())}) ===")
-    checks = targets(models, streaming)
+    checks = targets(models, streaming, startup)
     for what, value, ok in checks:
         mark = "-" if ok is None else ("met" if ok else "MISSED")
         print(f"  {mark:>6}  {what}: {value}")

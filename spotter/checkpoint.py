@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from importlib import resources
 import warnings
 from pathlib import Path
 
@@ -39,12 +40,18 @@ class CheckpointError(SpotterError):
     """A checkpoint that cannot be used; the message names the file and why."""
 
 
+def shipped_dir() -> Path:
+    """The folder of the shipped checkpoints: the package data ``spotter.checkpoints`` (the repository's
+    ``checkpoints/``, mapped into the package when it is built or installed)."""
+    return Path(str(resources.files("spotter.checkpoints")))
+
+
 def checkpoint_dirs() -> list[Path]:
     """Folders searched for named checkpoints: ``$SPOTTER_CHECKPOINTS``, then the shipped ones."""
     dirs = []
     if os.environ.get("SPOTTER_CHECKPOINTS"):
         dirs.append(Path(os.environ["SPOTTER_CHECKPOINTS"]))
-    dirs.append(Path(__file__).resolve().parent.parent / "checkpoints")
+    dirs.append(shipped_dir())
     return dirs
 
 
