@@ -70,6 +70,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
           f"{fe['sample_rate']} Hz; trainable mel={fe['trainable_mel']} stft={fe['trainable_stft']}"
           + (f"; normalize={fe['normalize']}" if fe.get("normalize", "none") != "none" else ""))
     for key, value in info["meta"].items():
+        if key == "enrollment" and isinstance(value, dict):
+            from .enroll.run import describe
+
+            print(f"{'enrolled:':<11}{describe(value)}")
+            continue
         if key == "members" and isinstance(value, list):
             print(f"members:   {len(value)} models, class probabilities averaged")
             for i, member in enumerate(value, 1):  # the facts that tell members apart (all of them: --json)
@@ -229,13 +234,65 @@ def _detector(args: argparse.Namespace) -> Callable:
     return settings
 
 
+def _profile_model(args: argparse.Namespace) -> str | None:
+    """``--profile NAME``: that profile's enrolled checkpoint (not with --model); else ``--model``."""
+    if getattr(args, "profile", None) is None:
+        return args.model
+    if args.model is not None:
+        raise SpotterError("--profile and --model exclude each other: a profile is an enrolled model")
+    from .enroll.profile import profile_model
+
+    return str(profile_model(args.profile))
+
+
 def _cmd_listen(args: argparse.Namespace) -> int:
     from .listen import ListenOptions, listen
 
     options = ListenOptions(wav=args.wav, device=args.device, realtime=args.realtime, reconnect=args.reconnect,
-                            model=args.model, device_type=args.device_type, threads=args.threads,
+                            model=_profile_model(args), device_type=args.device_type, threads=args.threads,
                             hop_ms=args.hop_ms, json=args.json, posteriors=args.posteriors, ui=not args.no_ui)
     return listen(options, _detector(args))
+
+
+def _cmd_enroll(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .checkpoint import load_model, resolve
+    from .enroll.profile import profile_dir
+    from .enroll.run import default_out, describe, enroll_from_dir, enroll_live, parse_keywords
+
+    if args.from_dir and args.device is not None:
+        raise SpotterError("--from-dir and --device exclude each other: enroll from recordings or from a microphone")
+    if args.takes < 1:
+        raise SpotterError(f"--takes {args.takes}: at least 1 take of each keyword (3-5 recommended)")
+    profile = args.profile or (None if args.from_dir and args.out else "default")
+    if profile is not None:
+        profile_dir(profile)  # a bad name is refused before anything is recorded
+    out = Path(args.out) if args.out else default_out(profile)
+    base_path = resolve(args.model)
+    base = load_model(base_path, device="cpu")
+    keywords = parse_keywords(args.keywords, base.labels)
+    if args.from_dir:
+        facts = enroll_from_dir(args.from_dir, base, base_path.stem, out, profile, keywords, args.seed,
+                                progress=not args.no_progress)
+    else:
+        from .audio import MicrophoneSource
+        from .enroll.record import Session
+
+        keywords = keywords or [k for k in base.labels if k not in ("unknown", "silence")]
+        source = MicrophoneSource(args.device, block_ms=50)
+        if args.no_ui or not (sys.stdout.isatty() and sys.stderr.isatty()):  # Textual draws on stderr
+            session = Session(source, keywords, args.takes, speech_seconds=args.speech_seconds,
+                              room_seconds=args.room_seconds)
+        else:
+            from .enroll.ui import ui_session
+
+            session = ui_session(source, keywords, args.takes, args.speech_seconds, args.room_seconds)
+        facts = enroll_live(session, base, base_path.stem, profile, out, args.seed, progress=not args.no_progress)
+    print(f"wrote {out}: {describe(facts)}")
+    if profile:
+        print(f"listen with it: spotter listen --profile {profile}")
+    return 0
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
@@ -467,10 +524,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one JSON object per line for each detection, then a summary line")
     p.add_argument("--posteriors", action="store_true", help="with --json: also a line per hop with class probabilities")
     p.add_argument("--no-ui", action="store_true", help="plain text lines instead of the terminal UI")
+    p.add_argument("--profile", default=None, metavar="NAME",
+                   help="listen with the model enrolled for this profile (`spotter enroll --profile NAME`)")
     p.add_argument("--reconnect", nargs="?", type=int, const=0, default=None, metavar="N",
                    help="if the microphone is lost mid-stream, re-open it with back-off (0.5, 1, 2, 4 ... 10 s) "
                    "instead of exiting; N: give up after N retries (default: retry forever)")
     p.set_defaults(func=_cmd_listen)
+
+    p = sub.add_parser("enroll", help="teach the spotter your voice: a few takes of each keyword, two minutes",
+                       description="Record a few takes of each keyword through the microphone (with a level meter "
+                       "and a redo key; plain prompts with --no-ui), a paragraph read aloud and the room, or take "
+                       "recordings already made (--from-dir DIR: DIR/<keyword>/*.wav, optional DIR/_speech_/ and "
+                       "DIR/_background_noise_/), then fine-tune the model on them and re-tune its detector. "
+                       "Writes an enrolled checkpoint: `spotter listen --profile NAME` (or --model PATH) uses it.")
+    p.add_argument("--device", default=None, metavar="N|NAME", help="input device to record from (spotter devices)")
+    p.add_argument("--from-dir", metavar="DIR", help="enroll from recordings in DIR instead of the microphone")
+    p.add_argument("--keywords", metavar="K1,K2,...", help="which keywords (default: all of the model's)")
+    p.add_argument("--takes", type=int, default=5, help="takes of each keyword to record (default: 5; 3 at least "
+                   "for a measured result)")
+    p.add_argument("--profile", metavar="NAME", help="profile name: recordings and model in the user's data "
+                   "folder (default: 'default'; with --from-dir and --out: none)")
+    p.add_argument("--model", default=None, help="base checkpoint to adapt (default: the shipped model)")
+    p.add_argument("--out", metavar="PATH", help="where to write the enrolled checkpoint (default: the profile's)")
+    p.add_argument("--no-ui", action="store_true", help="plain prompts instead of the terminal UI")
+    p.add_argument("--speech-seconds", type=float, default=30.0,
+                   help="seconds of reading a paragraph aloud (default: 30; 0: none)")
+    p.add_argument("--room-seconds", type=float, default=10.0, help="seconds of the quiet room (default: 10; 0: none)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the adaptation (default: 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_enroll)
 
     p = sub.add_parser("devices", help="list audio input devices",
                        description="List audio input devices: index, name, channels, default sample rate.")

@@ -1,0 +1,258 @@
+"""Enrollment, measured: does a user's own voice get found after `spotter enroll`, and nobody else's lost?
+
+    python benchmarks/bench_enrollment.py [--quick] [--takes 1,3,5] [--voices slt,awb,rms,kal16]
+                                          [--trainable head|all] [--speech-minutes 30] [--out DIR]
+
+Users are voices that no shipped model was trained or tuned on: CMU Flite's speakers (slt, a US
+woman; awb, a Scottish man; rms, a US man; kal16, a US man, diphone), each a "person" whose
+takes vary as a person's do (tempo 0.9-1.12, mean pitch +-8%, vocal tract +-3%). Per person:
+
+* enrollment recordings, as `spotter enroll --from-dir` reads them: 1, 3 or 5 takes of each of
+  the 10 keywords (a word with 0.4-0.8 s of the person's room around it), ~30 s of the person
+  reading keyword-free sentences, 10 s of their room (pink noise and hum);
+* test streams never used in enrollment: other takes of the keywords (6 per keyword) over noise of
+  a kind the adaptation never mixes in (babble of other voices) at 5-25 dB SNR over the
+  word; and `--speech-minutes` of the person's keyword-free speech (other sentences).
+
+For each person and number of takes it enrolls the shipped model (spotter.enroll.adapt, the same code
+as `spotter enroll`) and reports, against the shipped model in the same run: the person's keyword
+recall, wrong names and false alarms per hour on their own speech, and the recall on the *other*
+persons' streams and false alarms on their speech with the enrolled model (it must not get worse
+for anyone else). Writes results/enrollment.json.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from common import RESULTS, machine, machine_line, parser, table, write_json
+
+KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+PERSONS = {"slt": 190.0, "awb": 120.0, "rms": None, "kal16": 110.0}  # flite voice -> mean pitch (None: fixed)
+SR = 16000
+
+
+def _seed(name: str) -> int:
+    return zlib.crc32(name.encode())
+
+
+def person_voice(name: str, rng: np.random.Generator) -> dict:
+    """One occasion of a person: their voice with the variation of one take."""
+    f0 = PERSONS[name]
+    f0_mean = None if f0 is None else f0 * rng.uniform(0.92, 1.08)
+    return {"engine": "flite", "params": {
+        "voice": name, "duration_stretch": float(rng.uniform(0.9, 1.12)), "f0_mean": f0_mean,
+        "f0_stddev": None if f0 is None else min(float(rng.uniform(8, 22)), f0_mean / 6),
+        "tract": int(round(441 * rng.uniform(0.97, 1.03)))}}
+
+
+def room_noise(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """The person's room: pink noise and mains hum, about -50 dBFS."""
+    from spotter.data import noise
+
+    n = int(round(seconds * SR)) + 1
+    x = noise.unit_rms(noise.pink(n, rng)) + 0.3 * noise.unit_rms(noise.hum(n, SR, 50.0, rng))
+    return (x / np.sqrt(np.mean(x**2)) * 10 ** (-50 / 20)).astype(np.float32)
+
+
+def take(name: str, word: str, rng: np.random.Generator) -> np.ndarray:
+    """A recorded take: the word at a speaking level with the person's room around it."""
+    from spotter.data.tts.engines import say
+
+    x = say(word, person_voice(name, rng))
+    x = x / max(1e-6, np.abs(x).max()) * 10 ** (rng.uniform(-12, -3) / 20)
+    lead, tail = (int(rng.uniform(0.4, 0.8) * SR) for _ in range(2))
+    out = np.concatenate([np.zeros(lead), x, np.zeros(tail)]).astype(np.float32)
+    return out + room_noise(len(out) / SR, rng)[: len(out)]
+
+
+def speech(name: str, sentences, rng: np.random.Generator) -> np.ndarray:
+    """The person reading ``sentences`` with short pauses, their room under it."""
+    from spotter.data.tts.engines import say
+
+    parts = []
+    for s in sentences:
+        x = say(s, person_voice(name, rng))
+        parts += [x / max(1e-6, np.abs(x).max()) * 10 ** (rng.uniform(-10, -4) / 20),
+                  np.zeros(int(rng.uniform(0.3, 0.9) * SR), np.float32)]
+    out = np.concatenate(parts).astype(np.float32)
+    return out + room_noise(len(out) / SR, rng)[: len(out)]
+
+
+def test_noise(seconds: float, rng: np.random.Generator, babble_clips) -> np.ndarray:
+    """Noise of a kind the adaptation never mixes in: babble of other voices (espeak-ng)."""
+    from spotter.data import noise
+
+    n = int(round(seconds * SR)) + 1
+    x = noise.unit_rms(noise.babble(babble_clips, n, rng))
+    return (x / np.sqrt(np.mean(x**2))).astype(np.float32)
+
+
+def keyword_stream(name: str, per_keyword: int, rng: np.random.Generator, babble_clips, folder: Path) -> Path:
+    """Other takes of the person's keywords over test noise at 5-25 dB SNR, with its labels CSV."""
+    import soundfile as sf
+
+    from spotter.data.labels import LabelEvent, write_labels
+    from spotter.data.tts.engines import say
+    from spotter.training.augment import speech_power
+
+    import torch
+
+    items = [w for w in KEYWORDS for _ in range(per_keyword)]
+    rng.shuffle(items)
+    pieces, events, t = [], [], 0
+    for word in items:
+        x = say(word, person_voice(name, rng))
+        x = x / max(1e-6, np.abs(x).max()) * 10 ** (rng.uniform(-12, -3) / 20)
+        gap = int(rng.uniform(1.2, 2.5) * SR)
+        t += gap
+        events.append(LabelEvent(word, t / SR, (t + len(x)) / SR, word))
+        pieces += [np.zeros(gap, np.float32), x.astype(np.float32)]
+        t += len(x)
+    pieces.append(np.zeros(SR, np.float32))
+    clean = np.concatenate(pieces)
+    bed = test_noise(len(clean) / SR, rng, babble_clips)[: len(clean)]
+    out = clean.copy()
+    for e in events:  # each word at its own SNR over its speech
+        a, b = int(e.start * SR), int(e.end * SR)
+        power = float(speech_power(torch.from_numpy(clean[a:b][None]))[0, 0])
+        lo, hi = max(0, a - SR), min(len(out), b + SR)
+        snr = rng.uniform(5, 25)
+        out[lo:hi] += bed[lo:hi] * np.sqrt(power / 10 ** (snr / 10))
+    quiet = np.sqrt(np.mean(clean[clean != 0] ** 2)) * 10 ** (-25 / 20)
+    out += bed * quiet * (out == clean)  # between words: the bed at 25 dB below speech
+    path = folder / f"{name}-keywords.wav"
+    sf.write(str(path), np.clip(out, -1, 1), SR, subtype="PCM_16")
+    write_labels(path.with_suffix(".csv"), events)
+    return path
+
+
+def speech_stream(name: str, sentences, rng: np.random.Generator, folder: Path) -> Path:
+    import soundfile as sf
+
+    from spotter.data.labels import LabelEvent, write_labels
+
+    x = speech(name, sentences, rng)
+    path = folder / f"{name}-speech.wav"
+    sf.write(str(path), np.clip(x, -1, 1), SR, subtype="PCM_16")
+    write_labels(path.with_suffix(".csv"), [LabelEvent("speech", 0.0, len(x) / SR, "(keyword-free speech)")])
+    return path
+
+
+def enrollment(name: str, takes: int, sentences, rng: np.random.Generator):
+    """The person's enrollment recordings, checked and trimmed exactly as `spotter enroll` does."""
+    from spotter.enroll.profile import Enrollment, Take
+    from spotter.enroll.takes import find_word, word_clip
+
+    out = {}
+    for word in KEYWORDS:
+        out[word] = []
+        for _ in range(takes):
+            x = take(name, word, rng)
+            w = find_word(x, what=f"{name} {word}")
+            out[word].append(Take(f"{name}/{word}", word_clip(x, w), w.seconds, w.snr_db))
+    return Enrollment(out, [speech(name, sentences, rng)], [room_noise(10.0, rng)])
+
+
+def score(model, detector, wav: Path, cache: dict) -> dict:
+    from spotter.evaluation.streams import score_stream
+    from spotter.evaluation.tuning import detections_of, stream_posteriors
+
+    key = (id(model), str(wav))
+    if key not in cache:  # the model is kept with its posteriors, so its id is never reused
+        cache[key] = (model, stream_posteriors(model, wav, batched=True))
+    stream = cache[key][1]
+    s = score_stream(detections_of(stream, model.labels, detector), stream.labels, stream.duration_s)
+    return {"recall": s.recall, "wrong": s.wrong, "false_alarms": s.false_alarms,
+            "fa_per_hour": s.false_alarms / (stream.duration_s / 3600), "keywords": s.keywords,
+            "hours": stream.duration_s / 3600}
+
+
+def main() -> None:
+    p = parser(__doc__.split("\n\n")[0])
+    p.add_argument("--takes", default="1,3,5", help="takes per keyword to enroll with (default: 1,3,5)")
+    p.add_argument("--voices", default=",".join(PERSONS), help=f"persons (default: {','.join(PERSONS)})")
+    p.add_argument("--trainable", default="all", choices=("head", "all"))
+    p.add_argument("--speech-minutes", type=float, default=30.0, help="keyword-free test speech per person")
+    p.add_argument("--test-takes", type=int, default=6, help="test takes per keyword and person (default: 6)")
+    args = p.parse_args()
+    import torch
+
+    from spotter.checkpoint import load_model
+    from spotter.data.stream import SENTENCES
+    from spotter.detector import detector_from_meta
+    from spotter.enroll.adapt import AdaptConfig, adapt
+
+    torch.set_num_threads(1)
+    quick = args.quick
+    names = args.voices.split(",")
+    counts = [int(n) for n in args.takes.split(",")]
+    speech_minutes = 2.0 if quick else args.speech_minutes
+    folder = (args.out or RESULTS) / "enrollment-streams"
+    folder.mkdir(parents=True, exist_ok=True)
+    base = load_model(None, device="cpu")
+    base_detector = detector_from_meta(base.meta)
+    enroll_sentences, test_sentences = SENTENCES[:8], SENTENCES[8:]
+    rng = np.random.default_rng(7)
+    from spotter.data.tts import espeak
+
+    babble = espeak.babble(np.random.default_rng(3), test_sentences[:20], 20)  # other people talking
+    started = time.perf_counter()
+    streams = {}
+    for name in names:  # test streams first: the same for every enrolled model
+        kw = keyword_stream(name, 2 if quick else args.test_takes, np.random.default_rng(_seed(name)),
+                            babble, folder)
+        n_sentences = max(1, int(speech_minutes * 60 / 3.0))
+        sentences = [test_sentences[i % len(test_sentences)] for i in range(n_sentences)]
+        sp = speech_stream(name, sentences, np.random.default_rng(_seed(name) + 1), folder)
+        streams[name] = (kw, sp)
+    cache: dict = {}
+    baseline = {name: {"keywords": score(base, base_detector, kw, cache), "speech": score(base, base_detector, sp, cache)}
+                for name, (kw, sp) in streams.items()}
+    rows, results = [], {"baseline": baseline, "enrolled": []}
+    for name in names:
+        for n in counts:
+            t0 = time.perf_counter()
+            data = enrollment(name, n, enroll_sentences, np.random.default_rng(1000 + n + _seed(name) % 1000))
+            adapted = adapt(base, data, AdaptConfig(trainable=args.trainable, seed=n))
+            seconds = time.perf_counter() - t0
+            mine = {"keywords": score(adapted.model, adapted.detector, streams[name][0], cache),
+                    "speech": score(adapted.model, adapted.detector, streams[name][1], cache),
+                    "keywords_base_detector": score(adapted.model, base_detector, streams[name][0], cache),
+                    "speech_base_detector": score(adapted.model, base_detector, streams[name][1], cache)}
+            others = {o: {"keywords": score(adapted.model, adapted.detector, streams[o][0], cache),
+                          "speech": score(adapted.model, adapted.detector, streams[o][1], cache)}
+                      for o in names if o != name}
+            other_recall = np.mean([v["keywords"]["recall"] for v in others.values()]) if others else None
+            other_base = np.mean([baseline[o]["keywords"]["recall"] for o in others]) if others else None
+            results["enrolled"].append({"voice": name, "takes": n, "seconds": round(seconds, 1),
+                                        "detector": adapted.detector.to_meta(), "report": adapted.report,
+                                        "own": mine, "others": others})
+            rows.append((name, n, baseline[name]["keywords"]["recall"], mine["keywords"]["recall"],
+                         mine["keywords_base_detector"]["recall"], mine["speech_base_detector"]["fa_per_hour"],
+                         mine["keywords"]["wrong"], baseline[name]["speech"]["fa_per_hour"],
+                         mine["speech"]["fa_per_hour"], other_base, other_recall,
+                         np.mean([v["speech"]["fa_per_hour"] for v in others.values()]) if others else None,
+                         round(seconds, 0), adapted.detector.threshold))
+            print(f"  {name} {n} takes: recall {baseline[name]['keywords']['recall']:.3f} -> "
+                  f"{mine['keywords']['recall']:.3f}, own FA/h {mine['speech']['fa_per_hour']:.1f}, others "
+                  f"{other_base if other_base is None else round(other_base, 3)} -> "
+                  f"{other_recall if other_recall is None else round(other_recall, 3)} ({seconds:.0f} s)", flush=True)
+    info = machine()
+    print(table(f"Enrollment ({machine_line(info)}; trainable {args.trainable})",
+                ["voice", "takes", "recall before", "after", "after, base detector", "own FA/h, base detector", "wrong", "own FA/h before", "after",
+                 "others' recall before", "after", "others' FA/h after", "enroll s", "threshold"], rows,
+                notes=[f"test takes per keyword: {2 if quick else args.test_takes}; keyword-free speech per person: "
+                       f"{speech_minutes:g} min; wall time {time.perf_counter() - started:.0f} s"]))
+    results.update(machine=info, trainable=args.trainable, quick=quick, speech_minutes=speech_minutes)
+    write_json("enrollment" + ("-quick" if quick else ""), json.loads(json.dumps(results, default=float)), args.out,
+               announce=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,289 @@
+"""Adapt a trained model to one user: fine-tune on their takes, keep what it knew, re-tune its detector.
+
+:func:`adapt` splits the takes (one take of each keyword with two or more is held back: it is
+never trained on, and is what the detector is tuned and the result scored on), then fine-tunes
+the model for a fixed number of steps on batches of
+
+* the user's takes of each keyword, strongly augmented: shifted +-100 ms, gain, speed, the
+  user's room noise and generated noise (white, pink, brown, hum) at 5-25 dB over the word,
+  SpecAugment;
+* 1 s crops of the user's keyword-free speech (label ``unknown``) and of noise (``silence``),
+  on which the loss also asks for the base model's own softened probabilities (distillation:
+  the model keeps what it knew about speech that is not a keyword);
+
+with the parameters pulled towards their starting values (L2-SP), BatchNorm statistics frozen.
+``trainable="all"`` (the default) trains the whole network at a small learning rate;
+``"head"`` only each network's classifier layers (docs/enrollment.md has the measurement). Then the
+detector's threshold is re-chosen on a stream of the held-back takes and the user's speech, and
+the base and adapted spotters are both scored on it (the before/after figures).
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import CLIP_SAMPLES, SAMPLE_RATE, SILENCE, UNKNOWN
+from ..data import noise as noise_gen
+from ..detector import DetectorConfig, detector_from_meta
+from ..training.augment import NoiseMixer, random_gain, spec_augment, speed_perturb, time_shift
+from .profile import Enrollment, EnrollmentError, Take
+
+#: Thresholds the re-tuned detector may take (its score, smoothing and count stay the base model's).
+THRESHOLDS = (0.8, 0.85, 0.9, 0.95)
+TRAINABLE = ("head", "all")
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """How enrollment fine-tunes (defaults: measured, docs/enrollment.md)."""
+
+    steps: int = 150
+    batch_size: int = 48
+    trainable: str = "all"
+    lr: float = 3e-4
+    distill_weight: float = 0.5
+    temperature: float = 2.0
+    anchor: float = 1e-3  # L2-SP: weight of the squared distance to the starting parameters
+    snr_db: tuple[float, float] = (5.0, 25.0)
+    max_seconds: float = 300.0  # a safety net on a very slow machine only: below it the steps are fixed
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.trainable not in TRAINABLE:
+            raise ValueError(f"trainable {self.trainable!r}: one of {', '.join(TRAINABLE)}")
+
+
+@dataclass
+class AdaptResult:
+    model: object
+    detector: DetectorConfig
+    report: dict
+
+
+def split_takes(enrollment: Enrollment, seed: int = 0) -> tuple[dict[str, list[Take]], dict[str, list[Take]]]:
+    """(training takes, held-back takes): one take of each keyword with two or more is held back."""
+    rng = np.random.default_rng(seed)
+    train, held = {}, {}
+    for keyword, takes in enrollment.takes.items():
+        order = list(rng.permutation(len(takes)))
+        held[keyword] = [takes[i] for i in order[:1]] if len(takes) >= 2 else []
+        train[keyword] = [takes[i] for i in (order[1:] if len(takes) >= 2 else order)]
+    return train, held
+
+
+def generated_noise(seconds: float, seed: int) -> list[np.ndarray]:
+    """Noise of the kinds a room has, generated: white, pink, brown, mains hum (16 kHz)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SAMPLE_RATE)
+    return [noise_gen.unit_rms(x) for x in (noise_gen.white(n, rng), noise_gen.pink(n, rng), noise_gen.brown(n, rng),
+                                            noise_gen.hum(n, SAMPLE_RATE, 50.0, rng))]
+
+
+def _crops(recordings: list[np.ndarray], count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` random 1 s crops of ``recordings`` (shorter ones padded)."""
+    out = np.zeros((count, CLIP_SAMPLES), dtype=np.float32)
+    for i in range(count):
+        x = recordings[int(rng.integers(len(recordings)))]
+        if len(x) <= CLIP_SAMPLES:
+            out[i, : len(x)] = x
+        else:
+            start = int(rng.integers(len(x) - CLIP_SAMPLES))
+            out[i] = x[start:start + CLIP_SAMPLES]
+    return out
+
+
+def _members(net) -> list:
+    return list(net.members) if hasattr(net, "members") else [net]
+
+
+def _set_trainable(model, trainable: str) -> list[torch.nn.Parameter]:
+    """Freeze all but what ``trainable`` names; the parameters left to train."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    parts = [model.net] if trainable == "all" else [getattr(m, "classifier", m) for m in _members(model.net)]
+    params = [p for part in parts for p in part.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    return params
+
+
+def _augment(x: torch.Tensor, mixer: NoiseMixer, config: AdaptConfig, g: torch.Generator,
+             speech: bool) -> torch.Tensor:
+    if speech:
+        x = speed_perturb(x, 0.9, 1.1, g)
+        x = time_shift(x, SAMPLE_RATE // 10, g)
+    x = random_gain(x, -12.0, 6.0, g)
+    return mixer(x, 0.8 if speech else 1.0, config.snr_db, g, reference="speech")
+
+
+def fine_tune(base, enrollment: Enrollment, train: dict[str, list[Take]], config: AdaptConfig,
+              progress: bool = False):
+    """The base model fine-tuned on ``train`` (see the module docstring); the base is left untouched."""
+    from tqdm.auto import tqdm
+
+    from ..compute import select_device
+
+    device = select_device("auto")  # a GPU when there is one
+    labels = list(base.labels)
+    model = copy.deepcopy(base).to(device).eval()  # eval: BatchNorm statistics and dropout stay as trained
+    teacher = copy.deepcopy(base).to(device).eval()
+    params = _set_trainable(model, config.trainable)
+    start = [p.detach().clone() for p in params]
+    optimiser = torch.optim.Adam(params, lr=config.lr)
+    rng = np.random.default_rng(config.seed)
+    g = torch.Generator().manual_seed(config.seed)  # waveform augmentation runs on the CPU
+    g_device = torch.Generator(device=device).manual_seed(config.seed)
+    positives = [(t.clip, labels.index(k)) for k, takes in train.items() for t in takes]
+    pos_x = torch.from_numpy(np.stack([c for c, _ in positives]))
+    pos_y = torch.tensor([y for _, y in positives])
+    room = list(enrollment.noise) + generated_noise(20.0, config.seed)
+    mixer = NoiseMixer([torch.from_numpy(n) for n in room], CLIP_SAMPLES)
+    n_pos = config.batch_size // 2
+    n_speech = config.batch_size // 3 if enrollment.speech else 0
+    n_silence = config.batch_size - n_pos - n_speech
+    unknown, silence = labels.index(UNKNOWN), labels.index(SILENCE)
+    started = time.perf_counter()
+    steps = 0
+    bar = tqdm(total=config.steps, desc="adapting", unit="step", disable=not progress, leave=False)
+    for step in range(config.steps):
+        if time.perf_counter() - started > config.max_seconds:
+            break
+        pick = torch.from_numpy(rng.integers(len(positives), size=n_pos))
+        xp = _augment(pos_x[pick], mixer, config, g, speech=True)
+        quiet = torch.from_numpy(10 ** (-rng.uniform(20, 60, size=(n_silence, 1)) / 20).astype(np.float32))
+        negatives = [torch.from_numpy(_crops(room, n_silence, rng)) * quiet]  # silence: the room alone, -20..-60 dB
+        neg_y = [torch.full((n_silence,), silence)]
+        if n_speech:
+            speech = torch.from_numpy(_crops(enrollment.speech, n_speech, rng))
+            negatives.append(_augment(speech, mixer, config, g, speech=False))
+            neg_y.append(torch.full((n_speech,), unknown))
+        xn = torch.cat(negatives)
+        x = torch.cat([xp, xn]).to(device)
+        y = torch.cat([pos_y[pick], *neg_y]).to(device)
+        with torch.no_grad():
+            features = model.frontend(x)
+            teacher_logits = teacher.classify(features[n_pos:])
+        features = spec_augment(features, 2, 7, 2, 10, g_device)
+        logits = model.classify(features)
+        loss = F.cross_entropy(logits, y)
+        if config.distill_weight > 0:
+            t = config.temperature
+            kd = F.kl_div(F.log_softmax(logits[n_pos:] / t, -1), F.log_softmax(teacher_logits / t, -1),
+                          log_target=True, reduction="batchmean") * t * t
+            loss = (1 - config.distill_weight) * loss + config.distill_weight * kd
+        if config.anchor > 0:
+            loss = loss + config.anchor * sum(((p - p0) ** 2).sum() for p, p0 in zip(params, start))
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        steps += 1
+        bar.update(1)
+    bar.close()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.cpu().eval(), {"steps": steps, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def _stream(held: dict[str, list[Take]], speech: list[np.ndarray], room: list[np.ndarray], folder: Path,
+            seed: int) -> Path:
+    """A WAV (with its labels CSV) of the held-back takes and the user's speech over their room."""
+    import soundfile as sf
+
+    from ..data.labels import LabelEvent, write_labels
+
+    rng = np.random.default_rng(seed)
+    pieces, events, t = [], [], 0
+    items = [("kw", k, take.clip, take.word_s) for k, takes in held.items() for take in takes]
+    items += [("speech", "speech", x, 0.0) for x in speech]
+    for kind, label, x, word_s in [items[i] for i in rng.permutation(len(items))]:
+        gap = int(rng.uniform(1.0, 2.0) * SAMPLE_RATE)
+        pieces += [np.zeros(gap, np.float32), x.astype(np.float32)]
+        t += gap
+        if kind == "kw":
+            mid = t + len(x) / 2
+            events.append(LabelEvent(label, (mid - word_s * SAMPLE_RATE / 2) / SAMPLE_RATE,
+                                     (mid + word_s * SAMPLE_RATE / 2) / SAMPLE_RATE, label))
+        else:
+            events.append(LabelEvent("speech", t / SAMPLE_RATE, (t + len(x)) / SAMPLE_RATE, "(own speech)"))
+        t += len(x)
+    pieces.append(np.zeros(SAMPLE_RATE, np.float32))
+    stream = np.concatenate(pieces)
+    bed = np.concatenate(room) if room else np.zeros(1, np.float32)
+    bed = np.resize(bed, len(stream)) * 10 ** (-40 / 20) / max(1e-6, float(np.sqrt(np.mean(bed**2))))
+    stream = np.clip(stream + bed.astype(np.float32), -1, 1)
+    path = folder / "held-back.wav"
+    sf.write(str(path), stream, SAMPLE_RATE, subtype="FLOAT")
+    write_labels(path.with_suffix(".csv"), events)
+    return path
+
+
+def _score(model, detector: DetectorConfig, wav: Path) -> dict:
+    """Keywords found, named wrong and missed, and false alarms, of ``model`` with ``detector`` on ``wav``."""
+    from ..evaluation.streams import score_stream
+    from ..evaluation.tuning import detections_of, stream_posteriors
+
+    stream = stream_posteriors(model, wav, batched=True)
+    score = score_stream(detections_of(stream, model.labels, detector), stream.labels, stream.duration_s)
+    return {k: v for k, v in score.to_dict().items()
+            if k in ("recall", "matched", "keywords", "wrong", "missed", "false_alarms")}
+
+
+def retune(model, base_detector: DetectorConfig, wav: Path) -> tuple[DetectorConfig, dict]:
+    """The threshold (from :data:`THRESHOLDS`) that finds the most held-back keywords while neither it nor
+    the next lower one fires on the user's speech (a margin); the base detector's other settings kept."""
+    from ..evaluation.tuning import grid_search, stream_posteriors
+
+    posteriors = [stream_posteriors(model, wav, batched=True)]
+    configs = [replace(base_detector, threshold=t, thresholds={}) for t in THRESHOLDS]
+    rows = {r["config"].threshold: r for r in grid_search(posteriors, model.labels, configs, 0.75, 1e9)}
+    best = None
+    for lower, t in zip((None, *THRESHOLDS), THRESHOLDS):
+        quiet = rows[t]["false_alarms"] == 0 and (lower is None or rows[lower]["false_alarms"] == 0)
+        if quiet and (best is None or rows[t]["recall"] > rows[best]["recall"]):
+            best = t
+    chosen = replace(base_detector, threshold=best, thresholds={}) if best is not None else base_detector
+    return chosen, {k: rows[best][k] for k in ("recall", "false_alarms")} if best is not None else {}
+
+
+def adapt(base, enrollment: Enrollment, config: AdaptConfig = AdaptConfig(), progress: bool = False) -> AdaptResult:
+    """Fine-tune ``base`` on ``enrollment`` and re-tune its detector (module docstring); nothing is written."""
+    unknown = [k for k in enrollment.keywords if k not in base.labels]
+    if unknown:
+        raise EnrollmentError(f"{', '.join(unknown)}: not a keyword of {base.name} ({', '.join(base.labels)})")
+    torch.manual_seed(config.seed)
+    train, held = split_takes(enrollment, config.seed)
+    model, facts = fine_tune(base, enrollment, train, config, progress)
+    base_detector = detector_from_meta(getattr(base, "meta", {}), source=base.name)
+    report = {"trainable": config.trainable, "steps": facts["steps"], "train_seconds": facts["seconds"],
+              "takes": enrollment.counts(), "held_back": {k: len(v) for k, v in held.items() if v},
+              "speech_s": round(sum(len(x) for x in enrollment.speech) / SAMPLE_RATE, 1),
+              "room_s": round(sum(len(x) for x in enrollment.noise) / SAMPLE_RATE, 1)}
+    detector = base_detector
+    if any(held.values()):
+        with tempfile.TemporaryDirectory() as tmp:
+            wav = _stream(held, enrollment.speech, enrollment.noise, Path(tmp), config.seed)
+            detector, _ = retune(model, base_detector, wav)
+            report["before"] = _score(base, base_detector, wav)
+            report["after"] = _score(model, detector, wav)
+    model.meta = {**getattr(base, "meta", {}), "detector": detector.to_meta()}
+    return AdaptResult(model, detector, report)
+
+
+def budget_note(report: dict) -> str:
+    """One line on what enrollment did, for the terminal."""
+    takes = sum(report["takes"].values())
+    line = (f"adapted on {takes - sum(report['held_back'].values())} takes of {len(report['takes'])} keywords "
+            f"({report['steps']} steps, {report['train_seconds']:.0f} s)")
+    if "before" in report:
+        b, a = report["before"], report["after"]
+        line += (f"; held-back takes found: {b['matched']}/{b['keywords']} before, {a['matched']}/{a['keywords']} "
+                 f"after; false alarms on your speech: {b['false_alarms']} before, {a['false_alarms']} after")
+    return line
