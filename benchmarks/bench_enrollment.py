@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import RESULTS, machine, machine_line, parser, table, write_json
+from common import ROOT, machine, machine_line, parser, table, write_json
 
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 PERSONS = {"slt": 190.0, "awb": 120.0, "rms": None, "kal16": 110.0}  # flite voice -> mean pitch (None: fixed)
@@ -193,7 +193,7 @@ def main() -> None:
     names = args.voices.split(",")
     counts = [int(n) for n in args.takes.split(",")]
     speech_minutes = 2.0 if quick else args.speech_minutes
-    folder = (args.out or RESULTS) / "enrollment-streams"
+    folder = (args.out or ROOT / "data") / "enrollment-streams"  # audio: never into results/
     folder.mkdir(parents=True, exist_ok=True)
     base = load_model(None, device="cpu")
     base_detector = detector_from_meta(base.meta)
