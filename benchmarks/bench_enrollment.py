@@ -160,17 +160,15 @@ def enrollment(name: str, takes: int, sentences, rng: np.random.Generator):
 
 
 def score(model, detector, wav: Path, cache: dict) -> dict:
-    from spotter.evaluation.streams import score_stream
-    from spotter.evaluation.tuning import detections_of, stream_posteriors
+    from spotter.enroll.adapt import stream_score
+    from spotter.evaluation.tuning import stream_posteriors
 
     key = (id(model), str(wav))
     if key not in cache:  # the model is kept with its posteriors, so its id is never reused
         cache[key] = (model, stream_posteriors(model, wav, batched=True))
     stream = cache[key][1]
-    s = score_stream(detections_of(stream, model.labels, detector), stream.labels, stream.duration_s)
-    return {"recall": s.recall, "wrong": s.wrong, "false_alarms": s.false_alarms,
-            "fa_per_hour": s.false_alarms / (stream.duration_s / 3600), "keywords": s.keywords,
-            "hours": stream.duration_s / 3600}
+    s = stream_score(stream, model.labels, detector)
+    return {**s, "fa_per_hour": s["false_alarms"] / (stream.duration_s / 3600), "hours": stream.duration_s / 3600}
 
 
 def main() -> None:

@@ -225,32 +225,29 @@ def _stream(held: dict[str, list[Take]], speech: list[np.ndarray], room: list[np
     return path
 
 
-def _score(model, detector: DetectorConfig, wav: Path) -> dict:
-    """Keywords found, named wrong and missed, and false alarms, of ``model`` with ``detector`` on ``wav``."""
+def stream_score(stream, labels, detector: DetectorConfig) -> dict:
+    """Keywords found, named wrong and missed, and false alarms, of ``detector`` over stored posteriors."""
     from ..evaluation.streams import score_stream
-    from ..evaluation.tuning import detections_of, stream_posteriors
+    from ..evaluation.tuning import detections_of
 
-    stream = stream_posteriors(model, wav, batched=True)
-    score = score_stream(detections_of(stream, model.labels, detector), stream.labels, stream.duration_s)
+    score = score_stream(detections_of(stream, labels, detector), stream.labels, stream.duration_s)
     return {k: v for k, v in score.to_dict().items()
             if k in ("recall", "matched", "keywords", "wrong", "missed", "false_alarms")}
 
 
-def retune(model, base_detector: DetectorConfig, wav: Path) -> tuple[DetectorConfig, dict]:
+def retune(stream, labels, base_detector: DetectorConfig) -> DetectorConfig:
     """The threshold (from :data:`THRESHOLDS`) that finds the most held-back keywords while neither it nor
     the next lower one fires on the user's speech (a margin); the base detector's other settings kept."""
-    from ..evaluation.tuning import grid_search, stream_posteriors
+    from ..evaluation.tuning import grid_search
 
-    posteriors = [stream_posteriors(model, wav, batched=True)]
     configs = [replace(base_detector, threshold=t, thresholds={}) for t in THRESHOLDS]
-    rows = {r["config"].threshold: r for r in grid_search(posteriors, model.labels, configs, 0.75, 1e9)}
+    rows = {r["config"].threshold: r for r in grid_search([stream], labels, configs, 0.75, 1e9)}
     best = None
     for lower, t in zip((None, *THRESHOLDS), THRESHOLDS):
         quiet = rows[t]["false_alarms"] == 0 and (lower is None or rows[lower]["false_alarms"] == 0)
         if quiet and (best is None or rows[t]["recall"] > rows[best]["recall"]):
             best = t
-    chosen = replace(base_detector, threshold=best, thresholds={}) if best is not None else base_detector
-    return chosen, {k: rows[best][k] for k in ("recall", "false_alarms")} if best is not None else {}
+    return replace(base_detector, threshold=best, thresholds={}) if best is not None else base_detector
 
 
 def adapt(base, enrollment: Enrollment, config: AdaptConfig = AdaptConfig(), progress: bool = False) -> AdaptResult:
@@ -269,21 +266,13 @@ def adapt(base, enrollment: Enrollment, config: AdaptConfig = AdaptConfig(), pro
     detector = base_detector
     if any(held.values()):
         with tempfile.TemporaryDirectory() as tmp:
+            from ..evaluation.tuning import stream_posteriors
+
             wav = _stream(held, enrollment.speech, enrollment.noise, Path(tmp), config.seed)
-            detector, _ = retune(model, base_detector, wav)
-            report["before"] = _score(base, base_detector, wav)
-            report["after"] = _score(model, detector, wav)
+            before, after = (stream_posteriors(m, wav, batched=True) for m in (base, model))  # each model once
+            detector = retune(after, model.labels, base_detector)
+            report["before"] = stream_score(before, base.labels, base_detector)
+            report["after"] = stream_score(after, model.labels, detector)
     model.meta = {**getattr(base, "meta", {}), "detector": detector.to_meta()}
     return AdaptResult(model, detector, report)
 
-
-def budget_note(report: dict) -> str:
-    """One line on what enrollment did, for the terminal."""
-    takes = sum(report["takes"].values())
-    line = (f"adapted on {takes - sum(report['held_back'].values())} takes of {len(report['takes'])} keywords "
-            f"({report['steps']} steps, {report['train_seconds']:.0f} s)")
-    if "before" in report:
-        b, a = report["before"], report["after"]
-        line += (f"; held-back takes found: {b['matched']}/{b['keywords']} before, {a['matched']}/{a['keywords']} "
-                 f"after; false alarms on your speech: {b['false_alarms']} before, {a['false_alarms']} after")
-    return line
