@@ -179,14 +179,11 @@ def main() -> None:
     p.add_argument("--speech-minutes", type=float, default=30.0, help="keyword-free test speech per person")
     p.add_argument("--test-takes", type=int, default=6, help="test takes per keyword and person (default: 6)")
     args = p.parse_args()
-    import torch
-
     from spotter.checkpoint import load_model
     from spotter.data.stream import SENTENCES
     from spotter.detector import detector_from_meta
     from spotter.enroll.adapt import AdaptConfig, adapt
 
-    torch.set_num_threads(1)
     quick = args.quick
     names = args.voices.split(",")
     counts = [int(n) for n in args.takes.split(",")]

@@ -617,3 +617,17 @@ def test_session_stop_raises_interrupted(tmp_path):
     stop.set()
     with pytest.raises(Interrupted, match="nothing was written"):
         Session(WavSource(wav), ["yes"], 1, Prompts(), stop=stop).run()
+
+
+def test_speech_babble_overlaps_the_users_own_speech_into_noise_of_the_asked_length():
+    from spotter.enroll.adapt import speech_babble
+
+    speech = reading()
+    (bed,) = speech_babble([speech], 5.0, seed=0)
+    assert bed.shape == (5 * SR,) and abs(float(np.sqrt(np.mean(bed**2))) - 1.0) < 1e-3
+    frames = bed[: len(bed) // 400 * 400].reshape(-1, 400)
+    quiet = np.sqrt(np.mean(frames**2, axis=1)) < 0.05
+    assert quiet.mean() < 0.05  # talkers overlap: unlike one person reading, babble has no pauses
+    one = speech[: 5 * SR].reshape(-1, 400)
+    assert (np.sqrt(np.mean(one**2, axis=1)) < 0.05 * np.sqrt(np.mean(one**2))).mean() > 0.1
+    assert speech_babble([], 5.0, seed=0) == [] and speech_babble([room(3.0)], 5.0, seed=0) == []

@@ -5,8 +5,8 @@ never trained on, and is what the detector is tuned and the result scored on), t
 the model for a fixed number of steps on batches of
 
 * the user's takes of each keyword, strongly augmented: shifted +-100 ms, gain, speed, the
-  user's room noise and generated noise (white, pink, brown, hum) at 5-25 dB over the word,
-  SpecAugment;
+  user's room noise, generated noise (white, pink, brown, hum) and babble made by overlapping the
+  user's own keyword-free speech, at 0-20 dB over the word, SpecAugment;
 * 1 s crops of the user's keyword-free speech (label ``unknown``) and of noise (``silence``),
   on which the loss also asks for the base model's own softened probabilities (distillation:
   the model keeps what it knew about speech that is not a keyword);
@@ -52,7 +52,8 @@ class AdaptConfig:
     distill_weight: float = 0.5
     temperature: float = 2.0
     anchor: float = 1e-3  # L2-SP: weight of the squared distance to the starting parameters
-    snr_db: tuple[float, float] = (5.0, 25.0)
+    babble: bool = True  # also mix babble made from the user's own speech under the takes
+    snr_db: tuple[float, float] = (0.0, 20.0)
     max_seconds: float = 300.0  # a safety net on a very slow machine only: below it the steps are fixed
     seed: int = 0
 
@@ -85,6 +86,16 @@ def generated_noise(seconds: float, seed: int) -> list[np.ndarray]:
     n = int(seconds * SAMPLE_RATE)
     return [noise_gen.unit_rms(x) for x in (noise_gen.white(n, rng), noise_gen.pink(n, rng), noise_gen.brown(n, rng),
                                             noise_gen.hum(n, SAMPLE_RATE, 50.0, rng))]
+
+
+def speech_babble(speech: list[np.ndarray], seconds: float, seed: int) -> list[np.ndarray]:
+    """Babble (several overlapped talkers) made from the user's keyword-free speech, cut in 2 s pieces."""
+    pieces = [x[i:i + 2 * SAMPLE_RATE] for x in speech for i in range(0, len(x) - SAMPLE_RATE, 2 * SAMPLE_RATE)]
+    pieces = [p for p in pieces if np.sqrt(np.mean(p**2)) > 10 ** (-50 / 20)]  # speech, not a quiet room
+    if not pieces:
+        return []
+    rng = np.random.default_rng(seed)
+    return [noise_gen.babble(pieces, int(seconds * SAMPLE_RATE), rng, talkers=4).astype(np.float32)]
 
 
 def _crops(recordings: list[np.ndarray], count: int, rng: np.random.Generator) -> np.ndarray:
@@ -145,7 +156,8 @@ def fine_tune(base, enrollment: Enrollment, train: dict[str, list[Take]], config
     pos_x = torch.from_numpy(np.stack([c for c, _ in positives]))
     pos_y = torch.tensor([y for _, y in positives])
     room = list(enrollment.noise) + generated_noise(20.0, config.seed)
-    mixer = NoiseMixer([torch.from_numpy(n) for n in room], CLIP_SAMPLES)
+    noises = room + (speech_babble(enrollment.speech, 20.0, config.seed) if config.babble else [])
+    mixer = NoiseMixer([torch.from_numpy(n) for n in noises], CLIP_SAMPLES)
     n_pos = config.batch_size // 2
     n_speech = config.batch_size // 3 if enrollment.speech else 0
     n_silence = config.batch_size - n_pos - n_speech
