@@ -249,6 +249,7 @@ def test_a_corrupt_take_in_a_real_process_gives_one_line_and_no_traceback(tmp_pa
 
 # -- c. a good folder: the checkpoint, its facts, and it finds the voice's keywords --------------------------
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # measured 134 s
 def test_enroll_from_dir_writes_a_checkpoint_that_finds_this_voices_keywords(tmp_path):
     keywords = ["yes", "up", "down"]  # the shipped model misses "up" and "down" of this voice
     folder = write_good_dir(tmp_path / "takes", keywords)
@@ -301,6 +302,7 @@ class Lines:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # measured 145 s
 def test_enroll_through_the_microphone_records_a_profile_that_finds_the_keywords(tmp_path, virtual_mic):  # noqa: F811
     env = {"SPOTTER_DATA_HOME": str(tmp_path / "home")}
     played = {}
@@ -631,3 +633,32 @@ def test_speech_babble_overlaps_the_users_own_speech_into_noise_of_the_asked_len
     one = speech[: 5 * SR].reshape(-1, 400)
     assert (np.sqrt(np.mean(one**2, axis=1)) < 0.05 * np.sqrt(np.mean(one**2))).mean() > 0.1
     assert speech_babble([], 5.0, seed=0) == [] and speech_babble([room(3.0)], 5.0, seed=0) == []
+
+
+def _share_below(x: np.ndarray, hz: float) -> float:
+    power = np.abs(np.fft.rfft(x)) ** 2
+    return float(power[np.fft.rfftfreq(len(x), 1 / SR) < hz].sum() / power.sum())
+
+
+def test_the_shipped_babble_of_other_voices_is_a_minute_of_overlapped_speech():
+    from spotter.data import noise
+    from spotter.enroll.adapt import other_voices_babble
+
+    bed = other_voices_babble()
+    assert bed.dtype == np.float32 and bed.shape == (60 * SR,) and abs(float(np.sqrt(np.mean(bed**2))) - 1) < 1e-3
+    frames = bed.reshape(-1, 400)
+    assert (np.sqrt(np.mean(frames**2, axis=1)) < 0.05).mean() < 0.05  # talkers overlap: no pauses
+    # speech puts its energy below 4 kHz (white noise: half of it); measured 0.99
+    assert _share_below(bed, 4000) > 0.9 > 0.6 > _share_below(noise.white(len(bed), np.random.default_rng(0)), 4000)
+
+
+def test_engines_babble_is_reproducible_from_its_seed():
+    from spotter.data.synth_noise import engines_babble
+    from spotter.data.tts.engines import available_engines
+
+    if "festival" not in available_engines():
+        pytest.skip("festival is not installed (scripts/install_tts.sh)")
+    a, b = (engines_babble(("festival",), 3.0, seed=1, sentences_per_engine=3) for _ in range(2))
+    c = engines_babble(("festival",), 3.0, seed=2, sentences_per_engine=3)
+    assert a.shape == (3 * SR,) and np.array_equal(a, b) and not np.allclose(a, c)
+    assert _share_below(a, 4000) > 0.9

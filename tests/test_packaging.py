@@ -85,9 +85,11 @@ def test_shipped_model_and_configs_are_package_data():
     assert (resources.files("spotter.checkpoints") / f"{DEFAULT_MODEL}.pt").is_file()
     assert resolve(None).name == f"{DEFAULT_MODEL}.pt"
     assert (resources.files("spotter.configs") / "shipped.yaml").is_file()
+    assert (resources.files("spotter.enroll") / "babble.flac").is_file()
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # measured 77 s with pip's cache warm
 def test_wheel_installed_in_a_fresh_venv_listens_from_another_folder(tmp_path):
     """Build the wheel, install it (torch first, as scripts/setup.sh does) into a new virtual environment,
     and run `spotter listen --wav examples/keywords.wav --json` from a folder outside the repository."""
@@ -131,3 +133,7 @@ def test_wheel_installed_in_a_fresh_venv_listens_from_another_folder(tmp_path):
     assert config.returncode == 0, config.stderr[-2000:]
     where, model = config.stdout.split()
     assert where.startswith(str(env_dir)) and model == "bcresnet-3"  # `--config shipped.yaml` from the wheel
+    babble = subprocess.run([str(python), "-c", "from spotter.enroll.adapt import other_voices_babble; "
+                             "print(other_voices_babble().size)"],
+                            cwd=elsewhere, capture_output=True, text=True, timeout=300, env=clean_env)
+    assert babble.returncode == 0 and babble.stdout.split() == ["960000"], babble.stderr[-2000:]  # enrollment's noise

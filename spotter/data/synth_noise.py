@@ -14,7 +14,7 @@ from spotter.data.synth_clips import write_wav
 from spotter.data.texts import BABBLE_SENTENCES
 from spotter.data.tts.engines import engine_module
 
-__all__ = ["babble_clips", "write_noise"]
+__all__ = ["babble_clips", "engines_babble", "write_noise"]
 
 NOISE_PEAK_DBFS = -3.0
 
@@ -26,6 +26,16 @@ def babble_clips(engines: Sequence[str], seed: int, count: int = 16) -> list[np.
     engine = next((e for e in ("espeak", "piper", "festival") if e in engines), "flite")
     clips = engine_module(engine).babble(rng, BABBLE_SENTENCES, count)
     return [c for c in clips if len(c)]
+
+
+def engines_babble(engines: Sequence[str], seconds: float, seed: int, talkers: int = 6,
+                   sentences_per_engine: int = 24) -> np.ndarray:
+    """Babble of ``talkers`` overlapped voices drawn from every one of ``engines`` (each saying
+    ``sentences_per_engine`` keyword-free sentences), ``seconds`` long, unit RMS."""
+    rng = np.random.default_rng([seed, 0xBAB1E])
+    clips = [c for engine in engines
+             for c in engine_module(engine).babble(rng, BABBLE_SENTENCES, sentences_per_engine) if len(c)]
+    return noise_gen.babble(clips, int(round(seconds * SAMPLE_RATE)), rng, talkers=talkers)
 
 
 def write_noise(noise_dir: Path, engines: Sequence[str], seed: int, seconds: float) -> list[str]:

@@ -5,8 +5,9 @@ never trained on, and is what the detector is tuned and the result scored on), t
 the model for a fixed number of steps on batches of
 
 * the user's takes of each keyword, strongly augmented: shifted +-100 ms, gain, speed, the
-  user's room noise, generated noise (white, pink, brown, hum) and babble made by overlapping the
-  user's own keyword-free speech, at 0-20 dB over the word, SpecAugment;
+  user's room noise, generated noise (white, pink, brown, hum), babble made by overlapping the
+  user's own keyword-free speech and babble of other voices (:func:`other_voices_babble`, shipped
+  with the package), at 0-20 dB over the word, SpecAugment;
 * 1 s crops of the user's keyword-free speech (label ``unknown``) and of noise (``silence``),
   on which the loss also asks for the base model's own softened probabilities (distillation:
   the model keeps what it knew about speech that is not a keyword);
@@ -53,6 +54,7 @@ class AdaptConfig:
     temperature: float = 2.0
     anchor: float = 1e-3  # L2-SP: weight of the squared distance to the starting parameters
     babble: bool = True  # also mix babble made from the user's own speech under the takes
+    other_babble: bool = True  # and babble of other voices (the shipped babble.flac)
     snr_db: tuple[float, float] = (0.0, 20.0)
     max_seconds: float = 300.0  # a safety net on a very slow machine only: below it the steps are fixed
     seed: int = 0
@@ -86,6 +88,19 @@ def generated_noise(seconds: float, seed: int) -> list[np.ndarray]:
     n = int(seconds * SAMPLE_RATE)
     return [noise_gen.unit_rms(x) for x in (noise_gen.white(n, rng), noise_gen.pink(n, rng), noise_gen.brown(n, rng),
                                             noise_gen.hum(n, SAMPLE_RATE, 50.0, rng))]
+
+
+def other_voices_babble() -> np.ndarray:
+    """The shipped babble of other voices (``spotter/enroll/babble.flac``: six overlapped piper and festival
+    talkers, made by scripts/make_enroll_babble.py), 16 kHz float, unit RMS."""
+    from importlib.resources import files
+
+    import soundfile as sf
+
+    x, sr = sf.read(str(files("spotter.enroll") / "babble.flac"), dtype="float32")
+    if sr != SAMPLE_RATE or x.ndim != 1:
+        raise EnrollmentError(f"spotter/enroll/babble.flac: {sr} Hz, {x.ndim} dimensions; reinstall spotter")
+    return noise_gen.unit_rms(x).astype(np.float32)
 
 
 def speech_babble(speech: list[np.ndarray], seconds: float, seed: int) -> list[np.ndarray]:
@@ -157,6 +172,7 @@ def fine_tune(base, enrollment: Enrollment, train: dict[str, list[Take]], config
     pos_y = torch.tensor([y for _, y in positives])
     room = list(enrollment.noise) + generated_noise(20.0, config.seed)
     noises = room + (speech_babble(enrollment.speech, 20.0, config.seed) if config.babble else [])
+    noises += [other_voices_babble()] if config.other_babble else []
     mixer = NoiseMixer([torch.from_numpy(n) for n in noises], CLIP_SAMPLES)
     n_pos = config.batch_size // 2
     n_speech = config.batch_size // 3 if enrollment.speech else 0
