@@ -19,7 +19,7 @@ import numpy as np
 KERNELS = (2, 10, 20, 50)
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,8 +37,9 @@ def basis_change(initial: dict, trained: dict) -> dict[str, float]:
     return {k: float(np.linalg.norm(trained[k] - initial[k]) / np.linalg.norm(initial[k])) for k in initial}
 
 
-def plot_mel_filters(initial: np.ndarray, trained: np.ndarray, sample_rate: int, path: Path, trainable: bool) -> None:
-    plt = _pyplot()
+def mel_filters_figure(initial: np.ndarray, trained: np.ndarray, sample_rate: int, trainable: bool):
+    """Two panels, initial and checkpoint's Mel filters: one line per filter (its weights over frequency)."""
+    plt = pyplot()
     freqs = np.linspace(0, sample_rate / 2, initial.shape[1])
     colours = plt.get_cmap("turbo")(np.linspace(0, 1, initial.shape[0]))
     fig, axes = plt.subplots(1, 2, figsize=(13, 4), sharey=True)
@@ -50,12 +51,12 @@ def plot_mel_filters(initial: np.ndarray, trained: np.ndarray, sample_rate: int,
         ax.set_xlabel("frequency (Hz)")
     axes[0].set_ylabel("weight")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def plot_fourier_kernels(initial: dict, trained: dict, path: Path, trainable: bool, sample_rate: int) -> None:
-    plt = _pyplot()
+def fourier_kernels_figure(initial: dict, trained: dict, trainable: bool, sample_rate: int):
+    """A row per kernel of :data:`KERNELS`: initial sin, checkpoint's sin, initial cos, checkpoint's cos."""
+    plt = pyplot()
     n_fft = initial["stft.wsin"].shape[-1]
     t_ms = np.arange(n_fft) / sample_rate * 1000
     fig, axes = plt.subplots(len(KERNELS), 4, figsize=(15, 2.2 * len(KERNELS)), sharex=True)
@@ -71,8 +72,12 @@ def plot_fourier_kernels(initial: dict, trained: dict, path: Path, trainable: bo
     for ax in axes[-1]:
         ax.set_xlabel("time (ms)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
+
+
+def save_figure(fig, path: Path, dpi: int = 110) -> None:
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
 
 
 def plot_checkpoint(model, out_dir: str | Path) -> dict:
@@ -84,9 +89,10 @@ def plot_checkpoint(model, out_dir: str | Path) -> dict:
     cfg = model.frontend.config
     initial = basis_arrays(build_model(model.name, frontend=cfg))
     trained = basis_arrays(model)
-    plot_mel_filters(initial["mel_basis"], trained["mel_basis"], cfg.sample_rate, out / "mel_filters.png",
-                     cfg.trainable_mel)
-    plot_fourier_kernels(initial, trained, out / "fourier_kernels.png", cfg.trainable_stft, cfg.sample_rate)
+    save_figure(mel_filters_figure(initial["mel_basis"], trained["mel_basis"], cfg.sample_rate, cfg.trainable_mel),
+                out / "mel_filters.png")
+    save_figure(fourier_kernels_figure(initial, trained, cfg.trainable_stft, cfg.sample_rate),
+                out / "fourier_kernels.png")
     change = basis_change(initial, trained)
     (out / "basis_change.json").write_text(json.dumps(change, indent=1))
     return {"files": [str(out / "mel_filters.png"), str(out / "fourier_kernels.png"), str(out / "basis_change.json")],

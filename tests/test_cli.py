@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +55,33 @@ def test_info_describes_a_checkpoint_and_errors_are_one_line(tmp_path):
     out = run("info", str(bad))
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "bad.pt" in out.stderr and "Traceback" not in out.stderr
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "keywords.wav"
+
+
+@pytest.mark.slow
+def test_eval_stream_scores_the_example_and_sees_edited_labels(tmp_path):
+    """`spotter eval-stream` on the example recording: all 8 keywords found; the same audio against labels
+    with one keyword renamed (a wrong name) and one removed (its detection becomes a false alarm)."""
+    labels = tmp_path / "keywords.csv"
+    rows = EXAMPLE.with_suffix(".csv").read_text().splitlines()
+    out = run("eval-stream", str(EXAMPLE), str(EXAMPLE.with_suffix(".csv")), "--json")
+    assert out.returncode == 0, out.stderr
+    score = json.loads(out.stdout)
+    assert (score["keywords"], score["matched"], score["wrong"], score["missed"], score["false_alarms"]) == (8, 8, 0, 0, 0)
+    assert score["recall"] == 1.0 and 0 < score["latency_median_s"] <= score["tolerance_s"] == 0.75
+    assert score["threshold"] == 0.9 and score["model"] == "bcresnet-3+bcresnet-3"  # the shipped model's detector
+
+    edited = [r.replace("stop,", "go,", 1) if r.startswith("stop,") else r for r in rows if not r.startswith("down,")]
+    labels.write_text("\n".join(edited) + "\n")
+    out = run("eval-stream", str(EXAMPLE), str(labels), "--json")
+    assert out.returncode == 0, out.stderr
+    score = json.loads(out.stdout)
+    assert (score["keywords"], score["matched"], score["wrong"], score["false_alarms"]) == (7, 6, 1, 1)
+    assert score["per_keyword_total"]["go"] == 2 and "down" not in score["per_keyword_total"]
+
+    text = run("eval-stream", str(EXAMPLE), str(labels))
+    assert text.returncode == 0 and "matched            6" in text.stdout and "false alarms       1" in text.stdout
+    bad = run("eval-stream", str(EXAMPLE), str(tmp_path / "missing.csv"))
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "missing.csv" in bad.stderr

@@ -84,13 +84,11 @@ def format_report(result: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_confusion(result: dict, path, title: str = "") -> None:
-    """Save the confusion matrix (row-normalised colours, counts written in) as a PNG."""
-    import matplotlib
+def confusion_figure(result: dict, title: str = ""):
+    """The confusion matrix: colours the share of each true class (rows), counts written in the cells."""
+    from ..plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     confusion = np.asarray(result["confusion"], dtype=float)
     names = result["labels"]
     rows = confusion.sum(1, keepdims=True)
@@ -109,5 +107,11 @@ def plot_confusion(result: dict, path, title: str = "") -> None:
     ax.set_title(title or f"accuracy {result['accuracy']:.2%}, macro F1 {result['f1_macro']:.3f}, n={result['n']}")
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of true class")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
+
+
+def plot_confusion(result: dict, path, title: str = "") -> None:
+    """Save :func:`confusion_figure` as a PNG."""
+    from ..plots import save_figure
+
+    save_figure(confusion_figure(result, title), path, dpi=120)
