@@ -52,11 +52,11 @@ def run_train(args: argparse.Namespace | TrainOptions) -> dict:
     import pytorch_lightning as pl
     import torch
     from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
-    from pytorch_lightning.loggers import CSVLogger
 
     from ..checkpoint import save_checkpoint
     from ..evaluation.clips import evaluate
     from .augment import parse_overrides
+    from .logs import InterruptSafeCSVLogger
     from .module import KWSDataModule, KWSModule, default_hparams
 
     opts = args if isinstance(args, TrainOptions) else TrainOptions.from_namespace(args)
@@ -89,7 +89,7 @@ def run_train(args: argparse.Namespace | TrainOptions) -> dict:
                          unknown_fraction=opts.unknown_fraction, redraw_unknown=opts.redraw_unknown,
                          progress=progress)
 
-    loggers = [CSVLogger(out, name="logs")]
+    loggers = [InterruptSafeCSVLogger(out, name="logs")]
     try:
         from pytorch_lightning.loggers import TensorBoardLogger
         import tensorboard  # noqa: F401
