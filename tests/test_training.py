@@ -246,3 +246,35 @@ def test_eval_under_noise_at_a_stated_snr(corpus, tmp_path, capsys):
     assert cli_main(["eval", "--data", str(silent), "--split", "all", "--snr", "10"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--snr" in err[0] and "_background_noise_" in err[0], err
+
+
+def test_ctrl_c_during_a_log_write_waits_for_the_write(tmp_path):
+    # A Ctrl-C that lands while Lightning rewrites metrics.csv (a new column) cut its header off and lost the
+    # epochs logged so far (found as a flake of the interrupted-training test): the write now finishes first.
+    import os
+    import signal
+
+    from spotter.training.logs import InterruptSafeCSVLogger, signals_held_back
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_held_back():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("after the signal")
+    assert done == ["after the signal"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    logger = InterruptSafeCSVLogger(tmp_path, name="logs")
+    logger.log_metrics({"lr": 0.1}, step=0)
+    logger.save()
+    logger.log_metrics({"epoch": 0, "val_acc": 0.5}, step=1)  # new columns: the file is rewritten
+    write = logger.experiment.save
+
+    def interrupted_write():
+        os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C as the rewrite starts
+        write()
+
+    logger.experiment.save = interrupted_write
+    with pytest.raises(KeyboardInterrupt):
+        logger.save()
+    header, *rows = (tmp_path / "logs" / "version_0" / "metrics.csv").read_text().splitlines()
+    assert header.split(",") == ["epoch", "lr", "step", "val_acc"] and len(rows) == 2
