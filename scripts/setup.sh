@@ -39,7 +39,7 @@ if [ "$mode" = "--test" ]; then
   "$py" -m pip install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
   if [ -f scripts/install_tts.sh ]; then PYTHON="$py" bash scripts/install_tts.sh; fi
   "$py" -c "import torch, spotter; print(f'setup: spotter {spotter.__version__}, torch {torch.__version__}')"
-  exec "$py" -m pytest -q -rs
+  exec "$py" -m pytest -q -rs --durations=15
 else
   "$py" -m pip install -q -e . 2>&1 | grep -v "^WARNING: Location" || true
   "$py" -c "import torch, spotter; print(f'setup: spotter {spotter.__version__}, torch {torch.__version__}')"

@@ -85,7 +85,8 @@ def test_realtime_replay_takes_wall_time_and_yields_the_same_samples(tmp_path):
     source = WavSource(path, realtime=True)
     blocks = read_all(source, timeout=0.25)
     elapsed = time.monotonic() - started
-    assert 0.95 < elapsed < 1.5
+    # never faster than the recording (less one block); slower only by start-up and scheduling, with a wide margin
+    assert 0.95 < elapsed < 1.0 + 2.0, elapsed
     audio = assert_contiguous(blocks)
     np.testing.assert_allclose(audio, assert_contiguous(read_all(WavSource(path))), rtol=0, atol=3e-7)
     assert source.overruns == 0

@@ -78,6 +78,7 @@ def test_log_mel_matches_numpy_reference(signals, name):
     assert np.abs(power - ref_power).max() / ref_power.max() < POWER_TOL
 
 
+@pytest.mark.slow  # the first call compiles librosa's numba code: about 20 s
 @pytest.mark.parametrize("name", ["tone_440", "chirp", "noise"])
 def test_log_mel_matches_librosa(signals, name):
     librosa = pytest.importorskip("librosa")

@@ -62,6 +62,7 @@ def test_hard_windows_find_keywords_where_they_are_and_nothing_in_silence(corpus
     assert hard_windows(model, np.zeros(3 * SAMPLE_RATE, np.float32), min_prob=0.3, per_sentence=2) == []
 
 
+@pytest.mark.slow
 @needs_espeak
 def test_hard_negatives_are_training_only_unknown_windows_the_model_took_for_keywords(corpus, model, tmp_path):
     before = {split: build_index(corpus, split, unknown_fraction=0.5) for split in ("val", "test")}

@@ -82,6 +82,7 @@ def model():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # measured 344 s
 def test_one_hour_through_the_engine_memory_flat_detections_stable(model):
     repeats = 130  # 1 h 0 min 9 s
     source = Looped(EXAMPLE, repeats)
@@ -109,6 +110,7 @@ def test_one_hour_through_the_engine_memory_flat_detections_stable(model):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # measured 198 s
 def test_headless_ui_soak_memory_flat_detections_stable(model):
     """Half an hour of audio (65 repetitions) through the Textual app, headless, as fast as the engine goes:
     the UI thread redraws at 15 Hz meanwhile, every detection reaches its log, memory stays flat. (Half the
