@@ -769,7 +769,7 @@ def _run_in_terminal(argv, action: bytes | int, ready: bytes, rows: int = 24, co
     proc = subprocess.Popen([sys.executable, "-m", "spotter", "listen", *map(str, argv)], stdin=slave, stdout=slave,
                             stderr=slave, env=env, preexec_fn=_controlling_terminal)
     os.close(slave)
-    screen = b""
+    spawned, screen = time.monotonic(), b""
 
     def pump(seconds: float) -> None:
         nonlocal screen
@@ -802,12 +802,12 @@ def _run_in_terminal(argv, action: bytes | int, ready: bytes, rows: int = 24, co
         proc.wait()
         os.close(master)
     text = re.sub(r"\x1b\[[0-9;?<>=]*[A-Za-z]", "", screen.decode(errors="replace"))
-    return proc.returncode, text, took
+    return proc.returncode, text, took, sent + took - spawned
 
 
 def _run_in_pipes(argv, action: int, mic=None):
     """Run `spotter listen ...` with stdout and stderr on pipes (as a script does: JSON lines)."""
-    proc = spawn("listen", *argv, "--posteriors")
+    proc, spawned = spawn("listen", *argv, "--posteriors"), time.monotonic()
     stderr, stdout = LineReader(proc.stderr), LineReader(proc.stdout, "stdout")
     stdout.wait_for(lambda line: '"posteriors"' in line and json.loads(line)["time"] >= 1.5, timeout=60)
     if "--reconnect" in argv:  # stop it while it waits for the lost device to come back
@@ -820,7 +820,7 @@ def _run_in_pipes(argv, action: int, mic=None):
     finally:
         if proc.poll() is None:
             proc.kill()
-    return proc.returncode, stdout.text(), stderr.text(), time.monotonic() - sent
+    return proc.returncode, stdout.text(), stderr.text(), time.monotonic() - sent, time.monotonic() - spawned
 
 
 TERMINAL_UI, TERMINAL_PLAIN, PIPES = "terminal UI", "terminal, --no-ui", "pipes (JSON)"
@@ -849,7 +849,7 @@ def test_ctrl_c_and_sigterm_stop_cleanly_with_a_summary(request, long_wav, where
     mic = request.getfixturevalue("virtual_mic") if "MIC" in argv else None
     argv = [mic.device if a == "MIC" else long_wav if a == "LONG" else a for a in argv]
     if where == PIPES:
-        code, out, err, took = _run_in_pipes(argv, action, mic)
+        code, out, err, took, alive = _run_in_pipes(argv, action, mic)
         summary = json_lines(out)[-1]
         assert summary["event"] == "summary", out[-2000:]
         seconds, interrupted = summary["seconds"], summary.get("interrupted", False)
@@ -857,15 +857,15 @@ def test_ctrl_c_and_sigterm_stop_cleanly_with_a_summary(request, long_wav, where
         if "--reconnect" in argv:
             assert summary["reconnects"] == 0
     else:
-        code, err, took = _run_in_terminal(argv, action, ready=b"LIVE" if where == TERMINAL_UI else b"listening to")
+        code, err, took, alive = _run_in_terminal(argv, action, ready=b"LIVE" if where == TERMINAL_UI else b"listening to")
         found = re.search(r"spotter: ([\d.]+) s of audio, (\d+) detections, \d+ windows", err)
         assert found, err[-2000:]
         seconds = float(found.group(1))
-    assert code == 0 and took < 5, (code, took, err[-2000:])
+    assert code == 0 and took < 5, (code, took, err[-2000:])  # took <= 1.0 s measured under nice load
     assert "Traceback" not in err and "error" not in "".join(spotter_lines(err)), err[-2000:]
     assert 1.0 < seconds < 7 * 27.76  # stopped part-way
     if "--realtime" in argv or "MIC" in argv:
-        assert seconds < 5.0  # live: stopped once 1.5 s were scored
+        assert seconds <= alive  # live: no more audio than the process lived (stopped once 1.5 s were scored)
 
 
 def test_a_model_whose_front_end_cannot_stream_is_refused_by_listen_in_one_line(capsys, tmp_path):
