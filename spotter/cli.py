@@ -10,7 +10,6 @@ non-zero exit status, never as a traceback.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from typing import Callable, Sequence
@@ -438,6 +437,45 @@ def _cmd_data_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_reverb(args: argparse.Namespace) -> int:
+    import os
+    import shutil
+    from pathlib import Path
+
+    import numpy as np
+    import soundfile
+
+    from .audio import load_wav
+    from .data.rooms import direct_to_reverberant_db, impulse_response, reverberate
+
+    src, out = Path(args.input), Path(args.out)
+    if out.resolve() == src.resolve():
+        raise SpotterError(f"{out} is the input: give another --out (the recording is never overwritten)")
+    frames, rate = load_wav(src)
+    try:
+        h = impulse_response(args.rt60, args.distance, np.random.default_rng(args.seed), args.kind, sr=rate)
+    except ValueError as e:
+        raise SpotterError(str(e)) from None
+    wet = np.stack([reverberate(frames[:, c], h) for c in range(frames.shape[1])], axis=1)
+    peak = float(np.max(np.abs(wet)))
+    gain_db = 0.0
+    if peak > 10 ** (-1 / 20):  # a room adds energy: scale down rather than clip
+        gain_db = 20 * np.log10(10 ** (-1 / 20) / peak)
+        wet *= 10 ** (gain_db / 20)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    soundfile.write(str(tmp), wet, rate, subtype="FLOAT", format="WAV")
+    os.replace(tmp, out)
+    labels = src.with_suffix(".csv")
+    if labels.exists():
+        shutil.copyfile(labels, out.with_suffix(".csv"))
+    print(f"{out}: {src.name} through a simulated room ({args.kind}), reverberation {args.rt60:g} s, {args.distance:g} m away "
+          f"(direct-to-reverberant {direct_to_reverberant_db(h):+.1f} dB"
+          + (f", scaled {gain_db:+.1f} dB to stay below full scale" if gain_db else "") + ")"
+          + (f"; labels: {out.with_suffix('.csv')}" if labels.exists() else ""))
+    return 0
+
+
 def _add_corpus_options(q: argparse.ArgumentParser) -> None:
     """--corpus, --seed and --no-progress: the options every `data` action on a synthetic corpus takes."""
     q.add_argument("--corpus", required=True, help="a corpus made by `spotter data synth`")
@@ -737,6 +775,18 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--speech-only", action="store_true",
                    help="only whole sentences without keywords (for false alarms per hour)")
     q.set_defaults(func=_cmd_data_stream)
+    q = data_sub.add_parser("reverb", help="play a recording or stream through a simulated room (labels kept)",
+                            description="Convolve INPUT with a generated room impulse response (docs/data.md: "
+                            "rooms) and write OUT; the direct sound keeps its time, so the labels CSV beside "
+                            "INPUT is copied beside OUT (for `spotter eval-stream` in a reverberant room).")
+    q.add_argument("input", help="a WAV/FLAC file (e.g. one made by `spotter data stream`)")
+    q.add_argument("--out", required=True, help="the WAV to write")
+    q.add_argument("--rt60", type=float, default=0.5, help="reverberation time in seconds (default: 0.5)")
+    q.add_argument("--distance", type=float, default=1.5, help="talker to microphone in metres (default: 1.5)")
+    q.add_argument("--kind", choices=("diffuse", "image"), default="image",
+                   help="diffuse tail only, or a box room's early reflections and tail (default: image)")
+    q.add_argument("--seed", type=int, default=0, help="draws the room's size, shape and positions (default: 0)")
+    q.set_defaults(func=_cmd_data_reverb)
     return parser
 
 
