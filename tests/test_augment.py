@@ -147,3 +147,38 @@ def test_spectral_blur_widens_a_peak_along_frequency_only_and_keeps_its_mass():
     assert widths <= {3, 5, 7} and len(widths) > 1  # 1 to 3 passes of a 3-tap kernel
     assert torch.equal(y[:, :, :, 0], y[:, :, :, 5])  # time untouched
     assert spectral_blur(x, prob=0.0, max_passes=3) is x
+
+
+def test_room_reverb_rings_on_after_a_burst_in_the_share_of_clips_asked_and_keeps_the_onset():
+    from spotter.training.augment import RoomReverb
+
+    t = torch.arange(16000) / 16000
+    burst = torch.where((t >= 0.3) & (t < 0.4), torch.sin(2 * torch.pi * 440 * t), torch.zeros(()))
+    x = burst.repeat(64, 1)
+    rooms = RoomReverb(16, (0.3, 0.8), (1.0, 3.0), seed=0)
+    assert rooms.bank.shape[0] == 16 and int(1.2 * 0.3 * 16000) < rooms.bank.shape[1] <= int(1.2 * 0.8 * 16000)
+    gen = torch.Generator().manual_seed(0)
+    wet = rooms(x, 0.5, gen)
+    tail = wet[:, 8000:9600].pow(2).mean(1).sqrt()  # 0.1 s after the burst ended
+    reverberant = tail > 1e-3
+    assert 16 < int(reverberant.sum()) < 48  # about half the batch
+    assert torch.equal(wet[~reverberant], x[~reverberant])  # the rest untouched
+    assert wet[reverberant, :4800].abs().max() < 1e-4  # nothing before the burst starts
+    assert torch.allclose(wet[reverberant, 4800], x[reverberant, 4800], atol=1e-4)  # the direct sound, on time
+    assert torch.equal(rooms(x, 0.0, gen), x)
+    again = RoomReverb(16, (0.3, 0.8), (1.0, 3.0), seed=0)
+    assert torch.equal(again.bank, rooms.bank)
+
+
+def test_training_plays_clips_through_rooms_only_when_asked():
+    from spotter.training.module import KWSModule
+
+    assert KWSModule(model="linear").rooms is None
+    module = KWSModule(model="linear", augment_config={"reverb_prob": 1.0, "gain_db": (0.0, 0.0), "shift_ms": 0.0})
+    t = torch.arange(16000) / 16000
+    x = torch.where(t < 0.2, torch.sin(2 * torch.pi * 300 * t), torch.zeros(())).repeat(8, 1)
+    wet = module.augment_waveforms(x)
+    assert (wet[:, 4800:].pow(2).mean(1) > 1e-6).all()  # every clip rings on in its room
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        parse_overrides(["reverb_prob=2"])
+    assert parse_overrides(["reverb_rt60=0.3,0.6"]) == {"reverb_rt60": (0.3, 0.6)}

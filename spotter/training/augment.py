@@ -12,6 +12,9 @@
 * :func:`speed_perturb` - play each clip a little faster or slower (tempo, pitch
   and formants move together, as a shorter or longer vocal tract and a
   faster or slower talker would): new voices from the ones there are.
+* :class:`RoomReverb` - play a share of the batch through simulated rooms (a bank of
+  ``"diffuse"`` impulse responses from :mod:`spotter.data.rooms`, made once; the ``"image"``
+  kind stays out of training, for testing): the talker at a distance in a reverberant room.
 * :func:`random_filter` - colour each clip with a random smooth EQ curve (mouth,
   microphone, room and vocoder all tilt the spectrum) and band-limit some clips
   to 3.4..7 kHz (telephone-band and 8 kHz voices, cheap microphones).
@@ -48,6 +51,9 @@ class AugmentConfig:
     blur_prob: float = 0.0                    # share of clips whose log-Mel spectrum is blurred along frequency
     blur_passes: int = 3                      # up to this many passes of a [1 2 1] / 4 kernel
     snr_reference: str = "clip"               # SNR over the whole clip ("clip") or its speech frames ("speech")
+    reverb_prob: float = 0.0                  # share of clips played through a simulated room; 0 is off
+    reverb_rt60: tuple[float, float] = (0.2, 1.0)      # the rooms' reverberation times, s
+    reverb_distance: tuple[float, float] = (0.3, 3.0)  # talker to microphone, m
 
     def __post_init__(self) -> None:
         lo, hi = self.speed
@@ -57,6 +63,8 @@ class AugmentConfig:
             raise ValueError("eq_db must be >= 0, lowpass_prob and blur_prob in [0, 1]")
         if self.blur_passes < 1:
             raise ValueError("blur_passes must be at least 1")
+        if not 0 <= self.reverb_prob <= 1:
+            raise ValueError("reverb_prob must be in [0, 1]")
         if self.snr_reference not in SNR_REFERENCES:
             raise ValueError(f"snr_reference {self.snr_reference!r} must be one of {', '.join(SNR_REFERENCES)}")
 
@@ -172,6 +180,41 @@ def speech_power(x: torch.Tensor, frame: int = 160, floor_db: float = 30.0) -> t
     frames = x[:, : n - n % frame].reshape(b, -1, frame).pow(2).mean(2)
     active = frames >= frames.amax(1, keepdim=True) * 10.0 ** (-floor_db / 10.0)
     return ((frames * active).sum(1) / active.sum(1).clamp_min(1)).unsqueeze(1)
+
+
+class RoomReverb:
+    """Plays a random share of a batch through rooms drawn from a bank of ``count`` impulse responses
+    (reverberation time and distance uniform in the given ranges), by FFT convolution; the direct sound
+    keeps its time and level, so a word stays where it was in the clip."""
+
+    def __init__(self, count: int, rt60: tuple[float, float], distance: tuple[float, float], seed: int = 0,
+                 kind: str = "diffuse") -> None:
+        import numpy as np
+
+        from ..data.rooms import impulse_response
+
+        rng = np.random.default_rng(seed)
+        responses = [impulse_response(float(rng.uniform(*rt60)), float(rng.uniform(*distance)), rng, kind)
+                     for _ in range(count)]
+        self.bank = torch.zeros(count, max(len(h) for h in responses))
+        for i, h in enumerate(responses):
+            self.bank[i, : len(h)] = torch.from_numpy(h)
+
+    def __call__(self, x: torch.Tensor, prob: float, generator: torch.Generator | None = None) -> torch.Tensor:
+        if prob <= 0:
+            return x
+        b, n = x.shape
+        use = torch.rand(b, device=x.device, generator=generator) < prob
+        if not bool(use.any()):
+            return x
+        if self.bank.device != x.device:
+            self.bank = self.bank.to(x.device)
+        pick = torch.randint(0, self.bank.shape[0], (int(use.sum()),), device=x.device, generator=generator)
+        size = n + self.bank.shape[1] - 1
+        wet = torch.fft.irfft(torch.fft.rfft(x[use], size) * torch.fft.rfft(self.bank[pick], size), size)[:, :n]
+        out = x.clone()
+        out[use] = wet.to(x.dtype)
+        return out
 
 
 class NoiseMixer:

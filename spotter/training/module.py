@@ -37,7 +37,7 @@ from ..checkpoint import make_checkpoint
 from ..errors import SpotterError
 from ..config import CLIP_SAMPLES, LABELS, SAMPLE_RATE, FrontendConfig
 from ..model import build_model
-from .augment import AugmentConfig, NoiseMixer, random_filter, random_gain, spec_augment, spectral_blur, speed_perturb, time_shift
+from .augment import AugmentConfig, NoiseMixer, RoomReverb, random_filter, random_gain, spec_augment, spectral_blur, speed_perturb, time_shift
 from .options import recipe_defaults
 
 
@@ -60,6 +60,8 @@ class KWSModule(pl.LightningModule):
                                  frontend=FrontendConfig(normalize=normalize))
         self.aug = AugmentConfig(**(augment_config or {}))
         self.mixer: NoiseMixer | None = None
+        self.rooms = (RoomReverb(256, self.aug.reverb_rt60, self.aug.reverb_distance)
+                      if self.aug.reverb_prob > 0 else None)  # a bank of simulated rooms, made once
         self._teacher: list = []  # a list, so the teacher is neither a submodule, nor saved, nor optimised
         n = len(labels)
         self.val_acc = MulticlassAccuracy(n, average="micro")
@@ -109,6 +111,8 @@ class KWSModule(pl.LightningModule):
         x = time_shift(x, int(self.aug.shift_ms * SAMPLE_RATE / 1000))
         x = speed_perturb(x, *self.aug.speed)
         x = random_filter(x, SAMPLE_RATE, self.aug.eq_db, self.aug.lowpass_prob, self.aug.lowpass_hz)
+        if self.rooms is not None:
+            x = self.rooms(x, self.aug.reverb_prob)
         x = random_gain(x, *self.aug.gain_db)
         if self.mixer is not None:
             x = self.mixer(x, self.aug.noise_prob, self.aug.snr_db, reference=self.aug.snr_reference)
