@@ -449,8 +449,11 @@ def _cmd_data_reverb(args: argparse.Namespace) -> int:
     from .data.rooms import direct_to_reverberant_db, impulse_response, reverberate
 
     src, out = Path(args.input), Path(args.out)
-    if out.resolve() == src.resolve():
-        raise SpotterError(f"{out} is the input: give another --out (the recording is never overwritten)")
+    if out.resolve() == src.resolve() or out.with_suffix(".csv").resolve() == src.with_suffix(".csv").resolve():
+        raise SpotterError(f"{out} is the input or shares its labels file: give another --out "
+                           "(the recording and its labels are never overwritten)")
+    if out.suffix.lower() != ".wav":
+        raise SpotterError(f"--out {out}: give a .wav file (the room's audio is written as float WAV)")
     frames, rate = load_wav(src)
     try:
         h = impulse_response(args.rt60, args.distance, np.random.default_rng(args.seed), args.kind, sr=rate)

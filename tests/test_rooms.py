@@ -80,14 +80,16 @@ def test_spotter_data_reverb_writes_the_recording_through_a_room_with_its_labels
     assert "direct-to-reverberant" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args, says", [(["--rt60", "9"], "0.05-3 s"), (["--distance", "0"], "0.1-20 m"),
-                                        (["--out-is-input"], "is the input")])
-def test_spotter_data_reverb_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, says):
+@pytest.mark.parametrize("out, args, says", [("out.wav", ["--rt60", "9"], "0.05-3 s"),
+                                             ("out.wav", ["--distance", "0"], "0.1-20 m"),
+                                             ("in.wav", [], "is the input"),
+                                             ("in.flac", [], "shares its labels"), ("out.flac", [], "a .wav file")])
+def test_spotter_data_reverb_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, out, args, says):
     src = tmp_path / "in.wav"
     sf.write(src, np.zeros(SR, np.float32), SR)
-    out = src if args == ["--out-is-input"] else tmp_path / "out.wav"
+    (tmp_path / "in.csv").write_text("label,start,end\n")
     before = src.read_bytes()
-    code = main(["data", "reverb", str(src), "--out", str(out), *([] if args == ["--out-is-input"] else args)])
+    code = main(["data", "reverb", str(src), "--out", str(tmp_path / out), *args])
     err = capsys.readouterr().err.strip()
     assert code == 2 and says in err and "\n" not in err and "Traceback" not in err
-    assert src.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+    assert src.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "in.wav"]
