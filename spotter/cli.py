@@ -15,7 +15,7 @@ import sys
 from typing import Callable, Sequence
 
 from . import __version__
-from .config import DETECTOR_SCORES, DEVICE_TYPES
+from .config import DETECTOR_SCORES, DEVICE_TYPES, TUNE_OBJECTIVES
 from .errors import Interrupted, SpotterError
 
 
@@ -353,17 +353,20 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     key = str(path.with_suffix("")).strip("/").replace("/", "_")
     streams = [cached_posteriors(model, wav, args.posteriors, key=key, batched=not args.engine) for wav in args.streams]
     found = tune(streams, model.labels, max_fa_per_hour=args.max_fa_per_hour, tolerance_s=args.tolerance,
-                 max_latency_s=args.max_latency, per_keyword=args.per_keyword, margin_steps=args.margin_steps)
+                 max_latency_s=args.max_latency, per_keyword=args.per_keyword, margin_steps=args.margin_steps,
+                 objective=args.objective)
+    worst = args.objective == "worst-stream"
     print(f"{found.settings} settings on {', '.join(s.name for s in streams)} ({found.hours:.2f} h)")
-    print(f"{'recall':>7} {'FA/h':>6} {'wrong':>5} {'latency':>15}  settings")
+    lead = f"{'worst':>6} {'on stream':<18} " if worst else ""
+    print(f"{lead}{'recall':>7} {'FA/h':>6} {'wrong':>5} {'latency':>15}  settings")
     for row in found.rows[: args.top]:
-        print(format_row(row))
+        print(format_row(row, worst))
     print("wrong: keywords detected as another keyword; "
           "latency: median/mean seconds from the end of the keyword to its detection")
     if args.per_keyword:
         print("per-keyword thresholds, each smoothing / min count:")
         for row in found.per_keyword_rows[: max(1, args.top // 3)]:
-            print(format_row(row))
+            print(format_row(row, worst))
     if args.save and found.best is not None:
         ckpt = read_checkpoint(path)
         save_checkpoint(model, path, meta={**ckpt.get("meta", {}), "detector": found.best.to_meta()})
@@ -628,6 +631,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds after a keyword's end a detection still counts (default: 0.75)")
     p.add_argument("--top", type=int, default=12, help="rows to print (default: 12)")
     p.add_argument("--json", metavar="FILE", help="also write every row to this JSON file")
+    p.add_argument("--objective", choices=TUNE_OBJECTIVES, default="pooled",
+                   help="rank settings by the recall over all keywords (pooled, the default) or by the lowest "
+                        "recall of any one keyword stream (worst-stream: one stream per voice or engine)")
     p.add_argument("--per-keyword", action="store_true",
                    help="then give each keyword its own threshold (for every score, smoothing and count), the most "
                         "hits within the false-alarm budget")

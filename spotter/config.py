@@ -37,6 +37,10 @@ ARCHITECTURES = ("linear", "bcresnet-1", "bcresnet-1.5", "bcresnet-2", "bcresnet
 #: What the detector compares with its threshold (:class:`spotter.detector.DetectorConfig`): a keyword's own
 #: smoothed probability, or the smoothed probability of any keyword (1 - unknown - silence).
 DETECTOR_SCORES = ("class", "any-keyword")
+#: How `spotter tune` ranks detector settings within the false-alarm budget: by the recall over all
+#: keywords (``pooled``), or by the lowest recall of any one keyword stream (``worst-stream``: one stream
+#: per voice or engine, and a setting is as good as the voice it serves worst).
+TUNE_OBJECTIVES = ("pooled", "worst-stream")
 
 #: Where a model can run (``--device-type``; :func:`spotter.compute.select_device`): ``auto`` is CUDA when present.
 DEVICE_TYPES = ("auto", "cpu", "cuda")

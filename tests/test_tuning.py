@@ -62,6 +62,30 @@ def test_the_false_alarm_budget_decides_how_low_a_threshold_may_go():
         strict.thresholds["unknown"]
 
 
+def test_the_worst_stream_objective_serves_the_hardest_voice():
+    # voice A: 9 short (2-hop) and 4 long keywords at 0.99; voice B: 8 long ones at only 0.86
+    a_words = [(5 + 10 * i, 2 if i < 9 else 5) for i in range(13)]
+    voice_a = _stream("voice-a", 140, [(t + 0.5, "yes", 0.99, hops) for t, hops in a_words],
+                      [LabelEvent("yes", t, t + 0.4, "yes") for t, _ in a_words])
+    voice_b = _stream("voice-b", 90, [(5 + 10 * i + 0.5, "yes", 0.86, 5) for i in range(8)],
+                      [LabelEvent("yes", 5 + 10 * i, 5.4 + 10 * i, "yes") for i in range(8)])
+    speech = _stream("speech", 3600, [(t, "yes", 0.9, 3) for t in (100, 1000, 2000)],
+                     [LabelEvent("speech", 0.0, 3600.0, "...")])
+    strict = DetectorConfig(threshold=0.95, smoothing_hops=1, min_count=2)  # all of A, none of B
+    patient = DetectorConfig(threshold=0.85, smoothing_hops=1, min_count=4)  # A's long ones and all of B
+    eager = DetectorConfig(threshold=0.85, smoothing_hops=1, min_count=2)  # everything, and 3 false alarms
+    streams = [voice_a, voice_b, speech]
+    pooled = grid_search(streams, LABELS, [eager, strict, patient], 0.75, 2.0)
+    assert [r["config"] for r in pooled] == [strict, patient, eager]
+    assert pooled[0]["recall"] == 13 / 21 and pooled[0]["worst_recall"] == 0 and pooled[0]["worst_stream"] == "voice-b"
+    worst = grid_search(streams, LABELS, [eager, strict, patient], 0.75, 2.0, objective="worst-stream")
+    assert [r["config"] for r in worst] == [patient, strict, eager]
+    assert worst[0]["worst_recall"] == 4 / 13 and worst[0]["worst_stream"] == "voice-a"
+    assert worst[2]["false_alarms"] == 3  # outside the budget, whatever it finds
+    with pytest.raises(ValueError, match="worst-stream"):
+        grid_search(streams, LABELS, [strict], objective="mean")
+
+
 def test_batched_scoring_equals_the_streaming_engine():
     from pathlib import Path
 
@@ -121,3 +145,9 @@ def test_spotter_tune_ranks_settings_saves_the_best_and_reuses_posteriors(tmp_pa
     assert len(list(cache.glob("*-keywords.pkl"))) == 1
     again = subprocess.run(command[:-2] + ["--top", "1"], capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stdout.splitlines()[2] == out.stdout.splitlines()[2]  # same best row
+    worst = subprocess.run(command[:-2] + ["--top", "1", "--objective", "worst-stream"], capture_output=True,
+                           text=True, timeout=600)
+    assert worst.returncode == 0, worst.stderr
+    header, best = worst.stdout.splitlines()[1:3]
+    assert header.split()[:4] == ["worst", "on", "stream", "recall"]
+    assert best.split()[:3] == ["100.0%", "keywords.wav", "100.0%"]  # one stream: its recall is the worst

@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..compute import float32_convolutions
-from ..config import CLIP_SAMPLES, KEYWORDS, SAMPLE_RATE
+from ..config import CLIP_SAMPLES, KEYWORDS, SAMPLE_RATE, TUNE_OBJECTIVES
 from ..data.labels import LabelEvent, read_labels
 from ..detector import SCORES, DetectorConfig, detect_offline
 from ..events import PosteriorUpdate
@@ -89,18 +89,34 @@ def candidates(thresholds: Iterable[float], smoothing: Iterable[int], min_counts
             if m <= s + 2]
 
 
-def grid_search(streams: Sequence[StreamPosteriors], labels: Sequence[str], configs: Sequence[DetectorConfig],
-                tolerance_s: float = 0.75, max_fa_per_hour: float = 2.0) -> list[dict]:
-    """One row per config: recall over all keyword utterances, false alarms per hour over all audio,
-    keywords detected as another keyword (``wrong``).
+#: How :func:`grid_search` ranks the settings within the false-alarm budget (see the config module).
+OBJECTIVES = TUNE_OBJECTIVES
 
-    Rows are sorted best first: within the false-alarm budget by recall, then the rest by false alarms.
+
+def _rank(row: dict, objective: str) -> tuple:
+    """Sort key of a row within the budget: best first by ``objective``, then pooled recall, fewer false
+    alarms, lower latency."""
+    first = row["worst_recall"] if objective == "worst-stream" else row["recall"]
+    return -(first or 0), -(row["recall"] or 0), row["fa_per_hour"], row["latency_mean_s"] or 0
+
+
+def grid_search(streams: Sequence[StreamPosteriors], labels: Sequence[str], configs: Sequence[DetectorConfig],
+                tolerance_s: float = 0.75, max_fa_per_hour: float = 2.0, objective: str = "pooled") -> list[dict]:
+    """One row per config: recall over all keyword utterances, false alarms per hour over all audio,
+    keywords detected as another keyword (``wrong``), and the lowest recall of a stream with keywords
+    (``worst_recall``, on ``worst_stream``).
+
+    Rows are sorted best first: within the false-alarm budget by ``objective`` (:data:`OBJECTIVES`; ties
+    by pooled recall), then the rest by false alarms.
     """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective {objective!r}: one of {', '.join(OBJECTIVES)}")
     rows = []
     for config in configs:
         matched = keywords = false_alarms = wrong = 0
         seconds = 0.0
         latencies: list[float] = []
+        per_stream: dict[str, float] = {}
         for stream in streams:
             dets = detections_of(stream, labels, config)
             score = score_stream(dets, stream.labels, stream.duration_s, tolerance_s=tolerance_s)
@@ -110,12 +126,16 @@ def grid_search(streams: Sequence[StreamPosteriors], labels: Sequence[str], conf
             wrong += score.wrong
             seconds += stream.duration_s
             latencies += score.latencies_s
+            if score.keywords:
+                per_stream[stream.name] = score.matched / score.keywords
+        worst = min(per_stream, key=per_stream.get) if per_stream else None
         rows.append({"config": config, "recall": matched / keywords if keywords else None,
+                     "worst_recall": per_stream.get(worst), "worst_stream": worst,
                      "false_alarms": false_alarms, "fa_per_hour": false_alarms / (seconds / 3600), "wrong": wrong,
                      "latency_mean_s": float(np.mean(latencies)) if latencies else None,
                      "latency_median_s": float(np.median(latencies)) if latencies else None})
     within = [r for r in rows if r["fa_per_hour"] <= max_fa_per_hour]
-    within.sort(key=lambda r: (-(r["recall"] or 0), r["fa_per_hour"], r["latency_mean_s"] or 0))
+    within.sort(key=lambda r: _rank(r, objective))
     beyond = sorted((r for r in rows if r["fa_per_hour"] > max_fa_per_hour), key=lambda r: r["fa_per_hour"])
     return within + beyond
 
@@ -221,11 +241,12 @@ class TuneResult:
 
 def tune(streams: Sequence[StreamPosteriors], labels: Sequence[str], max_fa_per_hour: float = 2.0,
          tolerance_s: float = 0.75, max_latency_s: float | None = None, per_keyword: bool = False,
-         margin_steps: int = 2) -> TuneResult:
+         margin_steps: int = 2, objective: str = "pooled") -> TuneResult:
     """Search the detector grid (:data:`THRESHOLD_GRID` x :data:`SMOOTHING_GRID` x :data:`MIN_COUNT_GRID` x
-    both scores) on ``streams``: the highest recall within ``max_fa_per_hour`` (and, when given, a median
-    latency of at most ``max_latency_s``) first. ``per_keyword`` then gives each keyword its own threshold
-    from :data:`KEYWORD_GRID` for every score / smoothing / minimum count (:func:`keyword_thresholds`)."""
+    both scores) on ``streams``: the highest recall (pooled, or of the worst keyword stream: ``objective``)
+    within ``max_fa_per_hour`` (and, when given, a median latency of at most ``max_latency_s``) first.
+    ``per_keyword`` then gives each keyword its own threshold from :data:`KEYWORD_GRID` for every score /
+    smoothing / minimum count (:func:`keyword_thresholds`)."""
     configs = candidates(thresholds=THRESHOLD_GRID, smoothing=SMOOTHING_GRID, min_counts=MIN_COUNT_GRID,
                          refractory=(1.0,), scores=SCORE_GRID)
 
@@ -233,23 +254,27 @@ def tune(streams: Sequence[StreamPosteriors], labels: Sequence[str], max_fa_per_
         return max_latency_s is None or (row["latency_median_s"] is not None
                                          and row["latency_median_s"] <= max_latency_s)
 
-    rows = [r for r in grid_search(streams, labels, configs, tolerance_s, max_fa_per_hour) if fast_enough(r)]
+    rows = [r for r in grid_search(streams, labels, configs, tolerance_s, max_fa_per_hour, objective)
+            if fast_enough(r)]
     tuned_rows = []
     if per_keyword:
         for score, smoothing, min_count in sorted({(c.score, c.smoothing_hops, c.min_count) for c in configs}):
             base = DetectorConfig(smoothing_hops=smoothing, min_count=min_count, refractory_s=1.0, score=score)
             tuned = keyword_thresholds(streams, labels, base, grid=KEYWORD_GRID, tolerance_s=tolerance_s,
                                        max_fa_per_hour=max_fa_per_hour, margin_steps=margin_steps)
-            row = grid_search(streams, labels, [tuned], tolerance_s, max_fa_per_hour)[0]
+            row = grid_search(streams, labels, [tuned], tolerance_s, max_fa_per_hour, objective)[0]
             if fast_enough(row):
                 tuned_rows.append(row)
-        tuned_rows.sort(key=lambda r: (-(r["recall"] or 0), r["fa_per_hour"], r["latency_median_s"] or 0))
+        tuned_rows.sort(key=lambda r: _rank(r, objective))
     hours = sum(s.duration_s for s in streams) / 3600
     return TuneResult(len(configs), hours, rows, tuned_rows)
 
 
-def format_row(row: dict) -> str:
-    """One line of ``spotter tune``'s table: recall, false alarms per hour, wrong names, latency, setting."""
+def format_row(row: dict, worst: bool = False) -> str:
+    """One line of ``spotter tune``'s table: recall, false alarms per hour, wrong names, latency, setting;
+    with ``worst``, the lowest recall of a keyword stream and that stream first."""
     latency = (f"{row['latency_median_s']:.2f}/{row['latency_mean_s']:.2f} s" if row["latency_mean_s"] is not None
                else "-")
-    return f"{row['recall']:>7.1%} {row['fa_per_hour']:>6.1f} {row['wrong']:>5} {latency:>15}  {row['config'].describe()}"
+    lead = f"{row['worst_recall']:>6.1%} {row['worst_stream'][:18]:<18} " if worst else ""
+    return (f"{lead}{row['recall']:>7.1%} {row['fa_per_hour']:>6.1f} {row['wrong']:>5} {latency:>15}  "
+            f"{row['config'].describe()}")
