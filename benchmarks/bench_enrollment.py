@@ -84,17 +84,22 @@ def speech(name: str, sentences, rng: np.random.Generator) -> np.ndarray:
     return out + room_noise(len(out) / SR, rng)[: len(out)]
 
 
-def test_noise(seconds: float, rng: np.random.Generator, babble_clips) -> np.ndarray:
-    """Noise of a kind the adaptation never mixes in: babble of other voices (espeak-ng)."""
+def test_noise(seconds: float, rng: np.random.Generator, babble_clips, kind: str = "babble") -> np.ndarray:
+    """Noise of a kind the adaptation never mixes in: babble of other voices (espeak-ng); or, to tell what
+    the babble costs, ``pink`` noise or ``none`` (silence), at unit RMS."""
     from spotter.data import noise
 
     n = int(round(seconds * SR)) + 1
-    x = noise.unit_rms(noise.babble(babble_clips, n, rng))
+    if kind == "none":
+        return np.zeros(n, np.float32)
+    x = noise.unit_rms(noise.pink(n, rng) if kind == "pink" else noise.babble(babble_clips, n, rng))
     return (x / np.sqrt(np.mean(x**2))).astype(np.float32)
 
 
-def keyword_stream(name: str, per_keyword: int, rng: np.random.Generator, babble_clips, folder: Path) -> Path:
-    """Other takes of the person's keywords over test noise at 5-25 dB SNR, with its labels CSV."""
+def keyword_stream(name: str, per_keyword: int, rng: np.random.Generator, babble_clips, folder: Path,
+                   noise_kind: str = "babble") -> Path:
+    """Other takes of the person's keywords over test noise (``noise_kind``, see :func:`test_noise`) at
+    5-25 dB SNR, with its labels CSV."""
     import soundfile as sf
 
     from spotter.data.labels import LabelEvent, write_labels
@@ -116,7 +121,7 @@ def keyword_stream(name: str, per_keyword: int, rng: np.random.Generator, babble
         t += len(x)
     pieces.append(np.zeros(SR, np.float32))
     clean = np.concatenate(pieces)
-    bed = test_noise(len(clean) / SR, rng, babble_clips)[: len(clean)]
+    bed = test_noise(len(clean) / SR, rng, babble_clips, noise_kind)[: len(clean)]
     out = clean.copy()
     for e in events:  # each word at its own SNR over its speech
         a, b = int(e.start * SR), int(e.end * SR)

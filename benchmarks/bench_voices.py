@@ -1,0 +1,138 @@
+"""Voices it never heard: keyword recall person by person, the worst person first.
+
+    python benchmarks/bench_voices.py [--model CKPT ...] [--per-keyword 10] [--speech-minutes 15]
+                                      [--max-fa-per-hour 1] [--quick] [--out DIR]
+
+The persons are CMU Flite's speakers, an engine no shipped model is trained on, each with the
+take-to-take variation of `bench_enrollment.py` (tempo, pitch, vocal tract): the *selection* persons
+slt and awb and the *test* persons rms and kal16 (docs/evaluation.md, "Whose voices decide"). Per
+person: a keyword stream (`--per-keyword` takes of each keyword over babble of other voices at
+5-25 dB SNR over the word) and `--speech-minutes` of that person's keyword-free reading.
+
+For each model it reports every person's recall, wrong names, false alarms per hour on their speech
+and median latency with the model's own detector; then the detector setting chosen on the selection
+persons alone (the highest worst-person recall within `--max-fa-per-hour` on their streams and a
+median latency of at most 0.3 s: `spotter tune --objective worst-stream`) and what that setting gives
+the test persons. Writes results/voices.json; the streams go to data/voice-streams/.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench_enrollment import _seed, keyword_stream, speech_stream
+from common import ROOT, machine, machine_line, parser, table, write_json
+
+SELECTION = ("slt", "awb")
+TEST = ("rms", "kal16")
+TOLERANCE_S = 0.75  # a detection counts up to 0.75 s after the keyword's end, as in eval-stream and tune
+
+
+def streams_of(name: str, per_keyword: int, speech_minutes: float, babble, root: Path,
+               noise_kind: str = "babble") -> tuple[Path, Path]:
+    """The person's keyword stream (``root/NOISE/``) and keyword-free speech stream (``root/speech/``), made
+    once and the same every run; the keyword takes are the same whatever ``noise_kind``."""
+    from spotter.data.stream import SENTENCES
+
+    (root / noise_kind).mkdir(parents=True, exist_ok=True)
+    (root / "speech").mkdir(parents=True, exist_ok=True)
+    kw, sp = root / noise_kind / f"{name}-keywords.wav", root / "speech" / f"{name}-speech.wav"
+    if not kw.is_file():
+        keyword_stream(name, per_keyword, np.random.default_rng(_seed(name) + 500), babble, kw.parent, noise_kind)
+    if not sp.is_file():
+        rng = np.random.default_rng(_seed(name) + 501)
+        sentences = list(SENTENCES[8:])  # bench_enrollment's enrollment reading is SENTENCES[:8]
+        order = [sentences[i] for i in rng.permutation(len(sentences))]
+        count = max(1, int(speech_minutes * 60 / 3.0))  # about 3 s a sentence
+        speech_stream(name, [order[i % len(order)] for i in range(count)], rng, sp.parent)
+    return kw, sp
+
+
+def person_figures(kw, sp, labels, detector) -> dict:
+    """Recall, wrong names and latency on the person's keywords; false alarms per hour on all their audio."""
+    from spotter.evaluation.streams import score_stream
+    from spotter.evaluation.tuning import detections_of
+
+    k = score_stream(detections_of(kw, labels, detector), kw.labels, kw.duration_s, tolerance_s=TOLERANCE_S)
+    s = score_stream(detections_of(sp, labels, detector), sp.labels, sp.duration_s, tolerance_s=TOLERANCE_S)
+    hours = (kw.duration_s + sp.duration_s) / 3600
+    return {"recall": k.matched / k.keywords, "keywords": k.keywords, "wrong": k.wrong,
+            "false_alarms": k.false_alarms + s.false_alarms, "fa_per_hour": (k.false_alarms + s.false_alarms) / hours,
+            "hours": hours, "latency_median_s": float(np.median(k.latencies_s)) if k.latencies_s else None}
+
+
+def main() -> None:
+    p = parser(__doc__.split("\n\n")[0])
+    p.add_argument("--model", action="append", help="checkpoint(s) to measure (default: the shipped model)")
+    p.add_argument("--per-keyword", type=int, default=10, help="test takes of each keyword per person (default: 10)")
+    p.add_argument("--speech-minutes", type=float, default=15.0, help="keyword-free speech per person (default: 15)")
+    p.add_argument("--max-fa-per-hour", type=float, default=1.0,
+                   help="false-alarm budget of the selection persons' streams for the chosen setting (default: 1)")
+    p.add_argument("--noise", choices=("babble", "pink", "none"), default="babble",
+                   help="what the keywords are heard over (default: babble; pink or none tell what babble costs)")
+    p.add_argument("--streams", type=Path, default=None,
+                   help="folder of the streams and of their posteriors (default: data/voice-streams, "
+                        "data/voice-streams-quick with --quick)")
+    args = p.parse_args()
+    import torch
+
+    from spotter.checkpoint import load_model, resolve
+    from spotter.data.stream import SENTENCES
+    from spotter.data.tts import espeak
+    from spotter.detector import detector_from_meta
+    from spotter.evaluation.tuning import cached_posteriors, tune
+
+    torch.set_num_threads(1)
+    per_keyword, minutes = (2, 1.0) if args.quick else (args.per_keyword, args.speech_minutes)
+    root = args.streams or ROOT / "data" / ("voice-streams-quick" if args.quick else "voice-streams")
+    started = time.perf_counter()
+    babble = espeak.babble(np.random.default_rng(33), list(SENTENCES[8:28]), 20)  # other people talking
+    streams = {name: streams_of(name, per_keyword, minutes, babble, root, args.noise) for name in SELECTION + TEST}
+    info, results, rows = machine(), {"models": []}, []
+    for spec in args.model or [None]:
+        path = resolve(spec)
+        model = load_model(path, device="cpu")
+        # one cache per checkpoint file and version: a retrained checkpoint never reuses old posteriors
+        key = f"{str(path.with_suffix('')).strip('/').replace('/', '_')}-{int(path.stat().st_mtime)}"
+        post = {name: (cached_posteriors(model, kw, root / "posteriors", key=f"{key}-{args.noise}"),
+                       cached_posteriors(model, sp, root / "posteriors", key=key))
+                for name, (kw, sp) in streams.items()}
+        own = detector_from_meta(model.meta)
+        found = tune([s for name in SELECTION for s in post[name]], model.labels,
+                     max_fa_per_hour=args.max_fa_per_hour, tolerance_s=TOLERANCE_S, max_latency_s=0.3,
+                     objective="worst-stream")
+        best = found.rows[0] if found.rows else None
+        chosen = best["config"] if best and best["fa_per_hour"] <= args.max_fa_per_hour else None
+        entry = {"model": str(path), "own_detector": own.to_meta(), "chosen_detector": chosen and chosen.to_meta()}
+        for label, detector in (("own", own), ("chosen", chosen)):
+            if detector is None:
+                continue
+            figures = {name: person_figures(*post[name], model.labels, detector) for name in SELECTION + TEST}
+            entry[label] = figures
+            worst = {group: min(names, key=lambda n: figures[n]["recall"]) for group, names in
+                     (("selection", SELECTION), ("test", TEST))}
+            rows += [(path.stem, label, name, "selection" if name in SELECTION else "test", figures[name]["recall"],
+                      figures[name]["wrong"], figures[name]["fa_per_hour"], figures[name]["latency_median_s"],
+                      detector.describe()) for name in SELECTION + TEST]
+            print(f"  {path.stem}, {label} detector ({detector.describe()}): worst selection person "
+                  f"{worst['selection']} {figures[worst['selection']]['recall']:.1%}, worst test person "
+                  f"{worst['test']} {figures[worst['test']]['recall']:.1%}", flush=True)
+        results["models"].append(entry)
+    print(table(f"Voices it never heard ({machine_line(info)})",
+                ["model", "detector", "person", "role", "recall", "wrong", "FA/h own speech", "latency s", "setting"],
+                rows, notes=[f"{per_keyword} takes of each keyword per person over 5-25 dB {args.noise}; about "
+                             f"{minutes:g} min of each person's keyword-free speech; chosen: the best worst-person "
+                             f"recall on the selection persons within {args.max_fa_per_hour:g} false alarms per hour; "
+                             f"wall time {time.perf_counter() - started:.0f} s"]))
+    results.update(machine=info, quick=args.quick, noise=args.noise, per_keyword=per_keyword, speech_minutes=minutes,
+                   max_fa_per_hour=args.max_fa_per_hour)
+    name = "voices" + ("" if args.noise == "babble" else f"-{args.noise}") + ("-quick" if args.quick else "")
+    write_json(name, json.loads(json.dumps(results, default=float)), args.out, announce=True)
+
+
+if __name__ == "__main__":
+    main()
