@@ -58,10 +58,11 @@ def _diffuse_tail(n: int, rt60_s: float, rng: np.random.Generator, sr: int) -> n
     return tail / np.sqrt(np.sum(tail**2))
 
 
-def _image_sources(room: np.ndarray, source: np.ndarray, mic: np.ndarray, beta: float, max_order: int,
-                   sr: int, n: int) -> np.ndarray:
-    """Early reflections of a rectangular ``room`` (x, y, z in m) with wall reflection coefficient ``beta``:
-    each image source as a tap of ``beta ** reflections / distance``, direct sound excluded."""
+def _image_sources(room: np.ndarray, source: np.ndarray, mic: np.ndarray, max_order: int, sr: int,
+                   n: int) -> np.ndarray:
+    """Early reflections of a rectangular ``room`` (x, y, z in m): each image source as a tap of
+    ``1 / distance`` (relative to the direct sound, which is excluded) at its delay after the direct
+    sound; the walls' absorption is the caller's decay."""
     h = np.zeros(n)
     orders = np.arange(-max_order, max_order + 1)
     per_axis = []
@@ -77,7 +78,7 @@ def _image_sources(room: np.ndarray, source: np.ndarray, mic: np.ndarray, beta: 
     direct = float(np.linalg.norm(source - mic))
     delay = (dist - direct) / SPEED_OF_SOUND * sr
     keep = (refl > 0) & (delay < n - 1)
-    np.add.at(h, np.round(delay[keep]).astype(int), beta ** refl[keep] * direct / dist[keep])
+    np.add.at(h, np.round(delay[keep]).astype(int), direct / dist[keep])
     return h
 
 
@@ -93,7 +94,8 @@ def impulse_response(rt60_s: float, distance_m: float, rng: np.random.Generator,
     reverberant_energy = (distance_m / critical) ** 2  # direct sound's energy is 1
     h = np.zeros(n)
     h[0] = 1.0
-    start = int(rng.uniform(0.002, 0.006) * sr)  # the first reflection's delay
+    # the diffuse tail's first reflection; drawn for both kinds, so a seed keeps giving the same rooms
+    start = int(rng.uniform(0.002, 0.006) * sr)
     if kind == "diffuse":
         tail = np.zeros(n)
         tail[start:] = _diffuse_tail(n - start, rt60_s, rng, sr)
@@ -110,7 +112,7 @@ def impulse_response(rt60_s: float, distance_m: float, rng: np.random.Generator,
     source = np.clip(source, 0.05 * room, 0.95 * room)  # a far talker in a small room stands at a wall
     early_n = int(0.08 * sr)
     max_order = int(np.ceil(0.08 * SPEED_OF_SOUND / room.min())) + 1
-    early = _image_sources(room, source, mic, 1.0, max_order, sr, early_n)
+    early = _image_sources(room, source, mic, max_order, sr, early_n)
     early *= np.exp(-6.908 * np.arange(early_n) / sr / rt60_s)
     direct = float(np.linalg.norm(source - mic))
     late = np.zeros(n)
