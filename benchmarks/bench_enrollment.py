@@ -198,7 +198,6 @@ def main() -> None:
     base = load_model(None, device="cpu")
     base_detector = detector_from_meta(base.meta)
     enroll_sentences, test_sentences = SENTENCES[:8], SENTENCES[8:]
-    rng = np.random.default_rng(7)
     from spotter.data.tts import espeak
 
     babble = espeak.babble(np.random.default_rng(3), test_sentences[:20], 20)  # other people talking

@@ -84,7 +84,7 @@ def main() -> None:
     from spotter.data.stream import SENTENCES
     from spotter.data.tts import espeak
     from spotter.detector import detector_from_meta
-    from spotter.evaluation.tuning import cached_posteriors, tune
+    from spotter.evaluation.tuning import cached_posteriors, checkpoint_key, tune
 
     torch.set_num_threads(1)
     per_keyword, minutes = (2, 1.0) if args.quick else (args.per_keyword, args.speech_minutes)
@@ -97,7 +97,7 @@ def main() -> None:
         path = resolve(spec)
         model = load_model(path, device="cpu")
         # one cache per checkpoint file and version: a retrained checkpoint never reuses old posteriors
-        key = f"{str(path.with_suffix('')).strip('/').replace('/', '_')}-{int(path.stat().st_mtime)}"
+        key = f"{checkpoint_key(path)}-{int(path.stat().st_mtime)}"
         post = {name: (cached_posteriors(model, kw, root / "posteriors", key=f"{key}-{args.noise}"),
                        cached_posteriors(model, sp, root / "posteriors", key=key))
                 for name, (kw, sp) in streams.items()}

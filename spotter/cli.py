@@ -345,20 +345,18 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
     from .checkpoint import load_model, read_checkpoint, resolve, save_checkpoint
     from .compute import select_device
-    from .evaluation.tuning import cached_posteriors, format_row, tune
+    from .evaluation.tuning import cached_posteriors, checkpoint_key, format_header, format_row, tune
 
     torch.set_num_threads(1)
     path = resolve(args.model)
     model = load_model(path, device=select_device(args.device_type))
-    key = str(path.with_suffix("")).strip("/").replace("/", "_")
-    streams = [cached_posteriors(model, wav, args.posteriors, key=key, batched=not args.engine) for wav in args.streams]
+    streams = [cached_posteriors(model, wav, args.posteriors, key=checkpoint_key(path), batched=not args.engine) for wav in args.streams]
     found = tune(streams, model.labels, max_fa_per_hour=args.max_fa_per_hour, tolerance_s=args.tolerance,
                  max_latency_s=args.max_latency, per_keyword=args.per_keyword, margin_steps=args.margin_steps,
                  objective=args.objective)
     worst = args.objective == "worst-stream"
     print(f"{found.settings} settings on {', '.join(s.name for s in streams)} ({found.hours:.2f} h)")
-    lead = f"{'worst':>6} {'on stream':<18} " if worst else ""
-    print(f"{lead}{'recall':>7} {'FA/h':>6} {'wrong':>5} {'latency':>15}  settings")
+    print(format_header(worst))
     for row in found.rows[: args.top]:
         print(format_row(row, worst))
     print("wrong: keywords detected as another keyword; "

@@ -89,10 +89,6 @@ def candidates(thresholds: Iterable[float], smoothing: Iterable[int], min_counts
             if m <= s + 2]
 
 
-#: How :func:`grid_search` ranks the settings within the false-alarm budget (see the config module).
-OBJECTIVES = TUNE_OBJECTIVES
-
-
 def _rank(row: dict, objective: str) -> tuple:
     """Sort key of a row within the budget: best first by ``objective``, then pooled recall, fewer false
     alarms, lower latency."""
@@ -106,17 +102,17 @@ def grid_search(streams: Sequence[StreamPosteriors], labels: Sequence[str], conf
     keywords detected as another keyword (``wrong``), and the lowest recall of a stream with keywords
     (``worst_recall``, on ``worst_stream``).
 
-    Rows are sorted best first: within the false-alarm budget by ``objective`` (:data:`OBJECTIVES`; ties
+    Rows are sorted best first: within the false-alarm budget by ``objective`` (``TUNE_OBJECTIVES``; ties
     by pooled recall), then the rest by false alarms.
     """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective {objective!r}: one of {', '.join(OBJECTIVES)}")
+    if objective not in TUNE_OBJECTIVES:
+        raise ValueError(f"objective {objective!r}: one of {', '.join(TUNE_OBJECTIVES)}")
     rows = []
     for config in configs:
         matched = keywords = false_alarms = wrong = 0
         seconds = 0.0
         latencies: list[float] = []
-        per_stream: dict[str, float] = {}
+        per_stream: list[tuple[float, str]] = []  # (recall, name) of each stream with keywords
         for stream in streams:
             dets = detections_of(stream, labels, config)
             score = score_stream(dets, stream.labels, stream.duration_s, tolerance_s=tolerance_s)
@@ -127,10 +123,10 @@ def grid_search(streams: Sequence[StreamPosteriors], labels: Sequence[str], conf
             seconds += stream.duration_s
             latencies += score.latencies_s
             if score.keywords:
-                per_stream[stream.name] = score.matched / score.keywords
-        worst = min(per_stream, key=per_stream.get) if per_stream else None
+                per_stream.append((score.matched / score.keywords, stream.name))
+        worst_recall, worst_stream = min(per_stream) if per_stream else (None, None)
         rows.append({"config": config, "recall": matched / keywords if keywords else None,
-                     "worst_recall": per_stream.get(worst), "worst_stream": worst,
+                     "worst_recall": worst_recall, "worst_stream": worst_stream,
                      "false_alarms": false_alarms, "fa_per_hour": false_alarms / (seconds / 3600), "wrong": wrong,
                      "latency_mean_s": float(np.mean(latencies)) if latencies else None,
                      "latency_median_s": float(np.median(latencies)) if latencies else None})
@@ -205,6 +201,11 @@ MIN_COUNT_GRID = (1, 2, 3)
 KEYWORD_GRID = (0.7, 0.75, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995)
 
 
+def checkpoint_key(path: str | Path) -> str:
+    """A name for a checkpoint's cached posteriors: its path without suffix, slashes as underscores."""
+    return str(Path(path).with_suffix("")).strip("/").replace("/", "_")
+
+
 def cached_posteriors(model, wav: str | Path, folder: str | Path | None = None, key: str = "model",
                       batched: bool = True) -> StreamPosteriors:
     """:func:`stream_posteriors`, kept in ``folder`` as ``<key>-<stream>.pkl`` when a folder is given and
@@ -268,6 +269,12 @@ def tune(streams: Sequence[StreamPosteriors], labels: Sequence[str], max_fa_per_
         tuned_rows.sort(key=lambda r: _rank(r, objective))
     hours = sum(s.duration_s for s in streams) / 3600
     return TuneResult(len(configs), hours, rows, tuned_rows)
+
+
+def format_header(worst: bool = False) -> str:
+    """The column names above :func:`format_row`'s lines."""
+    lead = f"{'worst':>6} {'on stream':<18} " if worst else ""
+    return f"{lead}{'recall':>7} {'FA/h':>6} {'wrong':>5} {'latency':>15}  settings"
 
 
 def format_row(row: dict, worst: bool = False) -> str:
