@@ -1,12 +1,13 @@
 """``spotter bench``: is this machine fast enough to listen?
 
 Times the per-window work of the live engine exactly as ``spotter listen``
-does it: the model from :func:`spotter.checkpoint.load_model` on the device
-``listen`` would pick, torch threads as ``listen --threads`` (default 1), and
-per hop :class:`spotter.streaming.StreamingFeatures` fed one hop of audio
-(only the new frames are computed) then the network on the newest window and
-the softmax back on the CPU, under ``torch.inference_mode`` (what
-``Engine._score`` does).  The audio is a generated speech-like signal (a
+does it: the model in the runtime and on the device ``listen`` would pick
+(:func:`spotter.listen.load_streaming_model`), threads as ``listen --threads``
+(default 1), and per hop the engine's window scorer
+(:func:`spotter.pipeline.window_scorer`) fed one hop of audio (only the new
+frames are computed), then the network on the newest window and the
+probabilities back on the CPU (what ``Engine._score`` does).  The silence
+gate is not in it: every window is scored, as in speech.  The audio is a generated speech-like signal (a
 gliding harmonic tone in bursts, plus noise): the work does not depend on
 what is said.
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import torch
 
 from .config import SAMPLE_RATE
 
@@ -39,36 +39,29 @@ def _audio(seconds: float, seed: int = 0) -> np.ndarray:
 
 
 def run_bench(model: str | None = None, device_type: str = "auto", threads: int = 1, hop_ms: float = 100.0,
-              iterations: int = 300, warmup: int = 20) -> dict:
+              iterations: int = 300, warmup: int = 20, runtime: str = "auto") -> dict:
     """Time ``iterations`` hops of the live engine's per-window work; the result dict of ``spotter bench --json``."""
-    from .checkpoint import load_model
-    from .compute import select_device
     from .errors import SpotterError
-    from .inference import inference_classifier
-    from .streaming import StreamingFeatures
+    from .listen import load_streaming_model
+    from .pipeline import window_scorer
 
     if iterations < 1:
         raise SpotterError(f"--iterations {iterations}: must be at least 1")
-    torch.set_num_threads(max(1, threads))
-    device = select_device(device_type)
-    net = load_model(model, device=device)
+    net = load_streaming_model(model, device_type, threads, runtime)
     frame_hop = net.frontend.config.hop_length
     hop = int(round(hop_ms * SAMPLE_RATE / 1000))
     if hop <= 0 or hop % frame_hop:
         raise SpotterError(f"--hop-ms {hop_ms:g} must be a positive multiple of {1000 * frame_hop / SAMPLE_RATE:g} ms")
-    features = StreamingFeatures(net.frontend, max_lag=hop)
-    classify = inference_classifier(net)  # as the engine scores windows
+    scorer = window_scorer(net, max_lag=hop)  # as the engine scores windows
     audio = _audio(max(2.0, (iterations + warmup) * hop / SAMPLE_RATE + 1.0))
-    features.push(audio[:SAMPLE_RATE])  # a full window of real audio first
+    scorer.framer.push(audio[:SAMPLE_RATE])  # a full window of real audio first
     position = SAMPLE_RATE
 
     def one_window() -> np.ndarray:
         nonlocal position
-        features.push(audio[position:position + hop])
+        scorer.framer.push(audio[position:position + hop])
         position += hop
-        with torch.inference_mode():
-            logits = classify(features.window_features())
-            return torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()  # .cpu() waits for a GPU
+        return scorer.probs(scorer.framer.stream_samples)  # probabilities on the CPU: waits for a GPU
 
     for _ in range(warmup):
         one_window()
@@ -84,8 +77,9 @@ def run_bench(model: str | None = None, device_type: str = "auto", threads: int 
     result = {
         "model": getattr(net, "source", str(model)),
         "architecture": net.name,
-        "device": device.type,
-        "threads": torch.get_num_threads(),
+        "runtime": scorer.runtime,
+        "device": scorer.device,
+        "threads": max(1, threads),
         "hop_ms": hop * 1000 / SAMPLE_RATE,
         "iterations": iterations,
         "window_ms_median": round(median, 3),
@@ -94,10 +88,20 @@ def run_bench(model: str | None = None, device_type: str = "auto", threads: int 
         "cpu_percent": round(cpu_percent, 2),
         "hop_percent": round(median / (hop * 1000 / SAMPLE_RATE) * 100, 2),
         "wall_s": round(wall_s, 3),
-        "torch": torch.__version__,
+        "runtime_version": _runtime_version(scorer.runtime),
     }
     result["verdict"] = verdict(result)
     return result
+
+
+def _runtime_version(runtime: str) -> str:
+    import importlib.metadata
+
+    package = "onnxruntime" if runtime == "onnx" else "torch"
+    try:
+        return f"{package} {importlib.metadata.version(package)}"
+    except importlib.metadata.PackageNotFoundError:  # onnxruntime-gpu and the like
+        return package
 
 
 def verdict(r: dict) -> str:
@@ -117,7 +121,8 @@ def verdict(r: dict) -> str:
 
 def format_report(r: dict) -> str:
     return "\n".join([
-        f"model:    {r['model']} ({r['architecture']}) on {r['device']}, {r['threads']} thread(s), hop {r['hop_ms']:g} ms",
+        f"model:    {r['model']} ({r['architecture']}) on {r['device']} in the {r['runtime']} runtime, "
+        f"{r['threads']} thread(s), hop {r['hop_ms']:g} ms",
         f"window:   median {r['window_ms_median']:.2f} ms, p99 {r['window_ms_p99']:.2f} ms "
         f"(incremental features + model, batch 1; {r['iterations']} windows)",
         f"CPU:      {r['cpu_percent']:.1f}% of one core at this hop (features + model; reading and resampling "

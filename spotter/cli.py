@@ -15,7 +15,7 @@ import sys
 from typing import Callable, Sequence
 
 from . import __version__
-from .config import DETECTOR_SCORES, DEVICE_TYPES, TUNE_OBJECTIVES
+from .config import DETECTOR_SCORES, DEVICE_TYPES, RUNTIMES, TUNE_OBJECTIVES
 from .errors import Interrupted, SpotterError
 
 
@@ -83,6 +83,24 @@ def _cmd_info(args: argparse.Namespace) -> int:
                 print(f"  {i}. {facts or member}")
             continue
         print(f"{key + ':':<11}{value}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .checkpoint import load_model, resolve
+    from .export import export_onnx
+    from .exported import graph_beside
+
+    path = resolve(args.checkpoint)
+    if path.suffix == ".onnx":
+        raise SpotterError(f"{path} is already an exported graph: give its checkpoint (.pt)")
+    out = args.onnx or graph_beside(path)
+    if not str(out).endswith(".onnx"):
+        raise SpotterError(f"--onnx {out}: the graph's file name must end in .onnx")
+    print(f"spotter: exporting {path} ...", file=sys.stderr, flush=True)
+    whole, streaming = export_onnx(load_model(path, device="cpu"), out)
+    print(f"spotter: wrote {whole} (the whole classifier: waveform -> probs) and {streaming} (the streaming form "
+          "that listen runs); both match torch within 1e-4", file=sys.stderr)
     return 0
 
 
@@ -249,7 +267,8 @@ def _cmd_listen(args: argparse.Namespace) -> int:
 
     options = ListenOptions(wav=args.wav, device=args.device, realtime=args.realtime, reconnect=args.reconnect,
                             model=_profile_model(args), device_type=args.device_type, threads=args.threads,
-                            hop_ms=args.hop_ms, json=args.json, posteriors=args.posteriors, ui=not args.no_ui)
+                            runtime=args.runtime, gate=not args.no_gate, hop_ms=args.hop_ms, json=args.json,
+                            posteriors=args.posteriors, ui=not args.no_ui)
     return listen(options, _detector(args))
 
 
@@ -379,7 +398,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import format_report, run_bench
 
     result = run_bench(args.model, device_type=args.device_type, threads=args.threads, hop_ms=args.hop_ms,
-                       iterations=args.iterations)
+                       iterations=args.iterations, runtime=args.runtime)
     print(json.dumps(result) if args.json else format_report(result))
     return 0
 
@@ -494,7 +513,14 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="score the newest 1 s window every M ms, a multiple of 10 (default: 100)")
     p.add_argument("--device-type", choices=DEVICE_TYPES, default="auto",
                    help="where the model runs (default: auto = CUDA when present)")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default: 1, best for one window)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for the runtime (default: 1, best for one window)")
+
+
+def _add_runtime_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                   help="what scores the windows: 'onnx', the model's exported graph in ONNX Runtime (no torch; "
+                   "pip install 'spotter[onnx]'), or 'torch', its checkpoint (default: auto = onnx when onnxruntime "
+                   "is installed and the checkpoint has its exported graph beside it, see `spotter export`)")
 
 
 def _add_streaming_options(p: argparse.ArgumentParser) -> None:
@@ -539,6 +565,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_info)
 
+    p = sub.add_parser("export", help="export a checkpoint as ONNX graphs, for listening without torch",
+                       description="Write a checkpoint as ONNX graphs with its labels, front-end and detector "
+                       "settings in their metadata: OUT.onnx, the whole classifier (waveform -> probabilities), "
+                       "and OUT.stream.onnx, the streaming form `spotter listen --runtime onnx` runs. Both are "
+                       "checked against torch. Needs pip install 'spotter[export]'.")
+    p.add_argument("checkpoint", nargs="?", default=None,
+                   help="checkpoint file or shipped model name (default: the shipped model)")
+    p.add_argument("--onnx", metavar="OUT.onnx", default=None,
+                   help="where to write the graph (default: beside the checkpoint, X.pt -> X.onnx, where "
+                   "listen finds it)")
+    p.set_defaults(func=_cmd_export)
+
     p = sub.add_parser("ensemble", help="combine trained models into one that averages their probabilities",
                        description="Combine two or more trained checkpoints (same labels, same front-end "
                        "settings) into one checkpoint that runs them on one shared front end and averages "
@@ -562,6 +600,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true",
                    help="with --wav: pace the replay like a live stream (default: as fast as possible)")
     _add_streaming_options(p)
+    _add_runtime_option(p)
+    p.add_argument("--no-gate", action="store_true",
+                   help="score every hop with the network, even in silence (default: a silence gate scores hops "
+                   "whose audio stays near the room's noise floor as silence without running it)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object per line for each detection, then a summary line")
     p.add_argument("--posteriors", action="store_true", help="with --json: also a line per hop with class probabilities")
@@ -655,6 +697,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "the threads listen would use. Prints median and p99 ms per window, the CPU share of one "
                        "core at the hop, and a verdict.")
     _add_model_options(p)
+    _add_runtime_option(p)
     p.add_argument("--iterations", type=int, default=300, help="windows to time (default: 300)")
     p.add_argument("--json", action="store_true", help="print one JSON object (window_ms_median, window_ms_p99, "
                    "cpu_percent, device, verdict, ...)")

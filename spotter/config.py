@@ -44,6 +44,9 @@ TUNE_OBJECTIVES = ("pooled", "worst-stream")
 
 #: Where a model can run (``--device-type``; :func:`spotter.compute.select_device`): ``auto`` is CUDA when present.
 DEVICE_TYPES = ("auto", "cpu", "cuda")
+#: What scores windows (``--runtime``): ``onnx`` is the exported graph in ONNX Runtime (no torch), ``torch`` the
+#: checkpoint; ``auto`` is onnx when onnxruntime is installed and the checkpoint has its graph beside it.
+RUNTIMES = ("auto", "onnx", "torch")
 
 #: Per-window normalisations of the log-Mel image (FrontendConfig.normalize).
 NORMALIZATIONS = ("none", "mean")

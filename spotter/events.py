@@ -40,6 +40,7 @@ class PosteriorUpdate:
     inference_ms: float  # features + model for this window
     dropped_windows: int = 0
     overflows: int = 0
+    gated: bool = False  # the silence gate scored this hop as silence; the network did not run
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -47,7 +48,7 @@ class PosteriorUpdate:
                 "probs": {k: round(float(p), 4) for k, p in zip(self.labels, self.probs)},
                 "smoothed": {k: round(float(p), 4) for k, p in zip(self.labels, self.smoothed)},
                 "level_dbfs": round(self.level_dbfs, 1), "inference_ms": round(self.inference_ms, 2),
-                "dropped_windows": self.dropped_windows, "overflows": self.overflows}
+                "dropped_windows": self.dropped_windows, "overflows": self.overflows, "gated": self.gated}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())

@@ -28,6 +28,8 @@ class ListenOptions:
     model: str | None = None
     device_type: str = "auto"
     threads: int = 1
+    runtime: str = "auto"  # onnx | torch | auto (spotter.exported.open_exported)
+    gate: bool = True  # the silence gate (spotter.gate); --no-gate scores every hop with the network
     hop_ms: float = 100.0
     json: bool = False
     posteriors: bool = False
@@ -67,8 +69,15 @@ def open_source(options: ListenOptions):
     return MicrophoneSource(options.device, block_ms=block_ms)
 
 
-def load_streaming_model(model: str | None, device_type: str = "auto", threads: int = 1):
-    """The checkpoint on its compute device, with the CPU threads a batch-1 window wants (more only add overhead)."""
+def load_streaming_model(model: str | None, device_type: str = "auto", threads: int = 1, runtime: str = "auto"):
+    """The model in the runtime ``--runtime`` asks for: its exported graph in ONNX Runtime (no torch is
+    imported), else the checkpoint on its torch device; with the CPU threads a batch-1 window wants
+    (more only add overhead)."""
+    from .exported import open_exported
+
+    exported = open_exported(model, runtime, threads=threads, device_type=device_type)
+    if exported is not None:
+        return exported
     import torch
 
     from .checkpoint import load_model
@@ -97,21 +106,24 @@ def line_sink(as_json: bool, posteriors: bool, out: TextIO | None = None) -> Cal
 def format_summary(summary: dict) -> str:
     """The closing line of a plain-text run."""
     return (f"spotter: {summary['seconds']:.1f} s of audio, {summary['detections']} detections, "
-            f"{summary['windows']} windows ({summary['inference_ms_mean']:.1f} ms each), "
+            f"{summary['windows']} windows ({summary['gated_windows']} gated as silence, "
+            f"{summary['inference_ms_mean']:.1f} ms each scored), "
             f"{summary['dropped_windows']} dropped, {summary['overflows']} input overflows")
 
 
 def listen(options: ListenOptions, detector) -> int:
     """Run ``spotter listen``: the UI on a terminal, else event lines and a summary. ``detector`` is a
     function of the loaded model giving its :class:`~spotter.detector.DetectorConfig`."""
+    from .gate import GateConfig
     from .pipeline import Engine, EngineConfig, GracefulExit, run
 
     options.check()
     source = open_source(options)  # before the model: a bad file or device is reported at once
-    model = load_streaming_model(options.model, options.device_type, options.threads)
-    engine = Engine(model, EngineConfig(hop_ms=options.hop_ms, skip_stale=options.live, detector=detector(model)))
+    model = load_streaming_model(options.model, options.device_type, options.threads, options.runtime)
+    engine = Engine(model, EngineConfig(hop_ms=options.hop_ms, skip_stale=options.live, detector=detector(model),
+                                        gate=GateConfig() if options.gate else None))
     as_json = options.json or not sys.stdout.isatty()
-    device = next(model.parameters()).device.type
+    device = f"{engine.scorer.device}, {engine.scorer.runtime}"
     if not as_json and options.ui:  # a terminal: the live UI
         from .ui import run_app
 

@@ -26,15 +26,12 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import torch
 
 from .config import SAMPLE_RATE
 from .detector import Detector, DetectorConfig, detector_from_meta
-from .compute import float32_convolutions
 from .events import PosteriorUpdate
 from .errors import SpotterError
-from .inference import inference_classifier
-from .streaming import StreamingFeatures
+from .gate import GateConfig, SilenceGate
 
 
 class EngineConfigError(SpotterError, ValueError):
@@ -68,6 +65,9 @@ class EngineConfig:
     skip_stale: bool = False
     # None: the model's own settings (its checkpoint's meta "detector"), else DetectorConfig's defaults
     detector: DetectorConfig | None = None
+    # The silence gate (spotter.gate): None scores every window with the network (``listen --no-gate``).
+    # It applies to models with a "silence" class.
+    gate: GateConfig | None = None
 
     @property
     def hop_samples(self) -> int:
@@ -77,6 +77,7 @@ class EngineConfig:
 @dataclass
 class EngineStats:
     windows: int = 0
+    gated_windows: int = 0  # windows the silence gate scored as silence without running the network
     dropped_windows: int = 0
     detections: int = 0
     samples: int = 0  # samples received
@@ -87,11 +88,25 @@ class EngineStats:
 
     @property
     def inference_ms_mean(self) -> float:
-        return self.inference_ms_total / self.windows if self.windows else 0.0
+        """Mean time of the windows the network scored."""
+        scored = self.windows - self.gated_windows
+        return self.inference_ms_total / scored if scored else 0.0
+
+
+def window_scorer(model, max_lag: int):
+    """What scores the engine's windows: an exported model's own (no torch), else the torch runtime's."""
+    if hasattr(model, "window_scorer"):  # spotter.exported.ExportedModel
+        return model.window_scorer(max_lag)
+    from .streaming import TorchWindowScorer
+
+    return TorchWindowScorer(model.eval(), max_lag)
 
 
 class Engine:
-    """Streaming inference: feed samples, get :class:`PosteriorUpdate` and :class:`Detection` events."""
+    """Streaming inference: feed samples, get :class:`PosteriorUpdate` and :class:`Detection` events.
+
+    ``model`` is a checkpoint's :class:`~spotter.model.KeywordModel` (the torch runtime) or an
+    :class:`~spotter.exported.ExportedModel` (ONNX Runtime, no torch)."""
 
     def __init__(self, model, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
@@ -100,33 +115,41 @@ class Engine:
         if hop <= 0 or hop % frame_hop:
             raise EngineConfigError(f"--hop-ms {self.config.hop_ms:g} must be a positive multiple of "
                              f"{1000 * frame_hop / SAMPLE_RATE:g} ms (the spectrogram's frame hop)")
-        self.model = model.eval()
-        self.classify = inference_classifier(model)  # stacked and folded for inference (the same outputs)
+        self.model = model
+        self.scorer = window_scorer(model, max_lag=hop)  # windows end at most a hop back
+        self.features = self.scorer.framer  # the stream's audio and clock
         self.labels = tuple(model.labels)
-        self.features = StreamingFeatures(model.frontend, max_lag=hop)  # windows end at most a hop back
         detector = self.config.detector
         if detector is None:
             detector = detector_from_meta(getattr(model, "meta", {}), source=getattr(model, "name", "model"))
         self.detector = Detector(self.labels, detector)
+        use_gate = self.config.gate is not None and "silence" in self.labels
+        self.gate = SilenceGate(self.config.gate) if use_gate else None
+        self._gate_end = 0  # stream sample up to which the gate has followed the noise floor
         self.stats = EngineStats()
         self.next_window_end = hop  # real-sample index where the next window ends
         self.overflows = 0  # reported by the source, passed through in events
         self.paused = False
         self._last_hop_audio = np.zeros(hop, dtype=np.float32)
 
-    @torch.inference_mode()
-    def _score(self, end: int) -> np.ndarray:
-        started = time.perf_counter()
-        with float32_convolutions():  # on a GPU: float32, not TF32, so the scores equal the CPU's
-            logits = self.classify(self.features.window_features(end))
-        probs = torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()
-        ms = (time.perf_counter() - started) * 1000
+    def _score(self, end: int) -> tuple[np.ndarray, bool]:
+        """The window's class probabilities, and whether the silence gate gave them (no network run)."""
         s = self.stats
         s.windows += 1
+        if self.gate is not None:
+            new = min(end - self._gate_end, self.features.window) if end > self._gate_end else 0
+            self._gate_end = end
+            if not self.gate.update(self.features.window_audio(end)[self.features.window - new:]):
+                s.gated_windows += 1
+                s.inference_ms_last = 0.0
+                return SilenceGate.silence(self.labels), True
+        started = time.perf_counter()
+        probs = self.scorer.probs(end)
+        ms = (time.perf_counter() - started) * 1000
         s.inference_ms_last = ms
         s.inference_ms_total += ms
         s.inference_ms_max = max(s.inference_ms_max, ms)
-        return probs
+        return probs, False
 
     def feed(self, samples: np.ndarray, start: int | None = None) -> list:
         """Add audio; returns the events of every window it completes (in order).
@@ -170,14 +193,14 @@ class Engine:
             return []
         events: list = []
         for end in ends:
-            probs = self._score(end)
+            probs, gated = self._score(end)
             t = end / SAMPLE_RATE
             smoothed, detections = self.detector.update(t, probs)
             level = float(np.sqrt(np.mean(np.square(self._last_hop_audio))) + 1e-10)
             events.append(PosteriorUpdate(
                 time=t, labels=self.labels, probs=tuple(map(float, probs)), smoothed=tuple(map(float, smoothed)),
                 level_dbfs=20 * math.log10(level), inference_ms=self.stats.inference_ms_last,
-                dropped_windows=self.stats.dropped_windows, overflows=self.overflows))
+                dropped_windows=self.stats.dropped_windows, overflows=self.overflows, gated=gated))
             events.extend(detections)
             self.stats.detections += len(detections)
         return events
@@ -185,7 +208,7 @@ class Engine:
     def summary(self) -> dict:
         s = self.stats
         return {"event": "summary", "seconds": round(self.features.stream_samples / SAMPLE_RATE, 3),
-                "windows": s.windows, "lost_seconds": round(s.lost_samples / SAMPLE_RATE, 3),
+                "windows": s.windows, "gated_windows": s.gated_windows, "lost_seconds": round(s.lost_samples / SAMPLE_RATE, 3),
                 "detections": s.detections, "dropped_windows": s.dropped_windows, "overflows": self.overflows,
                 "inference_ms_mean": round(s.inference_ms_mean, 3), "inference_ms_max": round(s.inference_ms_max, 3)}
 
