@@ -92,7 +92,8 @@ def test_shipped_model_and_configs_are_package_data():
 @pytest.mark.timeout(900)  # measured 77 s with pip's cache warm
 def test_wheel_installed_in_a_fresh_venv_listens_from_another_folder(tmp_path):
     """Build the wheel, install it (torch first, as scripts/setup.sh does) into a new virtual environment,
-    and run `spotter listen --wav examples/keywords.wav --json` from a folder outside the repository."""
+    and run `spotter listen --wav examples/keywords.wav --json` from a folder outside the repository: with the
+    `onnx` extra it runs the exported graph shipped inside the wheel, and the checkpoint with --runtime torch."""
     pip_env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     # Build from a copy of the files git knows (tracked, or new and not ignored), as a clean clone has them:
     # no build/ folder left by an earlier build can slip stale files into the wheel.
@@ -112,18 +113,21 @@ def test_wheel_installed_in_a_fresh_venv_listens_from_another_folder(tmp_path):
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
     torch_spec = f"torch=={importlib.metadata.version('torch').split('+')[0]}"
-    for spec in ([torch_spec], [str(wheel)]):
+    for spec in ([torch_spec], [f"{wheel}[onnx]"]):
         out = subprocess.run([str(python), "-m", "pip", "install", "-q", *spec], capture_output=True, text=True,
                              timeout=1200, env=pip_env)
         assert out.returncode == 0, out.stderr[-2000:]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     clean_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SPOTTER_CHECKPOINTS")}
-    out = subprocess.run([str(env_dir / "bin" / "spotter"), "listen", "--wav", str(EXAMPLE), "--json"],
-                         cwd=elsewhere, capture_output=True, text=True, timeout=600, env=clean_env)
-    assert out.returncode == 0, out.stderr[-2000:]
-    lines = [line for line in out.stdout.splitlines() if '"detection"' in line]
-    assert len(lines) == 8, out.stdout
+    for runtime in ("auto", "torch"):
+        out = subprocess.run([str(env_dir / "bin" / "spotter"), "listen", "--wav", str(EXAMPLE), "--json",
+                              "--runtime", runtime], cwd=elsewhere, capture_output=True, text=True, timeout=600,
+                             env=clean_env)
+        assert out.returncode == 0, out.stderr[-2000:]
+        lines = [line for line in out.stdout.splitlines() if '"detection"' in line]
+        assert len(lines) == 8, out.stdout
+        assert out.stderr.strip().endswith("cpu, onnx" if runtime == "auto" else "cpu, torch"), out.stderr
     info = subprocess.run([str(env_dir / "bin" / "spotter"), "info", "--json"], cwd=elsewhere, capture_output=True,
                           text=True, timeout=300, env=clean_env)
     assert info.returncode == 0 and str(env_dir) in info.stdout  # the model inside the installed package
