@@ -117,7 +117,7 @@ class Engine:
                              f"{1000 * frame_hop / SAMPLE_RATE:g} ms (the spectrogram's frame hop)")
         self.model = model
         self.scorer = window_scorer(model, max_lag=hop)  # windows end at most a hop back
-        self.features = self.scorer.framer  # the stream's audio and clock
+        self.framer = self.scorer.framer  # the stream's audio and clock
         self.labels = tuple(model.labels)
         detector = self.config.detector
         if detector is None:
@@ -137,9 +137,9 @@ class Engine:
         s = self.stats
         s.windows += 1
         if self.gate is not None:
-            new = min(end - self._gate_end, self.features.window) if end > self._gate_end else 0
+            new = max(0, min(end - self._gate_end, self.framer.window))  # samples the gate has not seen
             self._gate_end = end
-            if not self.gate.update(self.features.window_audio(end)[self.features.window - new:]):
+            if not self.gate.update(self.framer.window_audio(end)[self.framer.window - new:]):
                 s.gated_windows += 1
                 s.inference_ms_last = 0.0
                 return SilenceGate.silence(self.labels), True
@@ -166,22 +166,22 @@ class Engine:
             for i in range(hop, samples.size, hop):
                 events += self.feed(samples[i: i + hop])
             return events
-        if start is not None and start != self.features.stream_samples:
-            gap = start - self.features.stream_samples
+        if start is not None and start != self.framer.stream_samples:
+            gap = start - self.framer.stream_samples
             if gap < 0:
-                raise ValueError(f"audio block starts at sample {start}, before the stream's {self.features.stream_samples}")
-            self.features.skip(gap)
+                raise ValueError(f"audio block starts at sample {start}, before the stream's {self.framer.stream_samples}")
+            self.framer.skip(gap)
             self.stats.lost_samples += gap
-            lost_ends = max(0, (self.features.stream_samples - self.next_window_end) // hop + 1)
+            lost_ends = max(0, (self.framer.stream_samples - self.next_window_end) // hop + 1)
             self.stats.dropped_windows += lost_ends
             self.next_window_end += lost_ends * hop
-        self.features.push(samples)
+        self.framer.push(samples)
         self.stats.samples += samples.size
         if samples.size >= hop:
             self._last_hop_audio = samples[-hop:]
         elif samples.size:
             self._last_hop_audio = np.concatenate([self._last_hop_audio[samples.size:], samples])
-        total = self.features.stream_samples
+        total = self.framer.stream_samples
         ends = list(range(self.next_window_end, total + 1, hop))
         if not ends:
             return []
@@ -207,7 +207,7 @@ class Engine:
 
     def summary(self) -> dict:
         s = self.stats
-        return {"event": "summary", "seconds": round(self.features.stream_samples / SAMPLE_RATE, 3),
+        return {"event": "summary", "seconds": round(self.framer.stream_samples / SAMPLE_RATE, 3),
                 "windows": s.windows, "gated_windows": s.gated_windows, "lost_seconds": round(s.lost_samples / SAMPLE_RATE, 3),
                 "detections": s.detections, "dropped_windows": s.dropped_windows, "overflows": self.overflows,
                 "inference_ms_mean": round(s.inference_ms_mean, 3), "inference_ms_max": round(s.inference_ms_max, 3)}

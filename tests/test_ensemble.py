@@ -169,7 +169,7 @@ def test_the_engine_scores_the_shipped_ensemble_stacked_and_folded_as_offline():
     assert isinstance(folded(stacked(model.net)).net, FoldedBCResNet)  # and folded
     stream = np.concatenate([noise(0.5, amp=0.02, seed=9), chirp(300, 4000, 0.6), tone(700, 0.4, amp=0.3)])
     engine = Engine(model, EngineConfig())
-    assert engine.classify != model.classify  # the engine runs the stacked, folded network
+    assert engine.scorer.classify != model.classify  # the engine runs the stacked, folded network
     updates = [e for e in engine.feed(stream.astype(np.float32)) if isinstance(e, PosteriorUpdate)]
     padded = np.concatenate([np.zeros(SAMPLE_RATE, np.float32), stream.astype(np.float32)])
     ends = [round(u.time * SAMPLE_RATE) for u in updates]

@@ -171,7 +171,7 @@ def test_gaps_and_blocks_of_any_size_never_lose_a_window(model, skip_stale):
         engine.feed(noise(n / SAMPLE_RATE, seed=int(rng.integers(1000))), start=pos)
         pos += n
     s = engine.stats
-    assert engine.features.stream_samples == pos
+    assert engine.framer.stream_samples == pos
     assert s.windows + s.dropped_windows == pos // HOP
     assert s.windows > 0 and (skip_stale or s.dropped_windows == 0)
 
