@@ -7,9 +7,9 @@ does it: the model in the runtime and on the device ``listen`` would pick
 (:func:`spotter.pipeline.window_scorer`) fed one hop of audio (only the new
 frames are computed), then the network on the newest window and the
 probabilities back on the CPU (what ``Engine._score`` does).  The silence
-gate is not in it: every window is scored, as in speech.  The audio is a generated speech-like signal (a
-gliding harmonic tone in bursts, plus noise): the work does not depend on
-what is said.
+gate is not in it: every window is scored, as in speech.  The audio is a
+generated speech-like signal (a gliding harmonic tone in bursts, plus
+noise): the work does not depend on what is said.
 
 Reported: median and p99 wall time per window, CPU time per hop as a share of
 one core at the hop (``time.process_time``; all threads), and a verdict.

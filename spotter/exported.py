@@ -9,7 +9,6 @@ what ``--runtime`` decides. The graphs' layout is described in :mod:`spotter.exp
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -158,11 +157,9 @@ def load_exported(path: str | os.PathLike, threads: int = 1, device_type: str = 
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from .data.download import hash_file  # standard library only, like this module
+
+    return hash_file(Path(path)).hexdigest()
 
 
 def open_exported(model: str | None, runtime: str = "auto", threads: int = 1,

@@ -57,7 +57,6 @@ class SilenceGate:
         self._pending = np.zeros(0, dtype=np.float32)  # samples of a block not complete yet
         self.floor_db: float | None = None
         self.seen = 0  # real samples the floor has followed
-        self.closed = 0  # windows the gate kept from the network
 
     def update(self, new: np.ndarray) -> bool:
         """Follow the floor over the window's newest samples ``new``; True when the network should
@@ -76,9 +75,7 @@ class SilenceGate:
         self.seen += int(np.asarray(new).size)
         if self.floor_db is None or self.seen < self.levels.size * BLOCK_SAMPLES:
             return True  # the floor has not followed a whole window yet
-        is_open = float(self.levels.max()) >= self.floor_db + self.config.margin_db
-        self.closed += not is_open
-        return is_open
+        return float(self.levels.max()) >= self.floor_db + self.config.margin_db
 
     @staticmethod
     def silence(labels: tuple[str, ...]) -> np.ndarray:

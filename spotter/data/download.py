@@ -139,7 +139,8 @@ def _progress_bar(total: int | None, initial: int, desc: str, progress: bool):
                 file=sys.stderr, disable=not progress, leave=False)
 
 
-def _hash_file(path: Path, hasher=None, progress: bool = False, desc: str = ""):
+def hash_file(path: Path, hasher=None, progress: bool = False, desc: str = ""):
+    """``hasher`` (default SHA-256) updated with the file's bytes, read in chunks (a progress bar when asked)."""
     hasher = hasher or hashlib.sha256()
     with open(path, "rb") as f, _progress_bar(path.stat().st_size, 0, desc or f"checking {path.name}",
                                               progress) as bar:
@@ -152,7 +153,7 @@ def _hash_file(path: Path, hasher=None, progress: bool = False, desc: str = ""):
 def _verify(archive: Path, sha256: str | None, progress: bool) -> str:
     """Check an archive already in place (downloaded earlier or put there by hand)."""
     try:
-        digest = _hash_file(archive, progress=progress).hexdigest()
+        digest = hash_file(archive, progress=progress).hexdigest()
     except OSError as e:
         raise DataError(f"cannot read {archive} ({e.strerror or e}); check it, or delete it and re-run") from None
     if sha256 and digest != sha256.lower():
@@ -176,7 +177,7 @@ def _download(url: str, archive: Path, sha256: str | None, progress: bool) -> st
         except urllib.error.HTTPError as e:
             e.close()
             if e.code == 416 and offset:  # nothing left to send: the .part may be whole already
-                digest = _hash_file(part).hexdigest()
+                digest = hash_file(part).hexdigest()
                 if not sha256 or digest == sha256.lower():
                     os.replace(part, archive)
                     return digest
@@ -195,7 +196,7 @@ def _download(url: str, archive: Path, sha256: str | None, progress: bool) -> st
             total = offset + int(length) if length.strip().isdigit() else None
             received = offset
             try:
-                hasher = _hash_file(part) if resuming else hashlib.sha256()
+                hasher = hash_file(part) if resuming else hashlib.sha256()
                 with open(part, "ab" if resuming else "wb") as out, \
                         _progress_bar(total, offset, archive.name, progress) as bar:
                     while chunk := response.read(_CHUNK):
