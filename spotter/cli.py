@@ -63,7 +63,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         return 0
     print(f"file:      {info['file']}")
     print(f"model:     {info['model']} ({info['params']:,} trainable parameters)")
-    print(f"labels:    {' '.join(info['labels'])}")
+    print(f"labels:    {', '.join(info['labels'])}")
     fe = info["frontend"]
     print(f"front end: {fe['n_mels']} Mel bins, {fe['win_length']}-sample window, {fe['hop_length']}-sample hop, "
           f"{fe['sample_rate']} Hz; trainable mel={fe['trainable_mel']} stft={fe['trainable_stft']}"
@@ -152,6 +152,7 @@ def _eval_noise(root, split: str, snr_db: float | None, seed: int):
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .checkpoint import load_model
+    from .config import keywords_of
     from .compute import select_device
     from .data.speech_commands import SpeechCommands
     from .evaluation.clips import evaluate, format_report, plot_confusion
@@ -161,7 +162,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     model = load_model(args.checkpoint, device="cpu")
     root = resolve_data(args.data, args.data_dir, progress=not args.json)
     dataset = SpeechCommands(root, args.split, seed=args.seed, progress=not args.json, balance_all=args.protocol,
-                             transform=_eval_noise(root, args.split, args.snr, args.seed))
+                             transform=_eval_noise(root, args.split, args.snr, args.seed),
+                             keywords=keywords_of(model.labels))
     if len(dataset) == 0:
         raise SpotterError(f"--data {root} --split {args.split}: no clips in that split "
                            "(a folder without validation/testing lists needs --split all)")
@@ -333,6 +335,7 @@ def _cmd_devices(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval_stream(args: argparse.Namespace) -> int:
+    from .config import keywords_of
     from .data.labels import read_labels
     from .evaluation.streams import score_stream
     from .events import Detection
@@ -344,7 +347,8 @@ def _cmd_eval_stream(args: argparse.Namespace) -> int:
     config = EngineConfig(hop_ms=args.hop_ms, skip_stale=False, detector=_detector(args)(model))
     events, summary = replay_file(model, args.wav, config)
     detections = [e for e in events if isinstance(e, Detection)]
-    score = score_stream(detections, labels, summary["seconds"], tolerance_s=args.tolerance)
+    score = score_stream(detections, labels, summary["seconds"], tolerance_s=args.tolerance,
+                         keywords=keywords_of(model.labels))
     detector = config.detector
     result = {**score.to_dict(), "wav": str(args.wav), "model": model.name, "hop_ms": args.hop_ms,
               "threshold": detector.threshold, "thresholds": dict(detector.thresholds),

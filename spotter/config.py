@@ -20,6 +20,42 @@ SILENCE = "silence"
 #: The 12 class labels, in the order of the model's outputs.
 LABELS = (*KEYWORDS, UNKNOWN, SILENCE)
 
+
+#: The most keywords a model may have (a custom label set).
+MAX_KEYWORDS = 20
+
+
+def labels_for(keywords) -> tuple[str, ...]:
+    """A model's labels for a keyword set: the keywords in order, then ``unknown`` and ``silence``."""
+    return (*keywords, UNKNOWN, SILENCE)
+
+
+def parse_keywords(text: str, what: str = "--keywords") -> tuple[str, ...]:
+    """``"lights on, next slide"`` -> ``("lights on", "next slide")``: keywords separated by commas, each
+    lower-cased with its spaces normalised. ``ValueError`` (one line, naming ``what``) for an empty keyword,
+    a duplicate, ``unknown`` or ``silence``, or more than :data:`MAX_KEYWORDS`."""
+    keywords = tuple(" ".join(k.lower().split()) for k in str(text).split(","))
+    if not any(keywords):
+        raise ValueError(f"{what} {text!r}: no keyword given; name them separated by commas, e.g. 'lights on,lights off'")
+    if "" in keywords:
+        raise ValueError(f"{what} {text!r}: an empty keyword (two commas in a row, or one at an end)")
+    reserved = [k for k in keywords if k in (UNKNOWN, SILENCE)]
+    if reserved:
+        raise ValueError(f"{what}: {reserved[0]!r} is a class of every model (speech that is no keyword, or "
+                         "no speech); choose another word")
+    repeated = sorted({k for k in keywords if keywords.count(k) > 1})
+    if repeated:
+        raise ValueError(f"{what}: {repeated[0]!r} is named twice")
+    if len(keywords) > MAX_KEYWORDS:
+        raise ValueError(f"{what}: {len(keywords)} keywords; at most {MAX_KEYWORDS}")
+    return keywords
+
+
+def keywords_of(labels) -> tuple[str, ...]:
+    """The keywords of a model's label set, in output order: every label but ``unknown`` and ``silence``
+    (Speech Commands' ten for the shipped model; a custom model's own words for another)."""
+    return tuple(label for label in labels if label not in (UNKNOWN, SILENCE))
+
 #: All 35 words of Google Speech Commands v2 (the keywords plus 25 "unknown" words).
 ALL_WORDS = (
     "backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow",

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .config import DETECTOR_SCORES, KEYWORDS
+from .config import DETECTOR_SCORES, keywords_of
 from .errors import SpotterError
 from .events import Detection
 
@@ -144,9 +144,10 @@ def _any_keyword(smoothed: np.ndarray, keyword_index: np.ndarray) -> tuple[np.nd
 class Detector:
     """Stateful but pure: the same sequence of updates gives the same detections."""
 
-    def __init__(self, labels, config: DetectorConfig | None = None, keywords=KEYWORDS) -> None:
+    def __init__(self, labels, config: DetectorConfig | None = None, keywords=None) -> None:
         self.labels = tuple(labels)
         self.config = config or DetectorConfig()
+        keywords = keywords_of(self.labels) if keywords is None else keywords
         self.keyword_index = np.array(sorted(self.labels.index(k) for k in keywords if k in self.labels), dtype=int)
         self.reset()
 
@@ -208,7 +209,7 @@ def smoothed_posteriors(probs, smoothing_hops: int) -> np.ndarray:
     return out
 
 
-def detect_offline(labels, config: DetectorConfig, times, probs, keywords=KEYWORDS) -> list[Detection]:
+def detect_offline(labels, config: DetectorConfig, times, probs, keywords=None) -> list[Detection]:
     """The detections a fresh :class:`Detector` fires when fed ``probs`` (hops x classes) at ``times``
     one hop at a time, computed for the whole sequence at once: the smoothing and scores are array
     operations, and only the hops whose score reaches a threshold are walked. For replaying stored

@@ -270,6 +270,18 @@ def ensemble(models: Sequence[KeywordModel]) -> KeywordModel:
     return combined.to(next(first.parameters()).device).eval()
 
 
+def output_layers(net: nn.Module, prefix: str = "") -> list[str]:
+    """Names of the layers of ``net`` that map to the classes (one per ensemble member): what changes when
+    a network learns another label set."""
+    if isinstance(net, EnsembleNet):
+        return [name for i, m in enumerate(net.members) for name in output_layers(m, f"{prefix}members.{i}.")]
+    if isinstance(net, LinearNet):
+        return [f"{prefix}fc"]
+    if isinstance(net, BCResNet):
+        return [f"{prefix}classifier.{len(net.classifier) - 1}"]
+    raise TypeError(f"no output layer known for {type(net).__name__}")
+
+
 def count_parameters(module: nn.Module) -> int:
     """Trainable parameters of ``module`` (buffers such as frozen bases excluded)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)

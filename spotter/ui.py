@@ -55,7 +55,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
-from .config import KEYWORDS
+from .config import keywords_of
 from .events import Detection, PosteriorUpdate
 from .pipeline import GracefulExit, run
 
@@ -125,7 +125,8 @@ class ClassBars(Widget):
         name_w = max(map(len, self.labels))
         bar_w = max(3, self.size.width - name_w - 8)  # "*>" + name + " " + bar + " 0.00"
         text = Text(no_wrap=True, overflow="crop")
-        keyword_rows = [i for i, label in enumerate(self.labels) if label in KEYWORDS]
+        keywords = keywords_of(self.labels)
+        keyword_rows = [i for i, label in enumerate(self.labels) if label in keywords]
         any_keyword = self.score == "any-keyword" and keyword_rows
         if any_keyword:  # the detector compares all keywords' sum with the likeliest keyword's threshold
             keyword_mass = sum(float(probs[i]) for i in keyword_rows)
@@ -133,7 +134,7 @@ class ClassBars(Widget):
         for n, i in enumerate(rows):
             label, p = self.labels[i], float(probs[i])
             flash, is_top = label == self.flash, i == top
-            keyword = label in KEYWORDS
+            keyword = label in keywords
             row_style = "bold reverse" if flash else ("bold" if is_top else ("" if keyword else "dim"))
             text.append(("*" if flash else " ") + (">" if is_top else " "), row_style)
             text.append(label.ljust(name_w) + " ", row_style)

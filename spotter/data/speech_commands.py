@@ -9,8 +9,9 @@ Layout (Google Speech Commands v2, or one made by ``spotter data synth``)::
 
 Protocol (as TensorFlow's ``input_data.py`` and the 12-class benchmark papers):
 
-* labels are the ten :data:`~spotter.config.KEYWORDS`, ``unknown`` (every other
-  word) and ``silence``;
+* labels are the ten :data:`~spotter.config.KEYWORDS` (or the ``keywords`` given: a
+  custom label set, whose folders are named by the keywords, "lights on/" say),
+  ``unknown`` (every other word) and ``silence``;
 * a clip's split comes from the official lists: in ``testing_list.txt`` ->
   ``test``, in ``validation_list.txt`` -> ``val``, else ``train`` (a missing list
   counts as empty);
@@ -58,7 +59,7 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
-from ..config import BACKGROUND_NOISE_DIR, CLIP_SAMPLES, KEYWORDS, LABELS, SAMPLE_RATE, SILENCE, UNKNOWN
+from ..config import BACKGROUND_NOISE_DIR, CLIP_SAMPLES, KEYWORDS, LABELS, SAMPLE_RATE, SILENCE, UNKNOWN, labels_for
 from .download import DataError
 
 SPLITS = ("train", "val", "test", "all")
@@ -84,8 +85,8 @@ class Example(NamedTuple):
     ``path`` is the clip's path relative to the root (``word/file.wav``), or
     ``None`` for a silence example, which is ``gain`` times the 1 s of
     ``noise_file`` (relative path, ``None`` for digital zeros) from sample
-    ``offset`` (at :data:`~spotter.config.SAMPLE_RATE`).  ``label`` indexes
-    :data:`~spotter.config.LABELS`.
+    ``offset`` (at :data:`~spotter.config.SAMPLE_RATE`).  ``label`` indexes the
+    dataset's labels (:data:`~spotter.config.LABELS` for Speech Commands' keywords).
     """
 
     path: str | None
@@ -135,10 +136,10 @@ def split_of(rel_path: str, validation: set[str] | frozenset[str], testing: set[
     return "train"
 
 
-def word_to_label(word: str) -> str:
+def word_to_label(word: str, keywords=KEYWORDS) -> str:
     """A keyword is its own label; every other word is ``unknown``."""
     word = word.lower()
-    return word if word in KEYWORDS else UNKNOWN
+    return word if word in keywords else UNKNOWN
 
 
 def noise_files(root: str | os.PathLike) -> list[Path]:
@@ -191,9 +192,9 @@ def _noise_lengths(root: Path, sample_rate: int = SAMPLE_RATE) -> list[tuple[str
 
 
 def _silence_examples(noises: list[tuple[str, int]], count: int, split: str,
-                      rng: np.random.Generator) -> list[Example]:
+                      rng: np.random.Generator, silence: int = SILENCE_INDEX) -> list[Example]:
     if not noises:
-        return [Example(None, SILENCE_INDEX, None, 0, 0.0) for _ in range(count)]
+        return [Example(None, silence, None, 0, 0.0) for _ in range(count)]
     lo_frac, hi_frac = NOISE_REGIONS[split]
     log_lo, log_hi = (math.log10(g) for g in SILENCE_GAIN_RANGE)
     out = []
@@ -204,7 +205,7 @@ def _silence_examples(noises: list[tuple[str, int]], count: int, split: str,
             lo, hi = 0, n
         offset = int(rng.integers(lo, max(lo, hi - CLIP_SAMPLES) + 1))
         gain = float(10.0 ** rng.uniform(log_lo, log_hi))
-        out.append(Example(None, SILENCE_INDEX, rel, offset, gain))
+        out.append(Example(None, silence, rel, offset, gain))
     return out
 
 
@@ -214,8 +215,10 @@ def unknown_wanted(keyword_examples: int, silence_fraction: float, unknown_fract
 
 
 def build_index(root: str | os.PathLike, split: str, seed: int = 0, silence_fraction: float = 0.1,
-                unknown_fraction: float = 0.1, balance_all: bool = False, all_unknown: bool = False) -> list[Example]:
-    """The examples of one split (``train``, ``val``, ``test`` or ``all``): see the module docstring.
+                unknown_fraction: float = 0.1, balance_all: bool = False, all_unknown: bool = False,
+                keywords=KEYWORDS) -> list[Example]:
+    """The examples of one split (``train``, ``val``, ``test`` or ``all``) for ``keywords``: see the module
+    docstring; each example's label indexes ``labels_for(keywords)``.
 
     ``split="all"`` takes every clip unless ``balance_all``, which samples its
     unknown words down to ``unknown_fraction`` as the other splits do (the
@@ -232,15 +235,16 @@ def build_index(root: str | os.PathLike, split: str, seed: int = 0, silence_frac
     rng = np.random.default_rng([seed, zlib.crc32(split.encode())])
     validation = read_split_list(root / VALIDATION_LIST)
     testing = read_split_list(root / TESTING_LIST)
+    labels = labels_for(keywords)
     chosen, unknown = [], []
     for rel, word in clips:
         if split != "all" and split_of(rel, validation, testing) != split:
             continue
-        label = word_to_label(word)
+        label = word_to_label(word, keywords)
         if label == UNKNOWN:
             unknown.append(rel)
         else:
-            chosen.append(Example(rel, LABELS.index(label)))
+            chosen.append(Example(rel, labels.index(label)))
     n_keywords = len(chosen)
     wanted = unknown_wanted(n_keywords, silence_fraction, unknown_fraction)
     if (split == "all" and not balance_all) or all_unknown:
@@ -248,13 +252,13 @@ def build_index(root: str | os.PathLike, split: str, seed: int = 0, silence_frac
     else:
         take = min(wanted, len(unknown))
         picked = np.sort(rng.choice(len(unknown), size=take, replace=False)) if take else []
-    chosen += [Example(unknown[i], UNKNOWN_INDEX) for i in picked]
+    chosen += [Example(unknown[i], labels.index(UNKNOWN)) for i in picked]
     noises = _noise_lengths(root)
     unknown_in_epoch = min(wanted, len(unknown)) if all_unknown else len(picked)
     n_silence = _round(silence_fraction * (n_keywords + unknown_in_epoch) / (1.0 - silence_fraction))
     if split == "all" and not noises:
         n_silence = 0
-    return chosen + _silence_examples(noises, n_silence, split, rng)
+    return chosen + _silence_examples(noises, n_silence, split, rng, labels.index(SILENCE))
 
 
 # -- audio ----------------------------------------------------------------------------
@@ -331,7 +335,8 @@ def _summarise(skipped: list[tuple[str, str]], shown: int = 5) -> str:
 
 
 class SpeechCommands(Dataset):
-    """``(waveform float32 tensor (16000,), label index into LABELS)`` of one split of a folder.
+    """``(waveform float32 tensor (16000,), label index into .labels)`` of one split of a folder; ``keywords``
+    name the classes besides ``unknown`` and ``silence`` (default: Speech Commands' ten).
 
     ``preload=True`` reads every clip once into one int16 array (exact for the
     16-bit PCM of Speech Commands; half the memory of float32, shared by
@@ -340,13 +345,12 @@ class SpeechCommands(Dataset):
     Unreadable clips are left out (see the module docstring).
     """
 
-    labels = LABELS
-
     def __init__(self, root: str | os.PathLike, split: str, seed: int = 0, silence_fraction: float = 0.1,
                  unknown_fraction: float = 0.1, preload: bool = False,
                  transform: Callable[[torch.Tensor], torch.Tensor] | None = None, progress: bool = True,
-                 balance_all: bool = False, all_unknown: bool = False) -> None:
+                 balance_all: bool = False, all_unknown: bool = False, keywords=KEYWORDS) -> None:
         self.root = Path(root)
+        self.labels = labels_for(keywords)
         self.split = _normalise_split(split)
         self.transform = transform
         #: ``(relative path, reason)`` of every clip left out as unreadable.
@@ -355,12 +359,14 @@ class SpeechCommands(Dataset):
         self._failed: set[str] = set()
         self._audio: np.ndarray | None = None
         self._rows: np.ndarray | None = None
-        examples = build_index(self.root, self.split, seed, silence_fraction, unknown_fraction, balance_all, all_unknown)
+        examples = build_index(self.root, self.split, seed, silence_fraction, unknown_fraction, balance_all, all_unknown,
+                               keywords)
+        unknown, silence = self.labels.index(UNKNOWN), self.labels.index(SILENCE)
         #: With ``all_unknown``: how many unknown clips an epoch draws (the ``unknown_fraction`` share); else None.
         self.unknown_per_epoch: int | None = (
-            min(unknown_wanted(sum(ex.label not in (UNKNOWN_INDEX, SILENCE_INDEX) for ex in examples),
+            min(unknown_wanted(sum(ex.label not in (unknown, silence) for ex in examples),
                                silence_fraction, unknown_fraction),
-                sum(ex.label == UNKNOWN_INDEX for ex in examples)) if all_unknown else None)
+                sum(ex.label == unknown for ex in examples)) if all_unknown else None)
         self.examples: list[Example] = self._preload(examples, progress) if preload else self._check(examples, progress)
         if self.skipped:
             warnings.warn(f"{self.root} ({self.split}): left out {len(self.skipped)} unreadable clip(s): "
@@ -422,9 +428,9 @@ class SpeechCommands(Dataset):
         return x, int(ex.label)
 
     def class_counts(self) -> dict[str, int]:
-        """Number of examples of each label, every label of LABELS present (0 when none)."""
-        counts = np.bincount([ex.label for ex in self.examples], minlength=len(LABELS))
-        return {name: int(c) for name, c in zip(LABELS, counts)}
+        """Number of examples of each label, every label of :attr:`labels` present (0 when none)."""
+        counts = np.bincount([ex.label for ex in self.examples], minlength=len(self.labels))
+        return {name: int(c) for name, c in zip(self.labels, counts)}
 
     def __repr__(self) -> str:
         return f"SpeechCommands({str(self.root)!r}, {self.split!r}, {len(self)} examples)"
@@ -448,7 +454,7 @@ class SpeechCommands(Dataset):
                 return fit_length(load_audio(self.root / other.path))
             except DataError as e:
                 self._report(other.path, e)
-        raise DataError(f"{self.root}: no readable clip of class {LABELS[ex.label]!r} is left; "
+        raise DataError(f"{self.root}: no readable clip of class {self.labels[ex.label]!r} is left; "
                         "check the folder's audio files")
 
     def _noise_array(self, rel: str) -> np.ndarray:

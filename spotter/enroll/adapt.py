@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import CLIP_SAMPLES, SAMPLE_RATE, SILENCE, UNKNOWN
+from ..config import CLIP_SAMPLES, SAMPLE_RATE, SILENCE, UNKNOWN, keywords_of
 from ..data import noise as noise_gen
 from ..detector import DetectorConfig, detector_from_meta
 from ..training.augment import NoiseMixer, random_gain, spec_augment, speed_perturb, time_shift
@@ -258,7 +258,8 @@ def stream_score(stream, labels, detector: DetectorConfig) -> dict:
     from ..evaluation.streams import score_stream
     from ..evaluation.tuning import detections_of
 
-    score = score_stream(detections_of(stream, labels, detector), stream.labels, stream.duration_s)
+    score = score_stream(detections_of(stream, labels, detector), stream.labels, stream.duration_s,
+                         keywords=keywords_of(labels))
     return {k: v for k, v in score.to_dict().items()
             if k in ("recall", "matched", "keywords", "wrong", "missed", "false_alarms")}
 

@@ -13,6 +13,7 @@ import datetime as dt
 import os
 from pathlib import Path
 
+from ..config import keywords_of
 from .profile import PROFILE_MODEL, Enrollment, EnrollmentError, profile_dir, read_enrollment, write_recordings
 
 
@@ -21,16 +22,12 @@ def parse_keywords(text: str | None, labels) -> list[str] | None:
     if not text:
         return None
     wanted = [k.strip() for k in text.split(",") if k.strip()]
-    keywords = [k for k in labels if k not in ("unknown", "silence")]
+    keywords = keywords_of(labels)
     unknown = [k for k in wanted if k not in keywords]
     if unknown or not wanted:
         raise EnrollmentError(f"--keywords {text}: {', '.join(unknown) or 'none given'} is not a keyword of the "
                               f"model ({', '.join(keywords)})")
     return [k for k in keywords if k in wanted]
-
-
-def _model_keywords(model) -> list[str]:
-    return [k for k in model.labels if k not in ("unknown", "silence")]
 
 
 def enroll(base, enrollment: Enrollment, out: Path, profile: str | None, base_name: str, seed: int = 0,
@@ -50,7 +47,7 @@ def enroll(base, enrollment: Enrollment, out: Path, profile: str | None, base_na
 def enroll_from_dir(folder, base, base_name: str, out: Path, profile: str | None = None,
                     keywords: list[str] | None = None, seed: int = 0, progress: bool = True) -> dict:
     """``spotter enroll --from-dir``: every file checked first, so bad input writes nothing."""
-    enrollment = read_enrollment(folder, keywords or _model_keywords(base))
+    enrollment = read_enrollment(folder, keywords or list(keywords_of(base.labels)))
     missing = [k for k in (keywords or []) if k not in enrollment.takes]
     if missing:
         raise EnrollmentError(f"--keywords: no takes of {', '.join(missing)} in {folder} (expected "

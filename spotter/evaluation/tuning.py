@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..compute import float32_convolutions
-from ..config import CLIP_SAMPLES, KEYWORDS, SAMPLE_RATE, TUNE_OBJECTIVES
+from ..config import CLIP_SAMPLES, SAMPLE_RATE, TUNE_OBJECTIVES, keywords_of
 from ..data.labels import LabelEvent, read_labels
 from ..detector import SCORES, DetectorConfig, detect_offline
 from ..events import PosteriorUpdate
@@ -115,7 +115,8 @@ def grid_search(streams: Sequence[StreamPosteriors], labels: Sequence[str], conf
         per_stream: list[tuple[float, str]] = []  # (recall, name) of each stream with keywords
         for stream in streams:
             dets = detections_of(stream, labels, config)
-            score = score_stream(dets, stream.labels, stream.duration_s, tolerance_s=tolerance_s)
+            score = score_stream(dets, stream.labels, stream.duration_s, tolerance_s=tolerance_s,
+                                 keywords=keywords_of(labels))
             matched += score.matched
             keywords += score.keywords
             false_alarms += score.false_alarms
@@ -138,7 +139,7 @@ def grid_search(streams: Sequence[StreamPosteriors], labels: Sequence[str], conf
 
 def keyword_thresholds(streams: Sequence[StreamPosteriors], labels: Sequence[str], base: DetectorConfig,
                        grid: Iterable[float], tolerance_s: float = 0.75, max_fa_per_hour: float = 2.0,
-                       keywords: Sequence[str] = KEYWORDS, margin_steps: int = 0) -> DetectorConfig:
+                       keywords: Sequence[str] | None = None, margin_steps: int = 0) -> DetectorConfig:
     """``base`` with one threshold per keyword: the most keyword hits within the false-alarm budget.
 
     A keyword's detections depend on its own threshold only (the detector follows the top class;
@@ -152,6 +153,7 @@ def keyword_thresholds(streams: Sequence[StreamPosteriors], labels: Sequence[str
     the shipped model, thresholds chosen without a margin kept 1.3 false alarms per hour on
     validation and gave 8 in an hour of test speech).
     """
+    keywords = keywords_of(labels) if keywords is None else keywords
     grid = sorted(set(float(t) for t in grid), reverse=True)
     hours = sum(s.duration_s for s in streams) / 3600
     budget = int(np.floor(max_fa_per_hour * hours + 1e-9))

@@ -35,7 +35,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from ..checkpoint import make_checkpoint
 from ..errors import SpotterError
-from ..config import CLIP_SAMPLES, LABELS, SAMPLE_RATE, FrontendConfig
+from ..config import CLIP_SAMPLES, KEYWORDS, LABELS, SAMPLE_RATE, UNKNOWN, FrontendConfig
 from ..model import build_model
 from .augment import AugmentConfig, NoiseMixer, RoomReverb, random_filter, random_gain, spec_augment, spectral_blur, speed_perturb, time_shift
 from .options import recipe_defaults
@@ -208,8 +208,9 @@ class KWSDataModule(pl.LightningDataModule):
 
     def __init__(self, root: str | Path, batch_size: int = 128, workers: int = 0, seed: int = 0,
                  preload: bool = True, silence_fraction: float = 0.1, unknown_fraction: float = 0.1,
-                 redraw_unknown: bool = False, progress: bool = True) -> None:
+                 redraw_unknown: bool = False, progress: bool = True, keywords=KEYWORDS) -> None:
         super().__init__()
+        self.keywords = tuple(keywords)
         self.redraw_unknown = redraw_unknown
         self.root = Path(root)
         self.batch_size = batch_size
@@ -226,7 +227,7 @@ class KWSDataModule(pl.LightningDataModule):
 
         if split not in self.datasets:
             self.datasets[split] = SpeechCommands(self.root, split, seed=self.seed, preload=self.preload,
-                                                  progress=self.progress,
+                                                  progress=self.progress, keywords=self.keywords,
                                                   all_unknown=self.redraw_unknown and split == "train", **self.fractions)
         return self.datasets[split]
 
@@ -267,11 +268,10 @@ class UnknownRedrawSampler(torch.utils.data.Sampler):
     afresh (without replacement) from all of the dataset's unknown clips, in a new random order."""
 
     def __init__(self, dataset, seed: int = 0) -> None:
-        from ..data.speech_commands import UNKNOWN_INDEX
-
         labels = np.array([ex.label for ex in dataset.examples])
-        self.fixed = np.flatnonzero(labels != UNKNOWN_INDEX)
-        self.unknown = np.flatnonzero(labels == UNKNOWN_INDEX)
+        unknown = dataset.labels.index(UNKNOWN)
+        self.fixed = np.flatnonzero(labels != unknown)
+        self.unknown = np.flatnonzero(labels == unknown)
         self.per_epoch = min(int(dataset.unknown_per_epoch), len(self.unknown))
         self.seed = seed
         self.epoch = 0

@@ -35,7 +35,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from ..config import ARCHITECTURES, NORMALIZATIONS
+from ..config import ARCHITECTURES, KEYWORDS, NORMALIZATIONS, parse_keywords
 from ..errors import SpotterError
 
 #: The repository's config folder, used when the installed package ``spotter.configs`` is absent.
@@ -89,6 +89,9 @@ class TrainOptions:
                        "one made by `spotter data synth` (default: %(default)s)", "data")
     data_dir: str | None = option(None, "cache folder for the downloaded dataset (default: $SPOTTER_DATA_DIR, "
                                   "else $XDG_CACHE_HOME/spotter or ~/.cache/spotter)", "data", summary=False)
+    keywords: str | None = option(None, "the model's own keywords, separated by commas, e.g. 'lights on,next slide': "
+                                  "their folders in --data are the classes and every other word folder is "
+                                  "'unknown' (default: Speech Commands' ten)", "data")
     workers: int = option(0, "DataLoader worker processes (default: %(default)s)", "data", summary=False)
     unknown_fraction: float = option(0.1, "share of 'unknown' clips in each split (default: %(default)s, the "
                                      "12-class protocol)", "data")
@@ -150,6 +153,11 @@ class TrainOptions:
             merged = {item.split("=", 1)[0].strip().replace("-", "_") if "=" in item else item: item
                       for item in self.aug}
             object.__setattr__(self, "aug", list(merged.values()))
+        if self.keywords is not None:
+            try:
+                object.__setattr__(self, "keywords", ",".join(parse_keywords(self.keywords)))
+            except ValueError as err:
+                raise SpotterError(str(err)) from None
         if self.teacher and (not 0.0 <= self.distill_weight <= 1.0 or self.distill_temperature <= 0):
             raise SpotterError(f"--distill-weight {self.distill_weight} / --distill-temperature "
                                f"{self.distill_temperature}: the weight must be in 0..1 and the temperature above 0")
@@ -172,6 +180,10 @@ class TrainOptions:
         """Whether option ``f`` matters in this run (``requires``: only when that other option is set)."""
         needed = f.metadata.get("requires")
         return not needed or bool(getattr(self, needed))
+
+    def keyword_set(self) -> tuple[str, ...]:
+        """The keywords this run trains (``--keywords``, else Speech Commands' ten)."""
+        return parse_keywords(self.keywords) if self.keywords else KEYWORDS
 
     def hparams(self) -> dict:
         """``KWSModule`` keyword arguments set by these options (those left at None take the recipe's value)."""

@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..config import labels_for
 from ..errors import Interrupted, SpotterError
 from .options import TrainOptions, add_arguments, parse_with_config  # noqa: F401 - spotter.cli imports these from here
 
@@ -79,6 +80,11 @@ def run_train(args: argparse.Namespace | TrainOptions) -> dict:
     if opts.no_augment:
         hp["augment"] = False
     hp["augment_config"] = augment_config
+    keywords = opts.keyword_set()
+    missing = [k for k in keywords if not (root / k).is_dir()]
+    if opts.keywords and missing:
+        raise SpotterError(f"--keywords: no folder {root / missing[0]}; --data needs a folder of clips for every keyword")
+    hp["labels"] = labels_for(keywords)
     module = KWSModule(**hp)
     if opts.init and not opts.resume:
         init_weights(module.model, opts.init)
@@ -87,7 +93,7 @@ def run_train(args: argparse.Namespace | TrainOptions) -> dict:
     data = KWSDataModule(root, batch_size=opts.batch_size, workers=opts.workers, seed=opts.seed,
                          preload=not opts.no_preload, silence_fraction=opts.silence_fraction,
                          unknown_fraction=opts.unknown_fraction, redraw_unknown=opts.redraw_unknown,
-                         progress=progress)
+                         progress=progress, keywords=keywords)
 
     loggers = [InterruptSafeCSVLogger(out, name="logs")]
     try:
@@ -168,21 +174,37 @@ def _train_sizes(train) -> dict:
 
 
 def init_weights(model, checkpoint) -> None:
-    """Copy a trained model's weights into ``model``; a one-line error unless they are the same kind of model."""
+    """Copy a trained model's weights into ``model``; a one-line error unless they are the same kind of model.
+
+    A model of other labels (custom keywords) is the same kind: every layer but the output layer is
+    copied, and of the output layer the rows of the labels both have (``unknown``, ``silence``, shared
+    keywords); the new keywords' rows keep their fresh initialisation."""
+    import torch
+
     from ..checkpoint import load_model
+    from ..model import output_layers
 
     source = load_model(checkpoint, device="cpu")
     differences = [f"{what} {theirs} (this run: {ours})" for what, theirs, ours in (
         ("model", source.name, model.name),
-        ("labels", ",".join(source.labels), ",".join(model.labels)),
         ("front end", source.frontend.config.to_dict(), model.frontend.config.to_dict()),
     ) if theirs != ours]
     theirs, ours = source.state_dict(), model.state_dict()
-    if not differences and (theirs.keys() != ours.keys() or any(theirs[k].shape != ours[k].shape for k in ours)):
+    outputs = {f"net.{name}.{p}" for name in output_layers(model.net) for p in ("weight", "bias")}
+    if not differences and (theirs.keys() != ours.keys()
+                            or any(theirs[k].shape != ours[k].shape for k in ours if k not in outputs)):
         differences.append("parameters of other names or shapes (trainable Mel/STFT differ?)")
     if differences:
         raise SpotterError(f"--init {checkpoint}: not the same kind of model: {differences[0]}")
-    model.load_state_dict(theirs)
+    rows = [(i, source.labels.index(label)) for i, label in enumerate(model.labels) if label in source.labels]
+    state = dict(theirs)
+    for key in outputs & ours.keys():
+        fresh = ours[key].clone()
+        for i, j in rows:
+            fresh[i] = theirs[key][j]
+        state[key] = fresh
+    with torch.no_grad():
+        model.load_state_dict(state)
 
 
 def set_teacher(module, checkpoint) -> None:
