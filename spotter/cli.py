@@ -274,6 +274,26 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     return listen(options, _detector(args))
 
 
+def _cmd_custom(args: argparse.Namespace) -> int:
+    from .custom.build import build_custom, plan
+    from .data.tts import available_engines
+
+    todo = plan(args.keywords, args.out, voices=args.voices, epochs=args.epochs, seed=args.seed,
+                accelerator=args.accelerator, progress=not args.no_progress)
+    missing = [e for e in ("espeak", "piper", "festival") if e not in available_engines()]
+    if missing:
+        raise SpotterError(f"spotter custom needs the speech engines {', '.join(missing)}: run scripts/install_tts.sh")
+    for keyword, similar in todo.confusables.items():
+        print(f"custom: {keyword!r}: negatives that sound close: {', '.join(similar) or 'none found'}")
+    facts = build_custom(todo)
+    v = facts["validation"]
+    print(f"wrote {todo.out}: {', '.join(todo.keywords)}; on held-out voices {v['recall']:.1%} of keywords found, "
+          f"{v['fa_per_hour']:.1f} false alarms per hour ({v['hours']:.2f} h); {facts['seconds'] / 60:.0f} min")
+    if v["recall"] < 0.8 or v["fa_per_hour"] > todo.max_fa_per_hour:
+        print("custom: a weak model: more --voices and --epochs make a better one")
+    return 0
+
+
 def _cmd_enroll(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -641,6 +661,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed of the adaptation (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_enroll)
+
+    p = sub.add_parser("custom", help="a spotter of your own words, made offline from text (an hour on a CPU)",
+                       description="Make a spotter of your own keywords from text alone: synthesise them, words that "
+                       "sound nearly like them and keyword-free speech with every English voice there is, train a "
+                       "model whose classes are your keywords, unknown and silence, tune its detector on held-out "
+                       "voices and write the checkpoint (`spotter listen --model OUT`). Resumes where it stopped "
+                       "when run again with the same arguments.")
+    p.add_argument("keywords", nargs="+", metavar="KEYWORD", help='a word or a short phrase, e.g. "lights on"')
+    p.add_argument("--out", default="custom.pt", help="the checkpoint to write (default: custom.pt); its work "
+                   "folder (corpus, training run, streams) is OUT's name with -work")
+    p.add_argument("--voices", type=int, default=200, help="clips of each word, each by another voice (default: 200; "
+                   "fewer: quicker and weaker)")
+    p.add_argument("--epochs", type=int, default=30, help="training epochs (default: 30; fewer: quicker and weaker)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--accelerator", default="auto", help="auto, cpu, gpu (default: auto: a GPU when there is one)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_custom)
 
     p = sub.add_parser("devices", help="list audio input devices",
                        description="List audio input devices: index, name, channels, default sample rate.")

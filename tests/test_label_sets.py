@@ -320,3 +320,19 @@ def test_train_refuses_a_bad_keyword_list_in_one_line(corpus, tmp_path, capsys, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "run" / "model.pt").exists()
+
+
+def test_train_refuses_an_epoch_without_one_full_batch(corpus, tmp_path, capsys):
+    from spotter.data.speech_commands import SpeechCommands
+    from spotter.training.run import main as train_main
+
+    pool = SpeechCommands(corpus, "train", keywords=keywords_of(LABELS), unknown_fraction=0.25, all_unknown=True,
+                          progress=False)
+    drawn = len(pool) - pool.class_counts()["unknown"] + pool.unknown_per_epoch
+    batch = (drawn + len(pool)) // 2  # more than an epoch draws, fewer than the pool: no full batch at all
+    assert drawn < batch < len(pool)
+    assert train_main(["--data", str(corpus), "--model", "linear", "--keywords", "lights on,next slide",
+                       "--unknown-fraction", "0.25", "--redraw-unknown", "--batch-size", str(batch),
+                       "--out", str(tmp_path / "run"), "--no-progress", "--accelerator", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "fewer than one batch" in err, err

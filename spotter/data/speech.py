@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import soundfile as sf
@@ -115,9 +116,14 @@ def _training_voices(root: Path) -> list[dict]:
 
 
 def add_speech_crops(corpus_dir: str | os.PathLike, count: int = 3000, seed: int = 0, crops_per_sentence: int = 2,
-                     progress: bool = True) -> Path:
-    """Write ``count`` 1 s crops of sentences spoken by training voices to ``corpus_dir/speech/``."""
+                     progress: bool = True, keywords: Sequence[str] | None = None) -> Path:
+    """Write ``count`` 1 s crops of sentences spoken by training voices to ``corpus_dir/speech/``.
+
+    ``keywords``: another model's own keywords; the sentences that say one of them are left out (by
+    default Speech Commands' ten, which no sentence says)."""
     from tqdm import tqdm
+
+    from .stream import mentions
 
     root = Path(corpus_dir)
     voices = _training_voices(root)
@@ -125,6 +131,8 @@ def add_speech_crops(corpus_dir: str | os.PathLike, count: int = 3000, seed: int
     out.mkdir(exist_ok=True)
     rng = np.random.default_rng(seed)
     texts = keyword_free(TRAINING_SENTENCES + tuple(BABBLE_SENTENCES))
+    if keywords is not None:
+        texts = tuple(s for s in texts if not mentions(s, keywords))
     written = 0
     with tqdm(total=count, unit="clip", desc="speech crops", disable=not progress) as bar:
         while written < count:

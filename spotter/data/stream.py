@@ -277,6 +277,16 @@ def tokens(text: str) -> list[str]:
     return [t.strip("'") for t in re.findall(r"[a-z0-9']+", text.lower()) if t.strip("'")]
 
 
+def mentions(text: str, phrases: Sequence[str]) -> bool:
+    """Whether ``text`` says one of ``phrases`` (each a word or several) as whole words, in order."""
+    words = tokens(text)
+    for phrase in phrases:
+        p = tokens(phrase)
+        if p and any(words[i:i + len(p)] == p for i in range(len(words) - len(p) + 1)):
+            return True
+    return False
+
+
 @dataclass(frozen=True)
 class StreamInfo:
     """What :func:`make_stream` wrote: the WAV, its labels CSV, its length and the rows per label."""
@@ -402,11 +412,12 @@ def make_stream(corpus_dir: str | os.PathLike, out_wav: str | os.PathLike, minut
                 split: str = "test", sentences_share: float = 0.3, keyword_share: float = 0.6,
                 snr_db: tuple[float, float] = (5.0, 25.0), gap_s: tuple[float, float] = (0.6, 2.0),
                 speech_only: bool = False, sentence_engines: Sequence[str] = ENGINES,
-                progress: bool = True) -> StreamInfo:
+                progress: bool = True, keywords: Sequence[str] = KEYWORDS) -> StreamInfo:
     """Write a ``minutes`` long test stream and its labels CSV; see the module docstring.
 
     ``split``: ``test``, ``val``, ``train`` or ``all`` (the corpus' split lists
-    ignored). ``sentences_share``: share of the stream's time given to sentence
+    ignored). ``keywords``: the word folders that are keywords (another model's own set; the sentences
+    that say one are left out). ``sentences_share``: share of the stream's time given to sentence
     stretches (0 for none); ``keyword_share``: share of the single words that are
     keywords. ``snr_db`` and ``gap_s``: ranges drawn uniformly. Raises
     :class:`~spotter.data.download.DataError` when the split has no keyword
@@ -421,8 +432,9 @@ def make_stream(corpus_dir: str | os.PathLike, out_wav: str | os.PathLike, minut
         raise ValueError(f"split must be one of train, val, test, all; not {split!r}")
     split, root, out_wav = _SPLITS[split], Path(corpus_dir), Path(out_wav)
     words = _word_clips(root, split)
-    keywords = [w for w in KEYWORDS if w in words]
-    others = sorted(w for w in words if word_to_label(w) == UNKNOWN)
+    keyword_set = tuple(keywords)
+    keywords = [w for w in keyword_set if w in words]
+    others = sorted(w for w in words if word_to_label(w, keyword_set) == UNKNOWN)
     if not speech_only and not keywords:
         raise DataError(f"{root}: no keyword clips in split {split!r} (is it a Speech Commands folder with "
                         "split lists? use split='all' for one without)")
@@ -434,7 +446,7 @@ def make_stream(corpus_dir: str | os.PathLike, out_wav: str | os.PathLike, minut
     keyword_deck, other_deck = _Deck(keywords, rng), _Deck(others, rng)
     clip_decks = {w: _Deck(paths, rng) for w, paths in words.items()}
     voice_decks = {e: _Deck(v, rng) for e, v in voices.items()}
-    sentence_deck = _Deck(SENTENCES, rng)
+    sentence_deck = _Deck([s for s in SENTENCES if not mentions(s, keyword_set)], rng)
 
     def word_piece() -> list[_Piece]:
         keyword = bool(keywords) and (not others or rng.random() < keyword_share)
@@ -445,7 +457,7 @@ def make_stream(corpus_dir: str | os.PathLike, out_wav: str | os.PathLike, minut
             return []
         margin = int(CLIP_MARGIN_S * SAMPLE_RATE)
         a, b = max(0, bounds[0] - margin), min(len(x), bounds[1] + margin)
-        return [_Piece(_fade(x[a:b]), bounds[0] - a, bounds[1] - a, word_to_label(word), word)]
+        return [_Piece(_fade(x[a:b]), bounds[0] - a, bounds[1] - a, word_to_label(word, keyword_set), word)]
 
     def stretch() -> list[_Piece]:
         voice = voice_decks[list(voice_decks)[int(rng.integers(len(voice_decks)))]].draw()
@@ -499,7 +511,7 @@ def make_stream(corpus_dir: str | os.PathLike, out_wav: str | os.PathLike, minut
              subtype="PCM_16")
     csv_path = write_labels(out_wav.with_suffix(".csv"),
                             [LabelEvent(label, a / SAMPLE_RATE, b / SAMPLE_RATE, word) for label, a, b, word in rows])
-    order = [*KEYWORDS, UNKNOWN, SPEECH]
+    order = [*keyword_set, UNKNOWN, SPEECH]
     counts = Counter(label for label, *_ in rows)
     return StreamInfo(out_wav, csv_path, n_total / SAMPLE_RATE,
                       {label: counts[label] for label in sorted(counts, key=order.index)})

@@ -177,8 +177,9 @@ def synthesize_corpus(out_dir: str | os.PathLike, per_word: int = 100, seed: int
     if not words or len(set(words)) != len(words):
         raise ValueError("words must be non-empty and distinct")
     for word in words:
-        if not word or not all(ch.isalnum() or ch in "-'" for ch in word) or word == BACKGROUND_NOISE_DIR:
-            raise ValueError(f"bad word {word!r}: letters, digits, - and ' only")
+        if (not word or not all(ch.isalnum() or ch in "-' " for ch in word) or word != " ".join(word.split())
+                or word == BACKGROUND_NOISE_DIR):
+            raise ValueError(f"bad word {word!r}: letters, digits, - and ' only (a phrase: words with one space between)")
     per_word, takes = int(per_word), int(takes)
     if per_word < 1 or takes < 1:
         raise ValueError("per_word and takes must be >= 1")

@@ -115,6 +115,10 @@ def run_train(args: argparse.Namespace | TrainOptions) -> dict:
         callbacks=[best, last_every_epoch, LearningRateMonitor("epoch"), _save_options(opts, out / "config.yaml")],
         enable_progress_bar=progress, log_every_n_steps=1, enable_model_summary=progress, deterministic=False,
     )
+    train, clips = data.dataset("train"), _train_sizes(data.dataset("train"))["train_clips"]
+    if clips < opts.batch_size < len(train):  # full batches only (drop_last), and not one of them
+        raise SpotterError(f"--data {root}: {clips} training clips an epoch, fewer than one batch (--batch-size "
+                           f"{opts.batch_size}); use a smaller --batch-size or more data")
     started = time.time()
     try:
         trainer.fit(module, datamodule=data, ckpt_path=str(last) if opts.resume else None)

@@ -1,0 +1,180 @@
+"""`spotter custom`: a spotter of the user's own words, made offline from text.
+
+:func:`build_custom` runs five steps in a work folder, each skipped when its result is already there
+(so an interrupted run resumes where it stopped):
+
+1. ``corpus/``: a corpus in Speech Commands layout (:func:`~spotter.data.synth.synthesize_corpus`) of the
+   keywords, their :func:`~spotter.custom.phrases.confusables` and a few other words, said by voices of
+   every English engine there is (espeak-ng, piper, festival's ked), whole voices held out for
+   validation and test;
+2. ``corpus/speech/``: 1 s crops of keyword-free sentences said by the training voices (``unknown``);
+3. ``run/``: training (:func:`~spotter.training.run.run_train`) with the shipped config ``custom.yaml``
+   (the main recipe's augmentation), the keywords as the classes;
+4. ``streams/``: a stream of the validation voices' keywords, confusables and sentences, and one of
+   their keyword-free speech (:func:`~spotter.data.stream.make_stream`);
+5. the detector tuned on those streams (:func:`~spotter.evaluation.tuning.tune`, the worst keyword
+   stream's recall within the false-alarm budget), and the checkpoint written to ``out`` (atomically)
+   with its labels, detector and ``meta["custom"]``: keywords, confusables, voices, epochs, figures.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import SpotterError
+from .phrases import check_phrases, confusables
+
+#: Words of Speech Commands said as further "unknown" words (none sounds like a usual custom phrase).
+OTHER_WORDS = ("backward", "bird", "follow", "happy", "house", "learn", "marvin", "sheila", "visual", "wow")
+#: English engines and festival's English voice: a custom phrase is said as written.
+ENGINES = ("espeak", "piper", "festival")
+FESTIVAL_VOICES = ("ked",)
+CONFIG = "custom.yaml"
+
+
+@dataclass(frozen=True)
+class CustomPlan:
+    """What :func:`build_custom` makes, and where."""
+
+    keywords: tuple[str, ...]
+    out: Path
+    work: Path
+    voices: int = 200  # clips of each word, each from another voice
+    epochs: int = 30
+    seed: int = 0
+    max_fa_per_hour: float = 1.0
+    accelerator: str = "auto"
+    progress: bool = True
+    confusables: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def speech_crops(self) -> int:
+        """Crops of keyword-free sentences (``unknown``): as many as the keywords' clips, 100 to 1,500."""
+        return int(min(1500, max(100, self.voices * len(self.keywords))))
+
+    @property
+    def stream_minutes(self) -> tuple[float, float]:
+        """Minutes of the validation streams: keywords among other words and sentences; keyword-free speech."""
+        minutes = min(10.0, max(1.0, self.voices / 20))
+        return minutes, 2 * minutes
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        other = [w for w in OTHER_WORDS if w not in self.keywords]
+        return tuple(dict.fromkeys([*self.keywords, *(c for cs in self.confusables.values() for c in cs), *other]))
+
+
+def plan(phrases, out, work=None, **options) -> CustomPlan:
+    """The plan for ``phrases`` (checked: :class:`~spotter.custom.phrases.PhraseError`), their confusables
+    found; nothing is written."""
+    keywords = check_phrases(phrases)
+    out = Path(out)
+    if out.suffix != ".pt":
+        raise SpotterError(f"--out {out}: a checkpoint file name ending in .pt")
+    found = {k: confusables(k, keywords) for k in keywords}
+    work = Path(work) if work else out.with_name(out.stem + "-work")
+    if options.get("voices", 200) < 10 or options.get("epochs", 30) < 1:
+        raise SpotterError("--voices must be at least 10 (whole voices are held out for tuning) and --epochs at least 1")
+    return CustomPlan(keywords, out, work, confusables=found, **options)
+
+
+def _say(step: str, text: str) -> None:
+    print(f"custom: {step}: {text}", flush=True)
+
+
+def _corpus(p: CustomPlan) -> Path:
+    from ..data.synth import synthesize_corpus
+
+    root = p.work / "corpus"
+    manifest = root / "corpus.json"
+    if manifest.is_file():
+        done = json.loads(manifest.read_text())
+        if done.get("complete") and done.get("words") == list(p.words) and done.get("per_word") == p.voices:
+            _say("1/5 corpus", f"{root} (already made)")
+            return root
+    _say("1/5 corpus", f"{len(p.words)} words x {p.voices} voices -> {root}")
+    synthesize_corpus(root, per_word=p.voices, seed=p.seed, engines=ENGINES, words=p.words, progress=p.progress,
+                      noise_seconds=60.0, festival_voices=FESTIVAL_VOICES)
+    return root
+
+
+def _speech(p: CustomPlan, corpus: Path) -> None:
+    from ..data.speech import SPEECH_WORD, add_speech_crops
+
+    folder = corpus / SPEECH_WORD
+    if folder.is_dir() and len(list(folder.glob("*.wav"))) >= p.speech_crops:
+        _say("2/5 speech", f"{folder} (already made)")
+        return
+    _say("2/5 speech", f"{p.speech_crops} crops of keyword-free sentences -> {folder}")
+    add_speech_crops(corpus, count=p.speech_crops, seed=p.seed, progress=p.progress, keywords=p.keywords)
+
+
+def _train(p: CustomPlan, corpus: Path) -> Path:
+    from ..training.options import TrainOptions, load_config
+    from ..training.run import run_train
+
+    run = p.work / "run"
+    model = run / "model.pt"
+    if model.is_file():
+        _say("3/5 train", f"{model} (already trained)")
+        return model
+    _say("3/5 train", f"{CONFIG}, {p.epochs} epochs -> {run}")
+    recipe = load_config(CONFIG)
+    options = {**recipe, "batch_size": min(recipe["batch_size"], p.voices), "data": str(corpus), "keywords": ",".join(p.keywords), "epochs": p.epochs,
+               "seed": p.seed, "out": str(run), "accelerator": p.accelerator, "no_progress": not p.progress,
+               "resume": (run / "checkpoints" / "last.ckpt").is_file()}
+    run_train(TrainOptions(**options))
+    return model
+
+
+def _streams(p: CustomPlan, corpus: Path) -> list[Path]:
+    from ..data.stream import make_stream
+
+    folder = p.work / "streams"
+    keywords, speech = p.stream_minutes
+    wanted = [(folder / "val-keywords.wav", {"minutes": keywords}),
+              (folder / "val-speech.wav", {"minutes": speech, "speech_only": True})]
+    for wav, kwargs in wanted:
+        if wav.is_file() and wav.with_suffix(".csv").is_file():
+            _say("4/5 streams", f"{wav} (already made)")
+            continue
+        _say("4/5 streams", f"{kwargs['minutes']:g} min of validation voices -> {wav}")
+        make_stream(corpus, wav, split="val", seed=p.seed, keywords=p.keywords, progress=p.progress, **kwargs)
+    return [wav for wav, _ in wanted]
+
+
+def _tune_and_write(p: CustomPlan, trained: Path, streams: list[Path], started: float) -> dict:
+    from ..checkpoint import load_model, read_checkpoint, save_checkpoint
+    from ..evaluation.tuning import stream_posteriors, tune
+
+    _say("5/5 tune", f"the detector on {', '.join(s.name for s in streams)}")
+    model = load_model(trained, device="cpu")
+    posteriors = [stream_posteriors(model, wav, batched=True) for wav in streams]
+    found = tune(posteriors, model.labels, max_fa_per_hour=p.max_fa_per_hour, max_latency_s=0.3,
+                 objective="worst-stream")
+    if found.best is None:  # no setting detects quickly enough: a weak model; the best without the latency bound
+        found = tune(posteriors, model.labels, max_fa_per_hour=p.max_fa_per_hour, objective="worst-stream")
+    best = next(r for r in found.rows if r["config"] == found.best)
+    meta = read_checkpoint(trained).get("meta", {})
+    facts = {"keywords": list(p.keywords), "confusables": p.confusables, "voices": p.voices, "epochs": p.epochs,
+             "engines": list(ENGINES), "seed": p.seed,
+             "validation": {"recall": best["recall"], "fa_per_hour": best["fa_per_hour"],
+                            "hours": round(found.hours, 2)},
+             "seconds": round(time.monotonic() - started, 1), "date": time.strftime("%Y-%m-%d")}
+    save_checkpoint(model, p.out, meta={**meta, "detector": found.best.to_meta(), "custom": facts})
+    return facts
+
+
+def build_custom(p: CustomPlan) -> dict:
+    """Run the steps of the module docstring for ``p`` (resuming where an earlier run stopped); the
+    facts written to the checkpoint's ``meta["custom"]``."""
+    started = time.monotonic()
+    p.work.mkdir(parents=True, exist_ok=True)
+    corpus = _corpus(p)
+    _speech(p, corpus)
+    trained = _train(p, corpus)
+    streams = _streams(p, corpus)
+    return _tune_and_write(p, trained, streams, started)
