@@ -97,9 +97,10 @@ def test_noise(seconds: float, rng: np.random.Generator, babble_clips, kind: str
 
 
 def keyword_stream(name: str, per_keyword: int, rng: np.random.Generator, babble_clips, folder: Path,
-                   noise_kind: str = "babble") -> Path:
-    """Other takes of the person's keywords over test noise (``noise_kind``, see :func:`test_noise`) at
-    5-25 dB SNR, with its labels CSV."""
+                   noise_kind: str = "babble", words=KEYWORDS, label: str | None = None, tag: str = "keywords") -> Path:
+    """Other takes of the person's keywords (``words``) over test noise (``noise_kind``, see :func:`test_noise`)
+    at 5-25 dB SNR, with its labels CSV: each row labelled by its word, or by ``label`` when given (``unknown``
+    for words that are not keywords); written as ``<name>-<tag>.wav``."""
     import soundfile as sf
 
     from spotter.data.labels import LabelEvent, write_labels
@@ -108,7 +109,7 @@ def keyword_stream(name: str, per_keyword: int, rng: np.random.Generator, babble
 
     import torch
 
-    items = [w for w in KEYWORDS for _ in range(per_keyword)]
+    items = [w for w in words for _ in range(per_keyword)]
     rng.shuffle(items)
     pieces, events, t = [], [], 0
     for word in items:
@@ -116,7 +117,7 @@ def keyword_stream(name: str, per_keyword: int, rng: np.random.Generator, babble
         x = x / max(1e-6, np.abs(x).max()) * 10 ** (rng.uniform(-12, -3) / 20)
         gap = int(rng.uniform(1.2, 2.5) * SR)
         t += gap
-        events.append(LabelEvent(word, t / SR, (t + len(x)) / SR, word))
+        events.append(LabelEvent(label or word, t / SR, (t + len(x)) / SR, word))
         pieces += [np.zeros(gap, np.float32), x.astype(np.float32)]
         t += len(x)
     pieces.append(np.zeros(SR, np.float32))
@@ -131,7 +132,7 @@ def keyword_stream(name: str, per_keyword: int, rng: np.random.Generator, babble
         out[lo:hi] += bed[lo:hi] * np.sqrt(power / 10 ** (snr / 10))
     quiet = np.sqrt(np.mean(clean[clean != 0] ** 2)) * 10 ** (-25 / 20)
     out += bed * quiet * (out == clean)  # between words: the bed at 25 dB below speech
-    path = folder / f"{name}-keywords.wav"
+    path = folder / f"{name}-{tag}.wav"
     sf.write(str(path), np.clip(out, -1, 1), SR, subtype="PCM_16")
     write_labels(path.with_suffix(".csv"), events)
     return path

@@ -15,7 +15,7 @@ import sys
 from typing import Callable, Sequence
 
 from . import __version__
-from .config import DETECTOR_SCORES, DEVICE_TYPES, RUNTIMES, TUNE_OBJECTIVES
+from .config import ARCHITECTURES, DETECTOR_SCORES, DEVICE_TYPES, RUNTIMES, TUNE_OBJECTIVES
 from .errors import Interrupted, SpotterError
 
 
@@ -278,7 +278,7 @@ def _cmd_custom(args: argparse.Namespace) -> int:
     from .custom.build import build_custom, plan
     from .data.tts import available_engines
 
-    todo = plan(args.keywords, args.out, voices=args.voices, epochs=args.epochs, seed=args.seed,
+    todo = plan(args.keywords, args.out, voices=args.voices, epochs=args.epochs, model=args.model, seed=args.seed,
                 accelerator=args.accelerator, progress=not args.no_progress)
     missing = [e for e in ("espeak", "piper", "festival") if e not in available_engines()]
     if missing:
@@ -674,6 +674,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--voices", type=int, default=200, help="clips of each word, each by another voice (default: 200; "
                    "fewer: quicker and weaker)")
     p.add_argument("--epochs", type=int, default=30, help="training epochs (default: 30; fewer: quicker and weaker)")
+    p.add_argument("--model", default=None, choices=ARCHITECTURES,
+                   help="architecture (default: custom.yaml's; a larger one is slower and may be better)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--accelerator", default="auto", help="auto, cpu, gpu (default: auto: a GPU when there is one)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -44,6 +44,7 @@ class CustomPlan:
     work: Path
     voices: int = 200  # clips of each word, each from another voice
     epochs: int = 30
+    model: str | None = None  # the architecture; None: custom.yaml's
     seed: int = 0
     max_fa_per_hour: float = 1.0
     accelerator: str = "auto"
@@ -121,9 +122,10 @@ def _train(p: CustomPlan, corpus: Path) -> Path:
     if model.is_file():
         _say("3/5 train", f"{model} (already trained)")
         return model
-    _say("3/5 train", f"{CONFIG}, {p.epochs} epochs -> {run}")
+    _say("3/5 train", f"{CONFIG}, {p.model or 'its model'}, {p.epochs} epochs -> {run}")
     recipe = load_config(CONFIG)
-    options = {**recipe, "batch_size": min(recipe["batch_size"], p.voices), "data": str(corpus), "keywords": ",".join(p.keywords), "epochs": p.epochs,
+    options = {**recipe, "model": p.model or recipe["model"], "batch_size": min(recipe["batch_size"], p.voices),
+               "data": str(corpus), "keywords": ",".join(p.keywords), "epochs": p.epochs,
                "seed": p.seed, "out": str(run), "accelerator": p.accelerator, "no_progress": not p.progress,
                "resume": (run / "checkpoints" / "last.ckpt").is_file()}
     run_train(TrainOptions(**options))
@@ -160,6 +162,7 @@ def _tune_and_write(p: CustomPlan, trained: Path, streams: list[Path], started: 
     best = next(r for r in found.rows if r["config"] == found.best)
     meta = read_checkpoint(trained).get("meta", {})
     facts = {"keywords": list(p.keywords), "confusables": p.confusables, "voices": p.voices, "epochs": p.epochs,
+             "model": model.name,
              "engines": list(ENGINES), "seed": p.seed,
              "validation": {"recall": best["recall"], "fa_per_hour": best["fa_per_hour"],
                             "hours": round(found.hours, 2)},
