@@ -275,12 +275,12 @@ def _cmd_listen(args: argparse.Namespace) -> int:
 
 
 def _cmd_custom(args: argparse.Namespace) -> int:
-    from .custom.build import build_custom, plan
+    from .custom.build import ENGINES, build_custom, plan
     from .data.tts import available_engines
 
     todo = plan(args.keywords, args.out, voices=args.voices, epochs=args.epochs, model=args.model, seed=args.seed,
                 accelerator=args.accelerator, progress=not args.no_progress)
-    missing = [e for e in ("espeak", "piper", "festival") if e not in available_engines()]
+    missing = [e for e in ENGINES if e not in available_engines()]
     if missing:
         raise SpotterError(f"spotter custom needs the speech engines {', '.join(missing)}: run scripts/install_tts.sh")
     for keyword, similar in todo.confusables.items():

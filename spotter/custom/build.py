@@ -51,6 +51,11 @@ class CustomPlan:
     progress: bool = True
     confusables: dict[str, list[str]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.voices < 10 or self.epochs < 1:
+            raise SpotterError("--voices must be at least 10 (whole voices are held out for tuning) and --epochs "
+                               "at least 1")
+
     @property
     def speech_crops(self) -> int:
         """Crops of keyword-free sentences (``unknown``): as many as the keywords' clips, 100 to 1,500."""
@@ -77,8 +82,6 @@ def plan(phrases, out, work=None, **options) -> CustomPlan:
         raise SpotterError(f"--out {out}: a checkpoint file name ending in .pt")
     found = {k: confusables(k, keywords) for k in keywords}
     work = Path(work) if work else out.with_name(out.stem + "-work")
-    if options.get("voices", 200) < 10 or options.get("epochs", 30) < 1:
-        raise SpotterError("--voices must be at least 10 (whole voices are held out for tuning) and --epochs at least 1")
     return CustomPlan(keywords, out, work, confusables=found, **options)
 
 
