@@ -65,7 +65,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"model:     {info['model']} ({info['params']:,} trainable parameters)")
     print(f"labels:    {', '.join(info['labels'])}")
     fe = info["frontend"]
-    print(f"front end: {fe['n_mels']} Mel bins, {fe['win_length']}-sample window, {fe['hop_length']}-sample hop, "
+    print(f"window:    {fe.get('window_samples', 16000) / fe['sample_rate']:g} s (what the model classifies, every hop)")
+    print(f"front end: {fe['n_mels']} Mel bins, {fe['win_length']}-sample frames, {fe['hop_length']}-sample hop, "
           f"{fe['sample_rate']} Hz; trainable mel={fe['trainable_mel']} stft={fe['trainable_stft']}"
           + (f"; normalize={fe['normalize']}" if fe.get("normalize", "none") != "none" else ""))
     for key, value in info["meta"].items():
@@ -132,7 +133,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval_noise(root, split: str, snr_db: float | None, seed: int):
+def _eval_noise(root, split: str, snr_db: float | None, seed: int, clip_samples: int):
     """``eval --snr``: a transform mixing the split's region of the folder's noise into every clip."""
     if snr_db is None:
         return None
@@ -144,9 +145,10 @@ def _eval_noise(root, split: str, snr_db: float | None, seed: int):
     lo, hi = NOISE_REGIONS[split]
     noises = [torch.from_numpy(n) for n in load_noise(root, split=split)]
     try:
-        return AddNoise(noises, snr_db, seed=seed)
+        return AddNoise(noises, snr_db, seed=seed, clip_samples=clip_samples)
     except ValueError:
-        raise SpotterError(f"--snr: {root}/_background_noise_ has no noise recording with 1 s in its {split} "
+        raise SpotterError(f"--snr: {root}/_background_noise_ has no noise recording with {clip_samples / 16000:g} s "
+                           f"in its {split} "
                            f"region ({lo:.0%}-{hi:.0%} of each file): add noise files there or leave out --snr") from None
 
 
@@ -161,9 +163,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     device = select_device(args.device_type)
     model = load_model(args.checkpoint, device="cpu")
     root = resolve_data(args.data, args.data_dir, progress=not args.json)
+    window = model.frontend.config.window_samples  # clips are cut to the model's window
     dataset = SpeechCommands(root, args.split, seed=args.seed, progress=not args.json, balance_all=args.protocol,
-                             transform=_eval_noise(root, args.split, args.snr, args.seed),
-                             keywords=keywords_of(model.labels))
+                             transform=_eval_noise(root, args.split, args.snr, args.seed, window),
+                             keywords=keywords_of(model.labels), clip_samples=window)
     if len(dataset) == 0:
         raise SpotterError(f"--data {root} --split {args.split}: no clips in that split "
                            "(a folder without validation/testing lists needs --split all)")
@@ -318,16 +321,18 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
     else:
         from .audio import MicrophoneSource
         from .enroll.record import Session
+        from .enroll.takes import max_word_s
 
         keywords = keywords or [k for k in base.labels if k not in ("unknown", "silence")]
+        max_word = max_word_s(base.frontend.config.window_samples)  # a longer phrase for a longer window
         source = MicrophoneSource(args.device, block_ms=50)
         if args.no_ui or not (sys.stdout.isatty() and sys.stderr.isatty()):  # Textual draws on stderr
             session = Session(source, keywords, args.takes, speech_seconds=args.speech_seconds,
-                              room_seconds=args.room_seconds)
+                              room_seconds=args.room_seconds, max_word=max_word)
         else:
             from .enroll.ui import ui_session
 
-            session = ui_session(source, keywords, args.takes, args.speech_seconds, args.room_seconds)
+            session = ui_session(source, keywords, args.takes, args.speech_seconds, args.room_seconds, max_word)
         facts = enroll_live(session, base, base_path.stem, profile, out, args.seed, progress=not args.no_progress)
     print(f"wrote {out}: {describe(facts)}")
     if profile:

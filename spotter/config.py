@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 SAMPLE_RATE = 16_000
 CLIP_SECONDS = 1.0
 CLIP_SAMPLES = int(SAMPLE_RATE * CLIP_SECONDS)
+#: The shortest and longest window a model may classify (seconds; FrontendConfig.window_samples).
+WINDOW_SECONDS_RANGE = (0.5, 2.0)
 
 #: The ten keywords of the 12-class Speech Commands protocol.
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
@@ -106,11 +108,23 @@ class FrontendConfig:
     log_offset: float = 1e-6
     trainable_mel: bool = False
     trainable_stft: bool = False
-    normalize: str = "none"  # "mean": subtract each Mel bin's mean over the 1 s window (see features.py)
+    normalize: str = "none"  # "mean": subtract each Mel bin's mean over the window (see features.py)
+    # The window the model classifies (samples): 1 s for Speech Commands' words, up to 1.5 s for a longer
+    # phrase (``spotter custom``). Checkpoints without it are 1 s models.
+    window_samples: int = CLIP_SAMPLES
 
     def __post_init__(self) -> None:
         if self.normalize not in NORMALIZATIONS:
             raise ValueError(f"front end normalize={self.normalize!r}: use one of {', '.join(NORMALIZATIONS)}")
+        lo, hi = WINDOW_SECONDS_RANGE
+        if not (lo * self.sample_rate <= self.window_samples <= hi * self.sample_rate) \
+                or self.window_samples % self.hop_length:
+            raise ValueError(f"front end window_samples={self.window_samples}: use {lo:g} to {hi:g} s of samples, "
+                             f"a multiple of the frame hop ({self.hop_length})")
+
+    @property
+    def window_seconds(self) -> float:
+        return self.window_samples / self.sample_rate
 
     def to_dict(self) -> dict:
         return asdict(self)

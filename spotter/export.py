@@ -2,7 +2,7 @@
 
 Two graphs are written, each one file with the checkpoint's facts in its metadata:
 
-* ``OUT.onnx``, **the whole classifier**: ``waveform (B, 16000)`` -> ``probs (B, classes)``: the
+* ``OUT.onnx``, **the whole classifier**: ``waveform (B, window)`` -> ``probs (B, classes)``: the
   front end with the checkpoint's own Fourier and Mel bases (nnAudio's convolution), the log,
   the window's normalisation, every ensemble member and the averaging of their probabilities.
   It is what another program embeds.
@@ -127,7 +127,7 @@ def export_onnx(model: KeywordModel, out: str | os.PathLike) -> tuple[Path, Path
     if cfg.n_fft != cfg.win_length:
         raise ExportError(f"this model's front end (n_fft {cfg.n_fft}, win_length {cfg.win_length}) cannot stream; "
                           "export needs win_length == n_fft")
-    framer = WindowFramer(cfg.n_fft, cfg.hop_length)
+    framer = WindowFramer(cfg.n_fft, cfg.hop_length, cfg.window_samples)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     batch = torch.export.Dim("batch", min=1, max=1024)
@@ -147,7 +147,7 @@ def verify(model: KeywordModel, path: str | os.PathLike, seconds: float = 3.0) -
     a few windows of noise bursts streamed hop by hop; :class:`ExportError` above :data:`TOLERANCE`."""
     from .exported import load_exported
 
-    window_samples, hop = 16000, 1600
+    window_samples, hop = model.frontend.config.window_samples, 1600
     rng = np.random.default_rng(0)
     bursts = np.repeat(rng.uniform(0, 0.3, int(seconds * 10)), hop)  # a new level every hop
     audio = rng.standard_normal(bursts.size) * bursts

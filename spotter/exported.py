@@ -110,7 +110,7 @@ class ExportedModel:
         self.device = "cuda" if "CUDAExecutionProvider" in self.session.get_providers() else "cpu"
 
     def probs(self, waveforms: np.ndarray) -> np.ndarray:
-        """Class probabilities ``(B, classes)`` of 1 s windows ``(B, 16000)`` (the whole graph)."""
+        """Class probabilities ``(B, classes)`` of windows ``(B, frontend.config.window_samples)`` (the whole graph)."""
         return self.session.run(["probs"], {"waveform": np.ascontiguousarray(waveforms, dtype=np.float32)})[0]
 
     def window_scorer(self, max_lag: int) -> "ExportedWindowScorer":
@@ -125,7 +125,7 @@ class ExportedWindowScorer:
 
     def __init__(self, model: ExportedModel, max_lag: int) -> None:
         cfg = model.frontend.config
-        self.framer = WindowFramer(cfg.n_fft, cfg.hop_length, max_lag=max_lag)
+        self.framer = WindowFramer(cfg.n_fft, cfg.hop_length, cfg.window_samples, max_lag)
         if (self.framer.edge, self.framer.n_inner) != (model.edge, model.n_inner):
             raise ExportedModelError(f"exported graph {model.source}: its frame layout ({model.edge}, {model.n_inner}) "
                                      "does not match this spotter's; export it again")

@@ -30,7 +30,7 @@ Choices, and why:
   recover (the "trainable mel_basis stops updating" trap, nnAudio issue
   #114); ``abs`` keeps the log finite and the gradient alive.
 * **Optional per-window mean normalisation** (``normalize="mean"``, cepstral
-  mean normalisation done on log-Mel bins): each bin's mean over the 1 s
+  mean normalisation done on log-Mel bins): each bin's mean over the
   window is subtracted, so a fixed spectral tilt (microphone, room, a voice's
   or a synthesiser's average spectrum) and the overall level drop out.  It
   is applied by :meth:`LogMel.normalize`, which :meth:`KeywordModel.classify

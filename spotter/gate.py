@@ -48,8 +48,8 @@ def block_levels_db(audio: np.ndarray) -> np.ndarray:
 
 
 class SilenceGate:
-    """Decides, window by window, whether the network needs to run. It keeps the levels of the last
-    second's blocks, so each hop costs the levels of its own few blocks."""
+    """Decides, window by window, whether the network needs to run. It keeps the levels of the window's
+    blocks (``window_samples``, the model's window), so each hop costs the levels of its own few blocks."""
 
     def __init__(self, config: GateConfig | None = None, window_samples: int = SAMPLE_RATE) -> None:
         self.config = config or GateConfig()

@@ -1,4 +1,5 @@
-"""Classifiers: waveform ``(B, 16000)`` -> logits ``(B, n_classes)``.
+"""Classifiers: waveform ``(B, window)`` -> logits ``(B, n_classes)`` (the window: 16000 samples, 1 s,
+unless the front end says otherwise: ``FrontendConfig.window_samples``).
 
 Every model is a :class:`KeywordModel`: the log-Mel front end
 (:class:`spotter.features.LogMel`) as its first layer, then a network on the
@@ -190,9 +191,7 @@ def is_architecture(name: str) -> bool:
 
 
 def _linear(frontend: LogMel, n_classes: int) -> nn.Module:
-    from .config import CLIP_SAMPLES
-
-    return LinearNet(frontend.config.n_mels, frontend.n_frames(CLIP_SAMPLES), n_classes)
+    return LinearNet(frontend.config.n_mels, frontend.n_frames(frontend.config.window_samples), n_classes)
 
 
 def _bcresnet(tau: float) -> Callable[[LogMel, int], nn.Module]:

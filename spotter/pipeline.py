@@ -124,7 +124,7 @@ class Engine:
             detector = detector_from_meta(getattr(model, "meta", {}), source=getattr(model, "name", "model"))
         self.detector = Detector(self.labels, detector)
         use_gate = self.config.gate is not None and "silence" in self.labels
-        self.gate = SilenceGate(self.config.gate) if use_gate else None
+        self.gate = SilenceGate(self.config.gate, self.framer.window) if use_gate else None
         self._gate_end = 0  # stream sample up to which the gate has followed the noise floor
         self.stats = EngineStats()
         self.next_window_end = hop  # real-sample index where the next window ends

@@ -59,15 +59,16 @@ def frame_log_mel(frames: torch.Tensor, fourier_t: torch.Tensor, mel_t: torch.Te
 
 
 class StreamingFeatures:
-    def __init__(self, frontend: LogMel, window_samples: int = 16000, max_lag: int = 16000) -> None:
-        """``max_lag``: how far (samples) behind the newest sample a requested window may end."""
+    def __init__(self, frontend: LogMel, max_lag: int = 16000) -> None:
+        """Windows of ``frontend.config.window_samples``; ``max_lag``: how far (samples) behind the newest
+        sample a requested window may end."""
         cfg = frontend.config
         if cfg.n_fft != cfg.win_length:
             raise StreamingError(f"this model's front end (n_fft {cfg.n_fft}, win_length {cfg.win_length}) cannot "
                                  "stream: listening needs win_length == n_fft, an even number; use a model "
                                  "trained with such a front end")
         self.frontend = frontend
-        self.framer = WindowFramer(cfg.n_fft, cfg.hop_length, window_samples, max_lag)
+        self.framer = WindowFramer(cfg.n_fft, cfg.hop_length, cfg.window_samples, max_lag)
         self.n_frames = self.framer.n_frames
         self.frames = torch.empty(cfg.n_mels, 0, device=self.device)  # cached inner frames, on the model's device
         self._bases_version: tuple | None = None

@@ -35,6 +35,13 @@ def noise(seconds: float = 1.0, amp: float = 0.1, seed: int = 0, sr: int = SAMPL
     return (amp * np.random.default_rng(seed).standard_normal(int(seconds * sr))).astype(np.float32)
 
 
+def mixed_signal() -> np.ndarray:
+    """3.35 s of quiet noise, a chirp, a tone, loud noise and a tone in noise: a stream with every kind of change."""
+    parts = [noise(0.7, amp=0.02, seed=3), chirp(200, 6000, 0.8), tone(700, 0.5, amp=0.3), noise(0.9, amp=0.2, seed=4),
+             tone(2500, 0.45, amp=0.6) + noise(0.45, amp=0.05, seed=5)]
+    return np.concatenate(parts).astype(np.float32)
+
+
 @pytest.fixture
 def signals() -> dict[str, np.ndarray]:
     return {

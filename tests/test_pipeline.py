@@ -18,7 +18,7 @@ from spotter.events import Detection, PosteriorUpdate
 from spotter.pipeline import Engine, EngineConfig, source_block_ms
 from spotter.streaming import StreamingFeatures
 
-from conftest import chirp, noise, tone
+from conftest import mixed_signal, noise
 
 HOP = 1600
 
@@ -35,9 +35,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def stream() -> np.ndarray:
-    parts = [noise(0.7, amp=0.02, seed=3), chirp(200, 6000, 0.8), tone(700, 0.5, amp=0.3), noise(0.9, amp=0.2, seed=4),
-             tone(2500, 0.45, amp=0.6) + noise(0.45, amp=0.05, seed=5)]
-    return np.concatenate(parts).astype(np.float32)  # 3.35 s
+    return mixed_signal()
 
 
 def offline_window(audio: np.ndarray, end: int, n: int = SAMPLE_RATE) -> np.ndarray:

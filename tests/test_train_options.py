@@ -128,7 +128,7 @@ def test_the_hyperparameters_are_the_modules_and_none_keeps_the_recipe():
     accepted = set(inspect.signature(KWSModule.__init__).parameters)
     plain = TrainOptions(model="linear", lr=0.01)
     assert plain.hparams() == {"model": "linear", "trainable_mel": False, "trainable_stft": False,
-                               "normalize": "none", "lr": 0.01}
+                               "normalize": "none", "window_seconds": 1.0, "lr": 0.01}
     taught = TrainOptions(teacher="t.pt", optimizer="adam")
     assert set(taught.hparams()) - set(plain.hparams()) == {"optimizer", "distill_weight", "distill_temperature"}
     assert set(taught.hparams()) | set(default_hparams("bcresnet-1")) <= accepted

@@ -6,10 +6,11 @@
 1. ``corpus/``: a corpus in Speech Commands layout (:func:`~spotter.data.synth.synthesize_corpus`) of the
    keywords, their :func:`~spotter.custom.phrases.confusables` and a few other words, said by voices of
    every English engine there is (espeak-ng, piper, festival's ked), whole voices held out for
-   validation and test;
-2. ``corpus/speech/``: 1 s crops of keyword-free sentences said by the training voices (``unknown``);
+   validation and test; clips of :data:`MAX_WINDOW_S`, so that a long phrase fits;
+2. ``corpus/speech/``: crops of keyword-free sentences said by the training voices (``unknown``);
 3. ``run/``: training (:func:`~spotter.training.run.run_train`) with the shipped config ``custom.yaml``
-   (the main recipe's augmentation), the keywords as the classes;
+   (the main recipe's augmentation), the keywords as the classes, the window the longest keyword needs
+   (:func:`choose_window`: 1 s for words, up to 1.5 s for a long phrase, cut from the clips' middle);
 4. ``streams/``: a stream of the validation voices' keywords, confusables and sentences, and one of
    their keyword-free speech (:func:`~spotter.data.stream.make_stream`);
 5. the detector tuned on those streams (:func:`~spotter.evaluation.tuning.tune`, the worst keyword
@@ -20,10 +21,14 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from ..config import SAMPLE_RATE
 from ..errors import SpotterError
 from .phrases import check_phrases, confusables
 
@@ -33,6 +38,13 @@ OTHER_WORDS = ("backward", "bird", "follow", "happy", "house", "learn", "marvin"
 ENGINES = ("espeak", "piper", "festival")
 FESTIVAL_VOICES = ("ked",)
 CONFIG = "custom.yaml"
+#: The longest window a custom model has (seconds), and so the length of its corpus's clips.
+MAX_WINDOW_S = 1.5
+CORPUS_CLIP_SAMPLES = int(MAX_WINDOW_S * SAMPLE_RATE)
+#: Room around a keyword in its window: the clips' placement jitter (+-0.1 s) on either side.
+WINDOW_MARGIN_S = 0.2
+#: The share of a keyword's clips whose length sets the window (the rest are a little cut at the edges).
+WINDOW_QUANTILE = 0.9
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,38 @@ def plan(phrases, out, work=None, **options) -> CustomPlan:
     return CustomPlan(keywords, out, work, confusables=found, **options)
 
 
+def spoken_seconds(corpus: Path, keyword: str) -> list[float]:
+    """How long ``keyword`` lasts in each of its corpus clips (a synthetic clip is zeros around the word)."""
+    import soundfile as sf
+
+    out = []
+    for path in sorted((corpus / keyword).glob("*.wav")):
+        x, _ = sf.read(str(path), dtype="int16")
+        sound = np.flatnonzero(x)
+        if sound.size:
+            out.append((sound[-1] - sound[0] + 1) / SAMPLE_RATE)
+    return out
+
+
+def choose_window(lengths: dict[str, list[float]]) -> float:
+    """The window (seconds, a multiple of 0.1) for keywords that last ``lengths`` in their clips: the longest
+    keyword's :data:`WINDOW_QUANTILE` length plus :data:`WINDOW_MARGIN_S`, at least 1 s, at most
+    :data:`MAX_WINDOW_S`."""
+    longest = max(float(np.quantile(v, WINDOW_QUANTILE)) for v in lengths.values() if len(v))
+    return min(MAX_WINDOW_S, max(1.0, math.ceil(round((longest + WINDOW_MARGIN_S) * 10, 6)) / 10))
+
+
+def _window(p: CustomPlan, corpus: Path) -> float:
+    lengths = {k: spoken_seconds(corpus, k) for k in p.keywords}
+    window = choose_window(lengths)
+    said = ", ".join(f"{k!r} {np.quantile(v, WINDOW_QUANTILE):.2f} s" for k, v in lengths.items())
+    _say("window", f"{window:g} s (keywords last up to: {said}, {WINDOW_QUANTILE:.0%} of clips)")
+    if window == MAX_WINDOW_S and max(np.quantile(v, WINDOW_QUANTILE) for v in lengths.values()) \
+            > MAX_WINDOW_S - WINDOW_MARGIN_S:
+        _say("window", f"the longest keyword barely fits {MAX_WINDOW_S:g} s; a shorter phrase is heard better")
+    return window
+
+
 def _say(step: str, text: str) -> None:
     print(f"custom: {step}: {text}", flush=True)
 
@@ -96,12 +140,14 @@ def _corpus(p: CustomPlan) -> Path:
     manifest = root / "corpus.json"
     if manifest.is_file():
         done = json.loads(manifest.read_text())
-        if done.get("complete") and done.get("words") == list(p.words) and done.get("per_word") == p.voices:
+        if done.get("complete") and done.get("words") == list(p.words) and done.get("per_word") == p.voices \
+                and done.get("clip_samples") == CORPUS_CLIP_SAMPLES:
             _say("1/5 corpus", f"{root} (already made)")
             return root
     _say("1/5 corpus", f"{len(p.words)} words x {p.voices} voices -> {root}")
     synthesize_corpus(root, per_word=p.voices, seed=p.seed, engines=ENGINES, words=p.words, progress=p.progress,
-                      noise_seconds=60.0, festival_voices=FESTIVAL_VOICES)
+                      noise_seconds=60.0, festival_voices=FESTIVAL_VOICES,
+                      clip_samples=CORPUS_CLIP_SAMPLES)
     return root
 
 
@@ -116,7 +162,7 @@ def _speech(p: CustomPlan, corpus: Path) -> None:
     add_speech_crops(corpus, count=p.speech_crops, seed=p.seed, progress=p.progress, keywords=p.keywords)
 
 
-def _train(p: CustomPlan, corpus: Path) -> Path:
+def _train(p: CustomPlan, corpus: Path, window: float) -> Path:
     from ..training.options import TrainOptions, load_config
     from ..training.run import run_train
 
@@ -125,10 +171,10 @@ def _train(p: CustomPlan, corpus: Path) -> Path:
     if model.is_file():
         _say("3/5 train", f"{model} (already trained)")
         return model
-    _say("3/5 train", f"{CONFIG}, {p.model or 'its model'}, {p.epochs} epochs -> {run}")
+    _say("3/5 train", f"{CONFIG}, {p.model or 'its model'}, {window:g} s window, {p.epochs} epochs -> {run}")
     recipe = load_config(CONFIG)
     options = {**recipe, "model": p.model or recipe["model"], "batch_size": min(recipe["batch_size"], p.voices),
-               "data": str(corpus), "keywords": ",".join(p.keywords), "epochs": p.epochs,
+               "data": str(corpus), "keywords": ",".join(p.keywords), "epochs": p.epochs, "window_seconds": window,
                "seed": p.seed, "out": str(run), "accelerator": p.accelerator, "no_progress": not p.progress,
                "resume": (run / "checkpoints" / "last.ckpt").is_file()}
     run_train(TrainOptions(**options))
@@ -165,7 +211,7 @@ def _tune_and_write(p: CustomPlan, trained: Path, streams: list[Path], started: 
     best = next(r for r in found.rows if r["config"] == found.best)
     meta = read_checkpoint(trained).get("meta", {})
     facts = {"keywords": list(p.keywords), "confusables": p.confusables, "voices": p.voices, "epochs": p.epochs,
-             "model": model.name,
+             "model": model.name, "window_s": model.frontend.config.window_seconds,
              "engines": list(ENGINES), "seed": p.seed,
              "validation": {"recall": best["recall"], "fa_per_hour": best["fa_per_hour"],
                             "hours": round(found.hours, 2)},
@@ -181,6 +227,6 @@ def build_custom(p: CustomPlan) -> dict:
     p.work.mkdir(parents=True, exist_ok=True)
     corpus = _corpus(p)
     _speech(p, corpus)
-    trained = _train(p, corpus)
+    trained = _train(p, corpus, _window(p, corpus))
     streams = _streams(p, corpus)
     return _tune_and_write(p, trained, streams, started)

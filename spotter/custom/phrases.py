@@ -21,7 +21,7 @@ from ..errors import SpotterError
 
 #: The CMU Pronouncing Dictionary in Festival's lexicon format.
 CMU_DICT = Path("/usr/share/festival/dicts/cmu/cmudict-0.4.out")
-#: A keyword is a word or a short phrase: its clips must fit in the 1 s window.
+#: A keyword is a word or a short phrase: it must fit in a window of at most 1.5 s.
 MAX_WORDS = 4
 _ALLOWED = re.compile(r"[a-z' -]")
 
@@ -46,7 +46,7 @@ def check_phrases(phrases: Sequence[str]) -> tuple[str, ...]:
             raise PhraseError(f"{raw!r}: no letters to say")
         if len(phrase.split()) > MAX_WORDS:
             raise PhraseError(f"{raw!r}: {len(phrase.split())} words; a keyword is a word or a phrase of at most "
-                              f"{MAX_WORDS} (it must fit in a 1 s window)")
+                              f"{MAX_WORDS} (it must fit in a window of at most 1.5 s)")
     try:
         return parse_keywords(",".join(cleaned) if cleaned else "", what="keywords")
     except ValueError as err:

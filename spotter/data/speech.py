@@ -115,9 +115,15 @@ def _training_voices(root: Path) -> list[dict]:
     return voices
 
 
+def _clip_samples(root: Path) -> int:
+    """The length of a corpus's clips, from its manifest (``corpus.json``)."""
+    return int(json.loads((root / "corpus.json").read_text()).get("clip_samples", CLIP_SAMPLES))
+
+
 def add_speech_crops(corpus_dir: str | os.PathLike, count: int = 3000, seed: int = 0, crops_per_sentence: int = 2,
                      progress: bool = True, keywords: Sequence[str] | None = None) -> Path:
-    """Write ``count`` 1 s crops of sentences spoken by training voices to ``corpus_dir/speech/``.
+    """Write ``count`` crops of sentences spoken by training voices to ``corpus_dir/speech/``, each as long
+    as the corpus's clips (its manifest's ``clip_samples``; 1 s).
 
     ``keywords``: another model's own keywords; the sentences that say one of them are left out (by
     default Speech Commands' ten, which no sentence says)."""
@@ -127,6 +133,7 @@ def add_speech_crops(corpus_dir: str | os.PathLike, count: int = 3000, seed: int
 
     root = Path(corpus_dir)
     voices = _training_voices(root)
+    clip = _clip_samples(root)
     out = root / SPEECH_WORD
     out.mkdir(exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -139,13 +146,13 @@ def add_speech_crops(corpus_dir: str | os.PathLike, count: int = 3000, seed: int
             voice = voices[rng.integers(len(voices))]
             audio = say(texts[rng.integers(len(texts))], voice)
             audio = audio / (np.max(np.abs(audio)) + 1e-9) * 10 ** (rng.uniform(-20, -1) / 20)
-            if audio.size < CLIP_SAMPLES:
-                audio = np.pad(audio, (0, CLIP_SAMPLES - audio.size))
+            if audio.size < clip:
+                audio = np.pad(audio, (0, clip - audio.size))
             for _ in range(min(crops_per_sentence, count - written)):
-                start = int(rng.integers(0, audio.size - CLIP_SAMPLES + 1))
+                start = int(rng.integers(0, audio.size - clip + 1))
                 path = out / f"{voice['speaker']}_{written:05d}.wav"
                 path.unlink(missing_ok=True)  # replace, never write through a hard link of a merged corpus
-                sf.write(path, audio[start:start + CLIP_SAMPLES], SAMPLE_RATE, subtype="PCM_16")
+                sf.write(path, audio[start:start + clip], SAMPLE_RATE, subtype="PCM_16")
                 written += 1
                 bar.update(1)
     return out

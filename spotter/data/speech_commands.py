@@ -192,7 +192,8 @@ def _noise_lengths(root: Path, sample_rate: int = SAMPLE_RATE) -> list[tuple[str
 
 
 def _silence_examples(noises: list[tuple[str, int]], count: int, split: str,
-                      rng: np.random.Generator, silence: int = SILENCE_INDEX) -> list[Example]:
+                      rng: np.random.Generator, silence: int = SILENCE_INDEX,
+                      clip_samples: int = CLIP_SAMPLES) -> list[Example]:
     if not noises:
         return [Example(None, silence, None, 0, 0.0) for _ in range(count)]
     lo_frac, hi_frac = NOISE_REGIONS[split]
@@ -201,9 +202,9 @@ def _silence_examples(noises: list[tuple[str, int]], count: int, split: str,
     for _ in range(count):
         rel, n = noises[int(rng.integers(len(noises)))]
         lo, hi = int(lo_frac * n), int(hi_frac * n)
-        if hi - lo < CLIP_SAMPLES:  # too short to share out: the whole file
+        if hi - lo < clip_samples:  # too short to share out: the whole file
             lo, hi = 0, n
-        offset = int(rng.integers(lo, max(lo, hi - CLIP_SAMPLES) + 1))
+        offset = int(rng.integers(lo, max(lo, hi - clip_samples) + 1))
         gain = float(10.0 ** rng.uniform(log_lo, log_hi))
         out.append(Example(None, silence, rel, offset, gain))
     return out
@@ -216,7 +217,7 @@ def unknown_wanted(keyword_examples: int, silence_fraction: float, unknown_fract
 
 def build_index(root: str | os.PathLike, split: str, seed: int = 0, silence_fraction: float = 0.1,
                 unknown_fraction: float = 0.1, balance_all: bool = False, all_unknown: bool = False,
-                keywords=KEYWORDS) -> list[Example]:
+                keywords=KEYWORDS, clip_samples: int = CLIP_SAMPLES) -> list[Example]:
     """The examples of one split (``train``, ``val``, ``test`` or ``all``) for ``keywords``: see the module
     docstring; each example's label indexes ``labels_for(keywords)``.
 
@@ -258,7 +259,7 @@ def build_index(root: str | os.PathLike, split: str, seed: int = 0, silence_frac
     n_silence = _round(silence_fraction * (n_keywords + unknown_in_epoch) / (1.0 - silence_fraction))
     if split == "all" and not noises:
         n_silence = 0
-    return chosen + _silence_examples(noises, n_silence, split, rng, labels.index(SILENCE))
+    return chosen + _silence_examples(noises, n_silence, split, rng, labels.index(SILENCE), clip_samples)
 
 
 # -- audio ----------------------------------------------------------------------------
@@ -335,8 +336,10 @@ def _summarise(skipped: list[tuple[str, str]], shown: int = 5) -> str:
 
 
 class SpeechCommands(Dataset):
-    """``(waveform float32 tensor (16000,), label index into .labels)`` of one split of a folder; ``keywords``
-    name the classes besides ``unknown`` and ``silence`` (default: Speech Commands' ten).
+    """``(waveform float32 tensor (clip_samples,), label index into .labels)`` of one split of a folder;
+    ``keywords`` name the classes besides ``unknown`` and ``silence`` (default: Speech Commands' ten);
+    ``clip_samples`` is the model's window (default 16000, 1 s): longer files are centre-cropped to it,
+    shorter ones zero-padded at the end.
 
     ``preload=True`` reads every clip once into one int16 array (exact for the
     16-bit PCM of Speech Commands; half the memory of float32, shared by
@@ -348,8 +351,10 @@ class SpeechCommands(Dataset):
     def __init__(self, root: str | os.PathLike, split: str, seed: int = 0, silence_fraction: float = 0.1,
                  unknown_fraction: float = 0.1, preload: bool = False,
                  transform: Callable[[torch.Tensor], torch.Tensor] | None = None, progress: bool = True,
-                 balance_all: bool = False, all_unknown: bool = False, keywords=KEYWORDS) -> None:
+                 balance_all: bool = False, all_unknown: bool = False, keywords=KEYWORDS,
+                 clip_samples: int = CLIP_SAMPLES) -> None:
         self.root = Path(root)
+        self.clip_samples = int(clip_samples)
         self.labels = labels_for(keywords)
         self.split = _normalise_split(split)
         self.transform = transform
@@ -360,7 +365,7 @@ class SpeechCommands(Dataset):
         self._audio: np.ndarray | None = None
         self._rows: np.ndarray | None = None
         examples = build_index(self.root, self.split, seed, silence_fraction, unknown_fraction, balance_all, all_unknown,
-                               keywords)
+                               keywords, self.clip_samples)
         unknown, silence = self.labels.index(UNKNOWN), self.labels.index(SILENCE)
         #: With ``all_unknown``: how many unknown clips an epoch draws (the ``unknown_fraction`` share); else None.
         self.unknown_per_epoch: int | None = (
@@ -389,7 +394,7 @@ class SpeechCommands(Dataset):
     def _preload(self, examples: list[Example], progress: bool) -> list[Example]:
         from tqdm import tqdm
 
-        audio = np.zeros((sum(ex.path is not None for ex in examples), CLIP_SAMPLES), dtype=np.int16)
+        audio = np.zeros((sum(ex.path is not None for ex in examples), self.clip_samples), dtype=np.int16)
         keep, rows, filled = [], [], 0
         for ex in tqdm(examples, desc=f"loading {self.split} clips", unit="clip", disable=not progress):
             if ex.path is None:
@@ -397,7 +402,7 @@ class SpeechCommands(Dataset):
                 rows.append(-1)
                 continue
             try:
-                x = fit_length(load_audio(self.root / ex.path))
+                x = fit_length(load_audio(self.root / ex.path), self.clip_samples)
             except DataError as e:
                 self.skipped.append((ex.path, str(e)))
                 continue
@@ -451,7 +456,7 @@ class SpeechCommands(Dataset):
             if other.label != ex.label or other.path is None or other.path in self._failed:
                 continue
             try:
-                return fit_length(load_audio(self.root / other.path))
+                return fit_length(load_audio(self.root / other.path), self.clip_samples)
             except DataError as e:
                 self._report(other.path, e)
         raise DataError(f"{self.root}: no readable clip of class {self.labels[ex.label]!r} is left; "
@@ -468,6 +473,6 @@ class SpeechCommands(Dataset):
 
     def _silence(self, ex: Example) -> np.ndarray:
         if ex.noise_file is None or ex.gain == 0.0:
-            return np.zeros(CLIP_SAMPLES, dtype=np.float32)
+            return np.zeros(self.clip_samples, dtype=np.float32)
         noise = self._noise_array(ex.noise_file)
-        return fit_length(noise[ex.offset:ex.offset + CLIP_SAMPLES]) * np.float32(ex.gain)
+        return fit_length(noise[ex.offset:ex.offset + self.clip_samples], self.clip_samples) * np.float32(ex.gain)

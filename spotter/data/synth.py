@@ -146,7 +146,8 @@ def synthesize_corpus(out_dir: str | os.PathLike, per_word: int = 100, seed: int
                       progress: bool = True, noise_seconds: float = 60.0, holdout_fraction: float = 0.2,
                       *, takes: int = 1, workers: int | None = None,
                       engine_weights: dict[str, float] | None = None,
-                      festival_voices: Sequence[str] = festival.FESTIVAL_DEFAULT_VOICES) -> dict:
+                      festival_voices: Sequence[str] = festival.FESTIVAL_DEFAULT_VOICES,
+                      clip_samples: int = CLIP_SAMPLES) -> dict:
     """Write a synthetic Google Speech Commands v2 style corpus to ``out_dir``; return its manifest.
 
     ``per_word`` clips of each of ``words`` are spread over ``ceil(per_word / takes)``
@@ -156,6 +157,7 @@ def synthesize_corpus(out_dir: str | os.PathLike, per_word: int = 100, seed: int
     ``holdout_fraction`` of them), testing (the same) and training. Background
     noise files of ``noise_seconds`` go to ``_background_noise_``. ``workers``
     processes synthesise (default: up to 2, one per core; 1 runs in this process).
+    Each clip is ``clip_samples`` long (1 s; more for a model with a longer window).
     The same arguments give byte-identical files. ``engines`` defaults to espeak and
     piper, as the shipped model is trained; ``"flite"`` (never trained on) is used
     only when asked for, e.g. ``engines=("flite",)`` for an unseen-engine test corpus.
@@ -216,7 +218,7 @@ def synthesize_corpus(out_dir: str | os.PathLike, per_word: int = 100, seed: int
             if voice["split"] in split_files:
                 split_files[voice["split"]].append(f"{word}/{voice['speaker']}_nohash_{k}.wav")
         tasks.append({"voice": voice, "voice_index": v_index, "out_dir": str(out), "seed": int(seed),
-                      "clips": clips})
+                      "clips": clips, "clip_samples": int(clip_samples)})
     total = sum(len(t["clips"]) for t in tasks)
 
     if workers is None:
@@ -269,7 +271,7 @@ def synthesize_corpus(out_dir: str | os.PathLike, per_word: int = 100, seed: int
         "seed": int(seed),
         "holdout_fraction": holdout_fraction,
         "sample_rate": SAMPLE_RATE,
-        "clip_samples": CLIP_SAMPLES,
+        "clip_samples": int(clip_samples),
         "words": list(words),
         "keywords_present": [w for w in words if w in KEYWORDS],
         "counts": counts,

@@ -1,10 +1,11 @@
 """Writing one voice's clips of a synthetic corpus: each word spoken, trimmed, placed roughly centred in
-exactly 1 s at a random level, and saved as a 16 kHz 16-bit WAV.
+a clip of exactly the corpus's length (1 s unless asked otherwise) at a random level, and saved as a
+16 kHz 16-bit WAV.
 
 Each clip: synthesised (its text the word, maybe with "." or "!"; tempo and pitch jittered a little),
 resampled to 16 kHz, trimmed (see :mod:`spotter.data.tts.audio`), 5 ms fades, squeezed by resampling
-in the rare case it is longer than 0.96 s, placed roughly centred (+-100 ms jitter) in exactly 1 s of
-zeros, and peak-normalised to a random -20..-1 dBFS; 16-bit PCM.
+in the rare case it is longer than the clip less 40 ms, placed roughly centred (+-100 ms jitter) in the
+clip's zeros, and peak-normalised to a random -20..-1 dBFS; 16-bit PCM.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from spotter.data.tts.errors import SynthError
 __all__ = ["voice_task", "write_wav"]
 
 LEVEL_DBFS = (-20.0, -1.0)    # clip peak level
-MAX_WORD_SECONDS = 0.96
+WORD_MARGIN = int(0.04 * SAMPLE_RATE)  # a word fills at most the clip less this (0.96 s of 1 s)
 CENTRE_JITTER = int(0.1 * SAMPLE_RATE)
 
 
@@ -39,16 +40,16 @@ def _fade(x: np.ndarray, seconds: float = 0.005) -> np.ndarray:
     return x
 
 
-def _place(word: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
-    """Trimmed word -> exactly 1 s, roughly centred, peak at a random level; float in [-1, 1]."""
+def _place(word: np.ndarray, rng: np.random.Generator, clip_samples: int = CLIP_SAMPLES) -> tuple[np.ndarray, bool]:
+    """Trimmed word -> exactly ``clip_samples``, roughly centred, peak at a random level; float in [-1, 1]."""
     squeezed = False
-    limit = int(MAX_WORD_SECONDS * SAMPLE_RATE)
+    limit = clip_samples - WORD_MARGIN
     if len(word) > limit:
         word = resample_poly(word, limit, len(word))[:limit]
         squeezed = True
     word = _fade(word)
-    out = np.zeros(CLIP_SAMPLES, dtype=np.float64)
-    free = CLIP_SAMPLES - len(word)
+    out = np.zeros(clip_samples, dtype=np.float64)
+    free = clip_samples - len(word)
     centre = free // 2
     jitter = min(centre, CENTRE_JITTER)
     start = centre + int(rng.integers(-jitter, jitter + 1))
@@ -81,8 +82,8 @@ def _clip_rng(seed: int, voice_index: int, word: str, take: int) -> np.random.Ge
 def voice_task(task: dict) -> dict:
     """Synthesise every clip of one voice and write the WAVs (runs in a worker process).
 
-    ``task``: ``voice`` (a manifest voice), ``voice_index``, ``out_dir``, ``seed`` and ``clips``
-    (``(word, take)`` pairs); returns how many clips were ``written`` and ``squeezed``.
+    ``task``: ``voice`` (a manifest voice), ``voice_index``, ``out_dir``, ``seed``, ``clips``
+    (``(word, take)`` pairs) and optionally ``clip_samples``; returns how many clips were ``written`` and ``squeezed``.
     """
     voice, out_dir, seed = task["voice"], Path(task["out_dir"]), task["seed"]
     engine, params = voice["engine"], voice["params"]
@@ -94,7 +95,7 @@ def voice_task(task: dict) -> dict:
         word_audio = trim_word(engine, to_16k(audio, sr, params["tract"] / TRACT_STEPS))
         if len(word_audio) == 0:
             raise SynthError(f"{engine} produced silence for {word!r} with voice {voice['speaker']}")
-        clip, was_squeezed = _place(word_audio, rng)
+        clip, was_squeezed = _place(word_audio, rng, task.get("clip_samples", CLIP_SAMPLES))
         squeezed += was_squeezed
         write_wav(out_dir / word / f"{voice['speaker']}_nohash_{take}.wav", clip)
         written += 1

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import CLIP_SAMPLES, SAMPLE_RATE, SILENCE, UNKNOWN, keywords_of
+from ..config import SAMPLE_RATE, SILENCE, UNKNOWN, keywords_of
 from ..data import noise as noise_gen
 from ..detector import DetectorConfig, detector_from_meta
 from ..training.augment import NoiseMixer, random_gain, spec_augment, speed_perturb, time_shift
@@ -113,16 +113,16 @@ def speech_babble(speech: list[np.ndarray], seconds: float, seed: int) -> list[n
     return [noise_gen.babble(pieces, int(seconds * SAMPLE_RATE), rng, talkers=4).astype(np.float32)]
 
 
-def _crops(recordings: list[np.ndarray], count: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` random 1 s crops of ``recordings`` (shorter ones padded)."""
-    out = np.zeros((count, CLIP_SAMPLES), dtype=np.float32)
+def _crops(recordings: list[np.ndarray], count: int, rng: np.random.Generator, samples: int) -> np.ndarray:
+    """``count`` random crops of ``samples`` (the model's window) of ``recordings`` (shorter ones padded)."""
+    out = np.zeros((count, samples), dtype=np.float32)
     for i in range(count):
         x = recordings[int(rng.integers(len(recordings)))]
-        if len(x) <= CLIP_SAMPLES:
+        if len(x) <= samples:
             out[i, : len(x)] = x
         else:
-            start = int(rng.integers(len(x) - CLIP_SAMPLES))
-            out[i] = x[start:start + CLIP_SAMPLES]
+            start = int(rng.integers(len(x) - samples))
+            out[i] = x[start:start + samples]
     return out
 
 
@@ -173,7 +173,8 @@ def fine_tune(base, enrollment: Enrollment, train: dict[str, list[Take]], config
     room = list(enrollment.noise) + generated_noise(20.0, config.seed)
     noises = room + (speech_babble(enrollment.speech, 20.0, config.seed) if config.babble else [])
     noises += [other_voices_babble()] if config.other_babble else []
-    mixer = NoiseMixer([torch.from_numpy(n) for n in noises], CLIP_SAMPLES)
+    window = base.frontend.config.window_samples
+    mixer = NoiseMixer([torch.from_numpy(n) for n in noises], window)
     n_pos = config.batch_size // 2
     n_speech = config.batch_size // 3 if enrollment.speech else 0
     n_silence = config.batch_size - n_pos - n_speech
@@ -187,10 +188,10 @@ def fine_tune(base, enrollment: Enrollment, train: dict[str, list[Take]], config
         pick = torch.from_numpy(rng.integers(len(positives), size=n_pos))
         xp = _augment(pos_x[pick], mixer, config, g, speech=True)
         quiet = torch.from_numpy(10 ** (-rng.uniform(20, 60, size=(n_silence, 1)) / 20).astype(np.float32))
-        negatives = [torch.from_numpy(_crops(room, n_silence, rng)) * quiet]  # silence: the room alone, -20..-60 dB
+        negatives = [torch.from_numpy(_crops(room, n_silence, rng, window)) * quiet]  # silence: the room alone, -20..-60 dB
         neg_y = [torch.full((n_silence,), silence)]
         if n_speech:
-            speech = torch.from_numpy(_crops(enrollment.speech, n_speech, rng))
+            speech = torch.from_numpy(_crops(enrollment.speech, n_speech, rng, window))
             negatives.append(_augment(speech, mixer, config, g, speech=False))
             neg_y.append(torch.full((n_speech,), unknown))
         xn = torch.cat(negatives)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import BACKGROUND_NOISE_DIR, SAMPLE_RATE
+from ..config import BACKGROUND_NOISE_DIR, CLIP_SAMPLES, SAMPLE_RATE
 from ..errors import SpotterError
-from .takes import TakeError, find_word, load_take, word_clip
+from .takes import TakeError, find_word, load_take, max_word_s, word_clip
 
 SPEECH_DIR = "_speech_"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -92,14 +92,15 @@ def _audio_files(folder: Path) -> list[Path]:
                   and not p.name.startswith("."))
 
 
-def read_take(path: Path, keyword: str) -> Take:
-    """A take file checked and trimmed to its word: :class:`EnrollmentError` naming the file otherwise."""
+def read_take(path: Path, keyword: str, clip_samples: int = CLIP_SAMPLES) -> Take:
+    """A take file checked, its word found and cut out in a ``clip_samples`` window (the model's):
+    :class:`EnrollmentError` naming the file otherwise."""
     try:
         x = load_take(path)
-        word = find_word(x, what=str(path))
+        word = find_word(x, what=str(path), max_word=max_word_s(clip_samples))
     except TakeError as err:
         raise EnrollmentError(str(err)) from None
-    return Take(str(path), word_clip(x, word), word.seconds, word.snr_db)
+    return Take(str(path), word_clip(x, word, clip_samples), word.seconds, word.snr_db)
 
 
 def _read_extra(folder: Path) -> list[np.ndarray]:
@@ -126,8 +127,9 @@ def _read_extra(folder: Path) -> list[np.ndarray]:
     return out
 
 
-def read_enrollment(folder: str | os.PathLike, keywords) -> Enrollment:
-    """The recordings of ``folder`` (layout in the module docstring); every take is checked before anything
+def read_enrollment(folder: str | os.PathLike, keywords, clip_samples: int = CLIP_SAMPLES) -> Enrollment:
+    """The recordings of ``folder`` (layout in the module docstring), each take's word in a window of
+    ``clip_samples`` (the model's); every take is checked before anything
     is used, and any problem is one :class:`EnrollmentError` naming the file or folder."""
     root = Path(folder).expanduser()
     if not root.is_dir():
@@ -148,7 +150,7 @@ def read_enrollment(folder: str | os.PathLike, keywords) -> Enrollment:
         if not files:
             raise EnrollmentError(f"{folder_k}: no takes ({', '.join(AUDIO_SUFFIXES)} files); record at least one "
                                   "(3-5 recommended) or remove the folder")
-        takes[keyword] = [read_take(path, keyword) for path in files]
+        takes[keyword] = [read_take(path, keyword, clip_samples) for path in files]
     if not takes:
         raise EnrollmentError(f"{root}: no keyword folders; expected {root}/<keyword>/*.wav for some of "
                               f"{', '.join(keywords)}")

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..config import SAMPLE_RATE
 from ..errors import Interrupted, SpotterError
-from .takes import TakeError, find_word
+from .takes import MAX_WORD_S, TakeError, find_word
 
 #: Keyword-free text the user reads aloud (about 30 s at a calm pace).
 PARAGRAPH = (
@@ -75,8 +75,10 @@ class Session:
 
     def __init__(self, source, keywords, takes: int = 5, prompter: Prompter | None = None,
                  speech_seconds: float = 30.0, room_seconds: float = 10.0,
-                 stop: threading.Event | None = None, redo: Callable[[], bool] | None = None) -> None:
+                 stop: threading.Event | None = None, redo: Callable[[], bool] | None = None,
+                 max_word: float = MAX_WORD_S) -> None:
         self.source, self.keywords, self.takes = source, list(keywords), takes
+        self.max_word = max_word  # the longest keyword the model's window holds (seconds)
         self.prompter = prompter or PlainPrompter()
         self.speech_seconds, self.room_seconds = speech_seconds, room_seconds
         self.stop = stop or threading.Event()
@@ -105,7 +107,7 @@ class Session:
             self.prompter.show(f"say \"{keyword}\" ({index} of {self.takes})", keyword)
             x = self.record(TAKE_SECONDS)
             try:
-                word = find_word(x, what=f"take {index} of \"{keyword}\"")
+                word = find_word(x, what=f"take {index} of \"{keyword}\"", max_word=self.max_word)
             except TakeError as err:
                 self.prompter.result(str(err), ok=False)
                 continue

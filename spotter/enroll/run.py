@@ -47,7 +47,8 @@ def enroll(base, enrollment: Enrollment, out: Path, profile: str | None, base_na
 def enroll_from_dir(folder, base, base_name: str, out: Path, profile: str | None = None,
                     keywords: list[str] | None = None, seed: int = 0, progress: bool = True) -> dict:
     """``spotter enroll --from-dir``: every file checked first, so bad input writes nothing."""
-    enrollment = read_enrollment(folder, keywords or list(keywords_of(base.labels)))
+    enrollment = read_enrollment(folder, keywords or list(keywords_of(base.labels)),
+                                 base.frontend.config.window_samples)
     missing = [k for k in (keywords or []) if k not in enrollment.takes]
     if missing:
         raise EnrollmentError(f"--keywords: no takes of {', '.join(missing)} in {folder} (expected "

@@ -22,8 +22,9 @@ from ..errors import SpotterError
 FRAME = SAMPLE_RATE // 100  # 10 ms
 #: Shortest and longest take (seconds): long enough to hold a word, short enough to hold only one.
 MIN_TAKE_S, MAX_TAKE_S = 0.3, 10.0
-#: The longest sound a keyword can be: the model hears 1 s windows.
-MAX_WORD_S = 0.95
+#: The longest sound a keyword can be in a model's window: the window less this (0.95 s in 1 s).
+WORD_MARGIN_S = 0.05
+MAX_WORD_S = 1.0 - WORD_MARGIN_S
 #: How far above the background the word's loudest part must be (dB), and its lowest level (dBFS).
 MIN_SNR_DB, MIN_PEAK_DBFS = 12.0, -50.0
 #: Frames this far above the floor (and within WORD_RANGE_DB of the peak) belong to the word.
@@ -81,8 +82,14 @@ def _segments(loud: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in joined]
 
 
-def find_word(x: np.ndarray, what: str = "take") -> Word:
-    """The one word in a 16 kHz mono take; :class:`TakeError` naming ``what`` and the reason otherwise."""
+def max_word_s(window_samples: int) -> float:
+    """The longest keyword (seconds) a model with windows of ``window_samples`` hears whole."""
+    return round(window_samples / SAMPLE_RATE - WORD_MARGIN_S, 3)
+
+
+def find_word(x: np.ndarray, what: str = "take", max_word: float = MAX_WORD_S) -> Word:
+    """The one word (or phrase) in a 16 kHz mono take, at most ``max_word`` seconds long; :class:`TakeError`
+    naming ``what`` and the reason otherwise."""
     x = np.asarray(x, dtype=np.float32)
     seconds = len(x) / SAMPLE_RATE
     if seconds < MIN_TAKE_S:
@@ -112,8 +119,8 @@ def find_word(x: np.ndarray, what: str = "take") -> Word:
             raise TakeError(f"{what}: more than one word (sounds at {a / 100:.1f} s and {c / 100:.1f} s); "
                             "say the word once")
     word_s = (b - a) / 100
-    if word_s > MAX_WORD_S:
-        raise TakeError(f"{what}: the sound lasts {word_s:.1f} s, longer than a keyword ({MAX_WORD_S} s at most); "
+    if word_s > max_word:
+        raise TakeError(f"{what}: the sound lasts {word_s:.1f} s, longer than a keyword ({max_word:g} s at most); "
                         "say the word alone, with silence around it")
     pad = round(PAD_S * SAMPLE_RATE)
     start, end = max(0, a * FRAME - pad), min(len(x), b * FRAME + pad)

@@ -96,11 +96,12 @@ class EnrollApp(App):
                 Binding("ctrl+c", "quit", show=False, priority=True)]
 
     def __init__(self, source, keywords, takes: int = 5, speech_seconds: float = 30.0,
-                 room_seconds: float = 10.0) -> None:
+                 room_seconds: float = 10.0, max_word: float | None = None) -> None:
         super().__init__()
         self.stop_event, self.redo_event = threading.Event(), threading.Event()
         self.session = Session(source, keywords, takes, AppPrompter(self), speech_seconds, room_seconds,
-                               stop=self.stop_event, redo=self._redo_wanted)
+                               stop=self.stop_event, redo=self._redo_wanted,
+                               **({} if max_word is None else {"max_word": max_word}))
         self.keyword: str | None = None  # the word asked for now (None: reading, room, done)
         self.latest_level: float | None = None  # written by the session thread
         self.prompts: list[str] = []  # every prompt shown, in order (what a test or a person can follow)
@@ -213,6 +214,6 @@ class UiSession:
 
 
 def ui_session(source, keywords, takes: int = 5, speech_seconds: float = 30.0,
-               room_seconds: float = 10.0) -> UiSession:
+               room_seconds: float = 10.0, max_word: float | None = None) -> UiSession:
     """The session of ``spotter enroll`` with its terminal UI (see :class:`EnrollApp`)."""
-    return UiSession(EnrollApp(source, keywords, takes, speech_seconds, room_seconds))
+    return UiSession(EnrollApp(source, keywords, takes, speech_seconds, room_seconds, max_word))

@@ -24,7 +24,6 @@ Nothing here reads audio or runs a model: give it the detections of a run
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence
 

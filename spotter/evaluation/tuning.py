@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..compute import float32_convolutions
-from ..config import CLIP_SAMPLES, SAMPLE_RATE, TUNE_OBJECTIVES, keywords_of
+from ..config import SAMPLE_RATE, TUNE_OBJECTIVES, keywords_of
 from ..data.labels import LabelEvent, read_labels
 from ..detector import SCORES, DetectorConfig, detect_offline
 from ..events import PosteriorUpdate
@@ -63,9 +63,10 @@ def stream_posteriors(model, wav: str | Path, hop_ms: float = 100.0, batched: bo
         raise ValueError(f"{wav}: {rate} Hz; batched scoring needs {SAMPLE_RATE} Hz (the engine resamples: use batched=False)")
     audio = audio.mean(axis=1)
     hop = int(round(hop_ms * SAMPLE_RATE / 1000))
-    padded = np.concatenate([np.zeros(CLIP_SAMPLES, dtype=np.float32), audio])
+    window = model.frontend.config.window_samples
+    padded = np.concatenate([np.zeros(window, dtype=np.float32), audio])
     ends = np.arange(hop, audio.size + 1, hop)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, CLIP_SAMPLES)[ends]
+    windows = np.lib.stride_tricks.sliding_window_view(padded, window)[ends]
     probs = []
     model = model.eval()
     device = next(model.parameters()).device  # batches go where the model is (a GPU scores hours in seconds)

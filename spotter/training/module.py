@@ -53,11 +53,12 @@ class KWSModule(pl.LightningModule):
                  optimizer: str = "sgd", lr: float = 0.1, frontend_lr: float = 1e-3, weight_decay: float = 1e-3,
                  warmup_epochs: float = 5, augment: bool = True, labels: tuple = LABELS,
                  augment_config: dict | None = None, normalize: str = "none", distill_weight: float = 0.0,
-                 distill_temperature: float = 2.0) -> None:
+                 distill_temperature: float = 2.0, window_seconds: float = 1.0) -> None:
         super().__init__()
         self.save_hyperparameters()
+        window = int(round(window_seconds * SAMPLE_RATE))
         self.model = build_model(model, trainable_mel=trainable_mel, trainable_stft=trainable_stft, labels=labels,
-                                 frontend=FrontendConfig(normalize=normalize))
+                                 frontend=FrontendConfig(normalize=normalize, window_samples=window))
         self.aug = AugmentConfig(**(augment_config or {}))
         self.mixer: NoiseMixer | None = None
         self.rooms = (RoomReverb(256, self.aug.reverb_rt60, self.aug.reverb_distance)
@@ -71,7 +72,7 @@ class KWSModule(pl.LightningModule):
     # -- data-side hooks ---------------------------------------------------
     def set_noise(self, noises: list[torch.Tensor]) -> None:
         """Background recordings to mix into training clips."""
-        self.mixer = NoiseMixer(noises, CLIP_SAMPLES)
+        self.mixer = NoiseMixer(noises, self.model.frontend.config.window_samples)
 
     def set_teacher(self, teacher) -> None:
         """Distil ``teacher`` (a trained :class:`~spotter.model.KeywordModel`, same labels) into this model.
@@ -208,8 +209,10 @@ class KWSDataModule(pl.LightningDataModule):
 
     def __init__(self, root: str | Path, batch_size: int = 128, workers: int = 0, seed: int = 0,
                  preload: bool = True, silence_fraction: float = 0.1, unknown_fraction: float = 0.1,
-                 redraw_unknown: bool = False, progress: bool = True, keywords=KEYWORDS) -> None:
+                 redraw_unknown: bool = False, progress: bool = True, keywords=KEYWORDS,
+                 clip_samples: int = CLIP_SAMPLES) -> None:
         super().__init__()
+        self.clip_samples = clip_samples  # the model's window: every clip is cut or padded to it
         self.keywords = tuple(keywords)
         self.redraw_unknown = redraw_unknown
         self.root = Path(root)
@@ -228,7 +231,7 @@ class KWSDataModule(pl.LightningDataModule):
         if split not in self.datasets:
             self.datasets[split] = SpeechCommands(self.root, split, seed=self.seed, preload=self.preload,
                                                   progress=self.progress, keywords=self.keywords,
-                                                  all_unknown=self.redraw_unknown and split == "train", **self.fractions)
+                                                  clip_samples=self.clip_samples, all_unknown=self.redraw_unknown and split == "train", **self.fractions)
         return self.datasets[split]
 
     def setup(self, stage: str | None = None) -> None:

@@ -35,7 +35,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from ..config import ARCHITECTURES, KEYWORDS, NORMALIZATIONS, parse_keywords
+from ..config import ARCHITECTURES, KEYWORDS, NORMALIZATIONS, WINDOW_SECONDS_RANGE, parse_keywords
 from ..errors import SpotterError
 
 #: The repository's config folder, used when the installed package ``spotter.configs`` is absent.
@@ -82,8 +82,10 @@ class TrainOptions:
     trainable_mel: bool = option(False, "train the Mel filterbank (nnAudio trainable_mel)", "model", hparam=True)
     trainable_stft: bool = option(False, "train the STFT kernels (nnAudio trainable_STFT)", "model", hparam=True)
     normalize: str = option("none", "per-window normalisation of the log-Mel image: 'mean' subtracts each Mel bin's "
-                            "mean over the 1 s window (level and fixed spectral tilt drop out; default: %(default)s)",
+                            "mean over the window (level and fixed spectral tilt drop out; default: %(default)s)",
                             "model", choices=NORMALIZATIONS, hparam=True)
+    window_seconds: float = option(1.0, "length of the window the model classifies, 0.5-2 s in steps of 0.01 s: 1 s "
+                                   "for words, more for a longer phrase (default: %(default)s)", "model", hparam=True)
     # -- data
     data: str = option("gsc", "'gsc' (Google Speech Commands v2, downloaded once) or a folder in its layout, e.g. "
                        "one made by `spotter data synth` (default: %(default)s)", "data")
@@ -158,6 +160,9 @@ class TrainOptions:
                 object.__setattr__(self, "keywords", ",".join(parse_keywords(self.keywords)))
             except ValueError as err:
                 raise SpotterError(str(err)) from None
+        lo, hi = WINDOW_SECONDS_RANGE
+        if not lo <= self.window_seconds <= hi or abs(self.window_seconds * 100 - round(self.window_seconds * 100)) > 1e-6:
+            raise SpotterError(f"--window-seconds {self.window_seconds:g}: use {lo:g} to {hi:g} s, in steps of 0.01 s")
         if self.teacher and (not 0.0 <= self.distill_weight <= 1.0 or self.distill_temperature <= 0):
             raise SpotterError(f"--distill-weight {self.distill_weight} / --distill-temperature "
                                f"{self.distill_temperature}: the weight must be in 0..1 and the temperature above 0")

@@ -93,7 +93,7 @@ def run_train(args: argparse.Namespace | TrainOptions) -> dict:
     data = KWSDataModule(root, batch_size=opts.batch_size, workers=opts.workers, seed=opts.seed,
                          preload=not opts.no_preload, silence_fraction=opts.silence_fraction,
                          unknown_fraction=opts.unknown_fraction, redraw_unknown=opts.redraw_unknown,
-                         progress=progress, keywords=keywords)
+                         progress=progress, keywords=keywords, clip_samples=module.model.frontend.config.window_samples)
 
     loggers = [InterruptSafeCSVLogger(out, name="logs")]
     try:
