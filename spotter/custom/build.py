@@ -43,6 +43,9 @@ MAX_WINDOW_S = 1.5
 CORPUS_CLIP_SAMPLES = int(MAX_WINDOW_S * SAMPLE_RATE)
 #: Room around a keyword in its window: the clips' placement jitter (+-0.1 s) on either side.
 WINDOW_MARGIN_S = 0.2
+#: A keyword's sound: its 10 ms frames within this many dB of the clip's loudest.
+SPOKEN_RANGE_DB = 40.0
+FRAME = SAMPLE_RATE // 100
 #: The share of a keyword's clips whose length sets the window (the rest are a little cut at the edges).
 WINDOW_QUANTILE = 0.9
 
@@ -98,15 +101,18 @@ def plan(phrases, out, work=None, **options) -> CustomPlan:
 
 
 def spoken_seconds(corpus: Path, keyword: str) -> list[float]:
-    """How long ``keyword`` lasts in each of its corpus clips (a synthetic clip is zeros around the word)."""
+    """How long ``keyword`` lasts in each of its corpus clips: from the first to the last 10 ms frame within
+    :data:`SPOKEN_RANGE_DB` of the clip's loudest (a vocoder's faint tail and breath are not the word)."""
     import soundfile as sf
 
     out = []
     for path in sorted((corpus / keyword).glob("*.wav")):
-        x, _ = sf.read(str(path), dtype="int16")
-        sound = np.flatnonzero(x)
-        if sound.size:
-            out.append((sound[-1] - sound[0] + 1) / SAMPLE_RATE)
+        x, _ = sf.read(str(path), dtype="float32")
+        frames = x[: x.size // FRAME * FRAME].reshape(-1, FRAME)
+        db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+        loud = np.flatnonzero(db > db.max() - SPOKEN_RANGE_DB)
+        if loud.size and db.max() > -100:
+            out.append((loud[-1] - loud[0] + 1) * FRAME / SAMPLE_RATE)
     return out
 
 
