@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
+import numpy as np
 import pytest
 
 from spotter.checkpoint import load_model
@@ -95,6 +95,8 @@ def test_custom_makes_a_spotter_of_the_users_words_and_resumes(tmp_path):
     assert facts["keywords"] == ["lights on", "next slide"] and facts["voices"] == 12
     assert "nights on" in facts["confusables"]["lights on"] or "likes on" in facts["confusables"]["lights on"]
     assert "detector" in model.meta
+    assert 1.0 <= facts["window_s"] == model.frontend.config.window_seconds <= 1.5  # "next slide": about 1.3 s
+    assert facts["validation"]["confusables_said"] > 0
     work = tmp_path / "mine-work"
     corpus = json.loads((work / "corpus" / "corpus.json").read_text())
     assert {"lights on", "next slide", *facts["confusables"]["next slide"]} <= set(corpus["words"])
@@ -110,3 +112,42 @@ def test_custom_makes_a_spotter_of_the_users_words_and_resumes(tmp_path):
                         "--json", "--no-ui", "--runtime", "torch")
     assert listened.returncode == 0, listened.stderr
     assert json.loads(listened.stdout.splitlines()[-1])["event"] == "summary"
+
+
+def test_the_detector_keeps_confusables_and_false_alarms_apart():
+    """The validation keyword stream says each confusable far more often than an hour of speech would: one
+    "likes on" in twenty firing is within the target, not 12 false alarms per hour that silence the spotter."""
+    from spotter.config import labels_for
+    from spotter.data.labels import LabelEvent
+    from spotter.evaluation.tuning import StreamPosteriors, tune
+    from spotter.custom.tune import choose_detector
+
+    labels = labels_for(("lights on",))
+    hop = 0.1
+
+    def stream(name, seconds, bursts, events):
+        times = np.round(np.arange(1, int(seconds / hop) + 1) * hop, 3)
+        probs = np.tile([0.02, 0.9, 0.08], (times.size, 1))
+        for t, p in bursts:  # the keyword's probability for 5 hops after t
+            i = int(round(t / hop))
+            probs[i:i + 5] = [p, 1 - p - 0.01, 0.01]
+        return StreamPosteriors(name, times, probs, events, float(seconds))
+
+    keywords = [5.0 + 10 * i for i in range(10)]
+    confusables = [10.0 + 10 * i for i in range(20)]
+    peaks = [0.96] + [0.3] * 19  # one "likes on" sounds just like the keyword
+    kw_stream = stream("kw", 300, [(t + 0.5, 0.95) for t in keywords] + [(t + 0.5, p) for t, p in zip(confusables, peaks)],
+                       [LabelEvent("lights on", t, t + 0.6, "lights on") for t in keywords]
+                       + [LabelEvent("unknown", t, t + 0.6, "likes on") for t in confusables])
+    speech = stream("speech", 1800, [(900.0, 0.7)], [LabelEvent("speech", 0.0, 1800.0, "...")])
+
+    best = choose_detector(kw_stream, speech, labels, ["likes on", "lights"], max_latency_s=None)
+    assert best.within and best.recall == 1.0 and best.worst_keyword_recall == 1.0
+    assert best.confusables_said == 20 and best.confusables_fired == 1 and best.fa_per_hour <= 1.0
+    assert 0.7 < best.config.threshold <= 0.95
+    # counted as false alarms per hour of the two streams, that one confusable leaves nothing within 1/h
+    lumped = tune([kw_stream, speech], labels, max_fa_per_hour=1.0)
+    assert not any(r["recall"] for r in lumped.rows if r["fa_per_hour"] <= 1.0)
+
+    strict = choose_detector(kw_stream, speech, labels, ["likes on"], max_confusable_rate=0.0, max_latency_s=None)
+    assert strict.within and strict.confusables_fired == 0 and strict.recall == 0.0  # the keyword is given up

@@ -13,9 +13,10 @@
    (:func:`choose_window`: 1 s for words, up to 1.5 s for a long phrase, cut from the clips' middle);
 4. ``streams/``: a stream of the validation voices' keywords, confusables and sentences, and one of
    their keyword-free speech (:func:`~spotter.data.stream.make_stream`);
-5. the detector tuned on those streams (:func:`~spotter.evaluation.tuning.tune`, the worst keyword
-   stream's recall within the false-alarm budget), and the checkpoint written to ``out`` (atomically)
-   with its labels, detector and ``meta["custom"]``: keywords, confusables, voices, epochs, figures.
+5. the detector tuned on those streams (:func:`~spotter.custom.tune.choose_detector`: the worst
+   keyword's recall within the false-alarm budget on speech and at most one confusable in twenty
+   firing), and the checkpoint written to ``out`` (atomically) with its labels, detector and
+   ``meta["custom"]``: keywords, confusables, voices, epochs, window, figures.
 """
 
 from __future__ import annotations
@@ -205,24 +206,22 @@ def _streams(p: CustomPlan, corpus: Path) -> list[Path]:
 
 def _tune_and_write(p: CustomPlan, trained: Path, streams: list[Path], started: float) -> dict:
     from ..checkpoint import load_model, read_checkpoint, save_checkpoint
-    from ..evaluation.tuning import stream_posteriors, tune
+    from ..evaluation.tuning import stream_posteriors
+    from .tune import choose_detector
 
     _say("5/5 tune", f"the detector on {', '.join(s.name for s in streams)}")
     model = load_model(trained, device="cpu")
-    posteriors = [stream_posteriors(model, wav, batched=True) for wav in streams]
-    found = tune(posteriors, model.labels, max_fa_per_hour=p.max_fa_per_hour, max_latency_s=0.3,
-                 objective="worst-stream")
-    if found.best is None:  # no setting detects quickly enough: a weak model; the best without the latency bound
-        found = tune(posteriors, model.labels, max_fa_per_hour=p.max_fa_per_hour, objective="worst-stream")
-    best = next(r for r in found.rows if r["config"] == found.best)
+    keywords_stream, speech_stream = (stream_posteriors(model, wav, batched=True) for wav in streams)
+    said = sorted({c for cs in p.confusables.values() for c in cs})
+    best = choose_detector(keywords_stream, speech_stream, model.labels, said, max_fa_per_hour=p.max_fa_per_hour)
     meta = read_checkpoint(trained).get("meta", {})
     facts = {"keywords": list(p.keywords), "confusables": p.confusables, "voices": p.voices, "epochs": p.epochs,
              "model": model.name, "window_s": model.frontend.config.window_seconds,
              "engines": list(ENGINES), "seed": p.seed,
-             "validation": {"recall": best["recall"], "fa_per_hour": best["fa_per_hour"],
-                            "hours": round(found.hours, 2)},
+             "validation": {**best.to_dict(), "within_targets": best.within,
+                            "hours": round((keywords_stream.duration_s + speech_stream.duration_s) / 3600, 2)},
              "seconds": round(time.monotonic() - started, 1), "date": time.strftime("%Y-%m-%d")}
-    save_checkpoint(model, p.out, meta={**meta, "detector": found.best.to_meta(), "custom": facts})
+    save_checkpoint(model, p.out, meta={**meta, "detector": best.config.to_meta(), "custom": facts})
     return facts
 
 
