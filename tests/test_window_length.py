@@ -188,3 +188,17 @@ def test_a_long_window_corpus_trains_a_long_window_model(tmp_path):
     audio, _ = sf.read(str(sorted((corpus / "next slide").glob("*.wav"))[0]), dtype="float32")
     probs, engine = _engine_probs(trained, np.concatenate([audio, np.zeros(HOP, np.float32)]))
     assert engine.framer.window == samples and probs.shape[1] == 3
+
+
+def test_a_long_window_model_starts_from_a_1_s_model_of_the_same_kind(tmp_path):
+    from spotter.training.run import init_weights
+
+    source = build_model("bcresnet-1", frontend=FrontendConfig(normalize="mean"))  # the 12 classes, 1 s
+    path = save_checkpoint(source, tmp_path / "words.pt")
+    phrases = build_model("bcresnet-1", labels=labels_for(PHRASES),
+                          frontend=FrontendConfig(normalize="mean", window_samples=WINDOW))
+    init_weights(phrases, path)  # 1.3 s, other labels: every layer but the output rows of new keywords
+    assert torch.equal(next(iter(phrases.net.parameters())), next(iter(source.net.parameters())))
+    linear = save_checkpoint(build_model("linear"), tmp_path / "linear.pt")
+    with pytest.raises(SpotterError, match="names or shapes"):  # its weights are per frame: 101 is not 131
+        init_weights(build_model("linear", frontend=FrontendConfig(window_samples=WINDOW)), linear)

@@ -180,7 +180,8 @@ def _train_sizes(train) -> dict:
 def init_weights(model, checkpoint) -> None:
     """Copy a trained model's weights into ``model``; a one-line error unless they are the same kind of model.
 
-    A model of other labels (custom keywords) is the same kind: every layer but the output layer is
+    A model of another window length is the same kind when its parameters have the same shapes (any
+    BC-ResNet). A model of other labels (custom keywords) is the same kind: every layer but the output layer is
     copied, and of the output layer the rows of the labels both have (``unknown``, ``silence``, shared
     keywords); the new keywords' rows keep their fresh initialisation."""
     import torch
@@ -189,14 +190,19 @@ def init_weights(model, checkpoint) -> None:
     from ..model import output_layers
 
     source = load_model(checkpoint, device="cpu")
+
+    def frontend(m) -> dict:  # a BC-ResNet's weights fit any window length (a linear model's shapes do not)
+        return {k: v for k, v in m.frontend.config.to_dict().items() if k != "window_samples"}
+
     differences = [f"{what} {theirs} (this run: {ours})" for what, theirs, ours in (
         ("model", source.name, model.name),
-        ("front end", source.frontend.config.to_dict(), model.frontend.config.to_dict()),
+        ("front end", frontend(source), frontend(model)),
     ) if theirs != ours]
     theirs, ours = source.state_dict(), model.state_dict()
     outputs = {f"net.{name}.{p}" for name in output_layers(model.net) for p in ("weight", "bias")}
     if not differences and (theirs.keys() != ours.keys()
-                            or any(theirs[k].shape != ours[k].shape for k in ours if k not in outputs)):
+                            or any(theirs[k].shape != ours[k].shape for k in ours if k not in outputs)
+                            or any(theirs[k].shape[1:] != ours[k].shape[1:] for k in outputs & ours.keys())):
         differences.append("parameters of other names or shapes (trainable Mel/STFT differ?)")
     if differences:
         raise SpotterError(f"--init {checkpoint}: not the same kind of model: {differences[0]}")
