@@ -15,7 +15,7 @@ import sys
 from typing import Callable, Sequence
 
 from . import __version__
-from .config import ARCHITECTURES, DETECTOR_SCORES, DEVICE_TYPES, RUNTIMES, TUNE_OBJECTIVES
+from .config import ARCHITECTURES, DETECTOR_SCORES, DEVICE_TYPES, RUNTIMES, SAMPLE_RATE, TUNE_OBJECTIVES
 from .errors import Interrupted, SpotterError
 
 
@@ -147,7 +147,7 @@ def _eval_noise(root, split: str, snr_db: float | None, seed: int, clip_samples:
     try:
         return AddNoise(noises, snr_db, seed=seed, clip_samples=clip_samples)
     except ValueError:
-        raise SpotterError(f"--snr: {root}/_background_noise_ has no noise recording with {clip_samples / 16000:g} s "
+        raise SpotterError(f"--snr: {root}/_background_noise_ has no noise recording with {clip_samples / SAMPLE_RATE:g} s "
                            f"in its {split} "
                            f"region ({lo:.0%}-{hi:.0%} of each file): add noise files there or leave out --snr") from None
 

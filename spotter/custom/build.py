@@ -46,7 +46,6 @@ CORPUS_CLIP_SAMPLES = int(MAX_WINDOW_S * SAMPLE_RATE)
 WINDOW_MARGIN_S = 0.2
 #: A keyword's sound: its 10 ms frames within this many dB of the clip's loudest.
 SPOKEN_RANGE_DB = 40.0
-FRAME = SAMPLE_RATE // 100
 #: The share of a keyword's clips whose length sets the window (the rest are a little cut at the edges).
 WINDOW_QUANTILE = 0.9
 
@@ -106,11 +105,11 @@ def spoken_seconds(corpus: Path, keyword: str) -> list[float]:
     :data:`SPOKEN_RANGE_DB` of the clip's loudest (a vocoder's faint tail and breath are not the word)."""
     import soundfile as sf
 
+    from ..enroll.takes import FRAME, frame_db
+
     out = []
     for path in sorted((corpus / keyword).glob("*.wav")):
-        x, _ = sf.read(str(path), dtype="float32")
-        frames = x[: x.size // FRAME * FRAME].reshape(-1, FRAME)
-        db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+        db = frame_db(sf.read(str(path), dtype="float32")[0])
         loud = np.flatnonzero(db > db.max() - SPOKEN_RANGE_DB)
         if loud.size and db.max() > -100:
             out.append((loud[-1] - loud[0] + 1) * FRAME / SAMPLE_RATE)
@@ -128,10 +127,10 @@ def choose_window(lengths: dict[str, list[float]]) -> float:
 def _window(p: CustomPlan, corpus: Path) -> float:
     lengths = {k: spoken_seconds(corpus, k) for k in p.keywords}
     window = choose_window(lengths)
-    said = ", ".join(f"{k!r} {np.quantile(v, WINDOW_QUANTILE):.2f} s" for k, v in lengths.items())
+    usual = {k: float(np.quantile(v, WINDOW_QUANTILE)) for k, v in lengths.items()}
+    said = ", ".join(f"{k!r} {s:.2f} s" for k, s in usual.items())
     _say("window", f"{window:g} s (keywords last up to: {said}, {WINDOW_QUANTILE:.0%} of clips)")
-    if window == MAX_WINDOW_S and max(np.quantile(v, WINDOW_QUANTILE) for v in lengths.values()) \
-            > MAX_WINDOW_S - WINDOW_MARGIN_S:
+    if max(usual.values()) > MAX_WINDOW_S - WINDOW_MARGIN_S:
         _say("window", f"the longest keyword barely fits {MAX_WINDOW_S:g} s; a shorter phrase is heard better")
     return window
 

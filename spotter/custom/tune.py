@@ -46,10 +46,6 @@ class Choice:
     latency_median_s: float | None
     within: bool  # within the false-alarm, confusable and latency bounds
 
-    @property
-    def confusable_rate(self) -> float:
-        return self.confusables_fired / self.confusables_said if self.confusables_said else 0.0
-
     def to_dict(self) -> dict:
         return {"recall": round(self.recall, 4), "worst_keyword_recall": round(self.worst_keyword_recall, 4),
                 "fa_per_hour": round(self.fa_per_hour, 2), "confusables_fired": self.confusables_fired,
