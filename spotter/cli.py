@@ -67,7 +67,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     fe = info["frontend"]
     print(f"window:    {fe.get('window_samples', 16000) / fe['sample_rate']:g} s (what the model classifies, every hop)")
     print(f"front end: {fe['n_mels']} Mel bins, {fe['win_length']}-sample frames, {fe['hop_length']}-sample hop, "
-          f"{fe['sample_rate']} Hz; trainable mel={fe['trainable_mel']} stft={fe['trainable_stft']}"
+          f"{fe['sample_rate']} Hz; trainable mel={fe['trainable_mel']}"
+          + (f" ({fe.get('mel_param', 'matrix')})" if fe["trainable_mel"] else "") + f" stft={fe['trainable_stft']}"
           + (f"; normalize={fe['normalize']}" if fe.get("normalize", "none") != "none" else ""))
     for key, value in info["meta"].items():
         if key == "enrollment" and isinstance(value, dict):

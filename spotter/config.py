@@ -88,6 +88,9 @@ RUNTIMES = ("auto", "onnx", "torch")
 
 #: Per-window normalisations of the log-Mel image (FrontendConfig.normalize).
 NORMALIZATIONS = ("none", "mean")
+#: How a trainable Mel filterbank is parametrised (see :mod:`spotter.features`): ``log`` (each filter's weights
+#: in the log domain on its initial band, its area kept) or ``matrix`` (nnAudio's raw matrix).
+MEL_PARAMS = ("log", "matrix")
 
 
 @dataclass(frozen=True)
@@ -112,8 +115,13 @@ class FrontendConfig:
     # The window the model classifies (samples): 1 s for Speech Commands' words, up to 1.5 s for a longer
     # phrase (``spotter custom``). Checkpoints without it are 1 s models.
     window_samples: int = CLIP_SAMPLES
+    # How a trainable Mel filterbank is parametrised (MEL_PARAMS; only matters with trainable_mel); checkpoints
+    # of a trainable filterbank without it used "matrix".
+    mel_param: str = "log"
 
     def __post_init__(self) -> None:
+        if self.mel_param not in MEL_PARAMS:
+            raise ValueError(f"front end mel_param={self.mel_param!r}: use one of {', '.join(MEL_PARAMS)}")
         if self.normalize not in NORMALIZATIONS:
             raise ValueError(f"front end normalize={self.normalize!r}: use one of {', '.join(NORMALIZATIONS)}")
         lo, hi = WINDOW_SECONDS_RANGE
@@ -132,4 +140,6 @@ class FrontendConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "FrontendConfig":
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if known.get("trainable_mel"):  # a trainable filterbank saved before the log parametrisation existed
+            known.setdefault("mel_param", "matrix")
         return cls(**known)

@@ -29,6 +29,15 @@ Choices, and why:
   zero the gradient of every filter that went negative, so it could never
   recover (the "trainable mel_basis stops updating" trap, nnAudio issue
   #114); ``abs`` keeps the log finite and the gradient alive.
+* **A trainable Mel filterbank is trained in the log domain** (``mel_param="log"``, the default):
+  each filter's weights on its initial band are ``exp(theta)``, and the filter is rescaled to its
+  initial area, so it learns its *shape* (where in its band it listens, how sharply), stays
+  non-negative and keeps its gain.  The gradient of ``theta`` is the raw one times the weight, which
+  makes it a share of the filter's output (bounded, whatever the weights' size): the raw matrix
+  (``mel_param="matrix"``, nnAudio's own ``mel_basis`` as a parameter) has weights of 1e-3..1e-2 and
+  a gradient through ``log(mel + 1e-6)`` that is huge in quiet frames, so it is thrown far from its
+  start (docs/training.md).  The log-domain weights are ``mel_log``; ``mel.mel_basis`` then stays
+  the initial filterbank, and :meth:`LogMel.mel_matrix` is the one in use.
 * **Optional per-window mean normalisation** (``normalize="mean"``, cepstral
   mean normalisation done on log-Mel bins): each bin's mean over the
   window is subtracted, so a fixed spectral tilt (microphone, room, a voice's
@@ -58,6 +67,7 @@ class LogMel(nn.Module):
             config = FrontendConfig(**{**config.to_dict(), **overrides})
         self.config = config
         self.pad = config.n_fft // 2
+        log_domain = config.trainable_mel and config.mel_param == "log"
         self.mel = MelSpectrogram(
             sr=config.sample_rate,
             n_fft=config.n_fft,
@@ -71,10 +81,29 @@ class LogMel(nn.Module):
             fmin=config.fmin,
             fmax=config.fmax,
             norm=1,
-            trainable_mel=config.trainable_mel,
+            trainable_mel=config.trainable_mel and not log_domain,
             trainable_STFT=config.trainable_stft,
             verbose=False,
         )
+        self.mel_log: nn.Parameter | None = None
+        if log_domain:
+            initial = self.mel.mel_basis.detach()
+            support = initial > 0
+            self.register_buffer("mel_support", support.to(initial.dtype), persistent=False)
+            self.register_buffer("mel_area", initial.sum(dim=1, keepdim=True), persistent=False)
+            self.mel_log = nn.Parameter(torch.where(support, initial.clamp_min(1e-30).log(), torch.zeros_like(initial)))
+
+    def mel_matrix(self) -> torch.Tensor:
+        """The Mel filterbank in use ``(n_mels, bins)``: nnAudio's ``mel_basis``, or the log-domain filters."""
+        if self.mel_log is None:
+            return self.mel.mel_basis
+        weights = torch.exp(self.mel_log) * self.mel_support
+        return weights * (self.mel_area / weights.sum(dim=1, keepdim=True))
+
+    def basis_parameters(self) -> list[torch.Tensor]:
+        """The tensors the bases are made from (to notice when a training step changed them)."""
+        stft = self.mel.stft
+        return [stft.wcos, stft.wsin, self.mel.mel_basis] + ([self.mel_log] if self.mel_log is not None else [])
 
     def n_frames(self, n_samples: int) -> int:
         """Frames produced for a clip of ``n_samples`` samples."""
@@ -86,7 +115,9 @@ class LogMel(nn.Module):
         No padding is added: a frame is produced for every full window.  The
         streaming engine uses this to compute only new frames.
         """
-        return self.mel(padded)
+        if self.mel_log is None:
+            return self.mel(padded)
+        return torch.matmul(self.mel_matrix(), self.mel.stft(padded, output_format="Magnitude") ** 2)
 
     def compress(self, mel_power: torch.Tensor) -> torch.Tensor:
         """Log compression of Mel power (``abs``: see the module notes)."""
@@ -109,7 +140,7 @@ class LogMel(nn.Module):
     def basis_tensors(self) -> dict[str, torch.Tensor]:
         """The basis functions by their nnAudio names (for plots and tests)."""
         return {
-            "mel_basis": self.mel.mel_basis,
+            "mel_basis": self.mel_matrix(),
             "stft.wsin": self.mel.stft.wsin,
             "stft.wcos": self.mel.stft.wcos,
         }

@@ -16,7 +16,7 @@ and returns exactly what the offline front end returns for that window
 stream's recent audio, are kept by :class:`spotter.framing.WindowFramer`
 (no torch; the exported ONNX runtime uses it too).
 Frames are computed from the front end's own basis tensors (nnAudio's
-``stft.wsin``/``stft.wcos`` Fourier kernels and ``mel_basis``), so trained
+``stft.wsin``/``stft.wcos`` Fourier kernels and its Mel filterbank), so trained
 bases are used as they are, but not through nnAudio's convolution: for the
 dozen or so frames of a hop, cutting the audio into frames and doing ONE
 matrix product ``frames @ [wcos; wsin]^T`` is the same arithmetic without a
@@ -44,7 +44,7 @@ def fourier_mel_bases(frontend: LogMel) -> tuple[torch.Tensor, torch.Tensor]:
     stft = frontend.mel.stft
     bins = stft.wcos.shape[0]
     fourier = torch.cat([stft.wcos[:bins, 0, :], stft.wsin[:bins, 0, :]]).detach()
-    return fourier.t().contiguous(), frontend.mel.mel_basis.detach().t().contiguous()
+    return fourier.t().contiguous(), frontend.mel_matrix().detach().t().contiguous()
 
 
 def frame_log_mel(frames: torch.Tensor, fourier_t: torch.Tensor, mel_t: torch.Tensor, frontend: LogMel) -> torch.Tensor:
@@ -94,10 +94,8 @@ class StreamingFeatures:
 
     def _bases(self) -> tuple[torch.Tensor, torch.Tensor]:
         """:func:`fourier_mel_bases`, rebuilt only when a basis tensor changed in place (a front end still training)."""
-        stft = self.frontend.mel.stft
-        mel_basis = self.frontend.mel.mel_basis
-        version = (stft.wcos._version, stft.wsin._version, mel_basis._version,
-                   stft.wcos.data_ptr(), stft.wsin.data_ptr(), mel_basis.data_ptr())
+        tensors = self.frontend.basis_parameters()
+        version = tuple(t._version for t in tensors) + tuple(t.data_ptr() for t in tensors)
         if version != self._bases_version:
             self._bases_cache = fourier_mel_bases(self.frontend)
             self._bases_version = version

@@ -36,6 +36,7 @@ def _perturbed(name="bcresnet-1", **kw):
 
 
 @pytest.mark.parametrize("name,kw", [("bcresnet-1", {}), ("linear", {"trainable_mel": True, "trainable_stft": True}),
+                                     ("linear", {"trainable_mel": True, "frontend": FrontendConfig(mel_param="matrix")}),
                                      ("bcresnet-1", {"frontend": FrontendConfig(normalize="mean")})])
 def test_round_trip_gives_identical_logits(tmp_path, clips, name, kw):
     model = _perturbed(name, **kw)
@@ -47,6 +48,26 @@ def test_round_trip_gives_identical_logits(tmp_path, clips, name, kw):
     assert not loaded.training
     with torch.inference_mode():
         assert torch.equal(loaded(clips), model(clips))
+
+
+def _saved_before(model, key: str, tmp_path):
+    """``model`` saved as a checkpoint written before front-end setting ``key`` existed, and loaded back."""
+    ckpt = make_checkpoint(model)
+    del ckpt["frontend"][key]
+    torch.save(ckpt, tmp_path / "old.pt")
+    return load_model(tmp_path / "old.pt", device="cpu")
+
+
+def test_trainable_filterbank_saved_before_the_log_domain_loads_as_the_raw_matrix(tmp_path, clips):
+    """A checkpoint whose front-end settings have no ``mel_param`` trained nnAudio's raw matrix."""
+    model = _perturbed("linear", trainable_mel=True, frontend=FrontendConfig(mel_param="matrix"))
+    loaded = _saved_before(model, "mel_param", tmp_path)
+    assert loaded.frontend.config.mel_param == "matrix"
+    with torch.inference_mode():
+        assert torch.equal(loaded(clips), model(clips))
+    # and a fixed front end saved then is the same front end as a fixed one now
+    assert FrontendConfig.from_dict({k: v for k, v in FrontendConfig().to_dict().items() if k != "mel_param"}) \
+        == FrontendConfig()
 
 
 def test_named_model_is_found_in_checkpoint_dirs(tmp_path, monkeypatch):
@@ -105,10 +126,7 @@ def test_bad_checkpoints_are_refused_with_file_and_reason(tmp_path, monkeypatch)
 def test_checkpoint_from_before_front_end_normalisation_loads_unnormalised(tmp_path, clips):
     """Checkpoints written before ``normalize`` existed (the shipped one among them) have no such key."""
     model = _perturbed("bcresnet-1")
-    ckpt = make_checkpoint(model)
-    del ckpt["frontend"]["normalize"]
-    torch.save(ckpt, tmp_path / "old.pt")
-    loaded = load_model(tmp_path / "old.pt", device="cpu")
+    loaded = _saved_before(model, "normalize", tmp_path)
     assert loaded.frontend.config.normalize == "none"
     with torch.inference_mode():
         assert torch.equal(loaded(clips), model(clips))

@@ -91,6 +91,32 @@ def test_export_cli_writes_graphs_that_listen_uses_and_notices_a_changed_checkpo
     assert "was not exported from" in err and "spotter export" in err and len(err.splitlines()) == 1
 
 
+def test_a_trained_front_end_is_exported_as_trained(tmp_path):
+    """The graphs carry the checkpoint's own bases: log-domain Mel filters and Fourier kernels moved as
+    training moves them give torch's probabilities (export checks every hop to 1e-4), not the fixed ones'."""
+    pytest.importorskip("onnxscript")
+    from spotter.export import export_onnx  # noqa: PLC0415 - needs the exporter's packages
+
+    torch.manual_seed(0)
+    model = build_model("linear", trainable_mel=True, trainable_stft=True)
+    with torch.no_grad():
+        model.net.fc.weight.mul_(0.2)  # unsure outputs: a front-end difference shows in every probability
+        model.frontend.mel_log.add_(0.5 * torch.randn_like(model.frontend.mel_log))
+        for kernel in (model.frontend.mel.stft.wsin, model.frontend.mel.stft.wcos):
+            kernel.mul_(1 + 0.2 * torch.randn_like(kernel))
+    model.eval()
+    fixed = build_model("linear").eval()
+    fixed.net.load_state_dict(model.net.state_dict())
+    out, _ = export_onnx(model, tmp_path / "trained.onnx")
+    window = sf.read(EXAMPLE, dtype="float32")[0][16000:32000][None]
+    got = load_exported(out).probs(window)[0]
+    with torch.inference_mode():
+        trained = torch.softmax(model(torch.from_numpy(window)), -1)[0].numpy()
+        untrained = torch.softmax(fixed(torch.from_numpy(window)), -1)[0].numpy()
+    assert np.abs(got - trained).max() <= 1e-4
+    assert np.abs(got - untrained).max() > 1e-2
+
+
 def test_bad_graphs_and_runtimes_get_one_line_errors(tmp_path, capsys):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a graph at all")

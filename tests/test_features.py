@@ -107,14 +107,56 @@ def test_parameters_keep_nnaudio_names_and_are_buffers_when_frozen():
     buffers = dict(frozen.named_buffers())
     for name in ("mel.mel_basis", "mel.stft.wsin", "mel.stft.wcos"):
         assert name in buffers and not buffers[name].requires_grad
-    trainable = LogMel(trainable_mel=True, trainable_stft=True)
+    trainable = LogMel(trainable_mel=True, trainable_stft=True, mel_param="matrix")
     params = dict(trainable.named_parameters())
     assert params["mel.mel_basis"].shape == (40, 241)
     assert params["mel.stft.wsin"].shape == params["mel.stft.wcos"].shape == (241, 1, 480)
+    log_domain = LogMel(trainable_mel=True)  # the default parametrisation: log-domain weights, nnAudio's basis kept
+    assert [n for n, _ in log_domain.named_parameters()] == ["mel_log"]
+    assert log_domain.mel_log.shape == (40, 241) and "mel.mel_basis" in dict(log_domain.named_buffers())
+
+
+def test_log_domain_filterbank_starts_as_the_fixed_one():
+    fixed, trainable = LogMel(), LogMel(trainable_mel=True)
+    torch.testing.assert_close(trainable.mel_matrix(), fixed.mel_matrix(), rtol=1e-5, atol=1e-9)
+    x = torch.randn(2, 16000) * 0.1
+    torch.testing.assert_close(trainable(x), fixed(x), rtol=1e-5, atol=1e-5)
+
+
+def test_log_domain_filters_keep_their_band_sign_and_area():
+    """However far training pushes the log-domain weights, every filter stays non-negative, zero outside
+    its initial band and of its initial area (what the raw matrix cannot promise: its weights went
+    negative and 140x their size in training)."""
+    front = LogMel(trainable_mel=True)
+    initial = front.mel_matrix().detach().clone()
+    with torch.no_grad():
+        front.mel_log.add_(3.0 * torch.randn_like(front.mel_log))  # far larger than training moves them
+    moved = front.mel_matrix().detach()
+    assert (moved >= 0).all()
+    assert (moved[initial == 0] == 0).all(), "a filter reached outside its band"
+    torch.testing.assert_close(moved.sum(dim=1), initial.sum(dim=1), rtol=1e-5, atol=0)
+    assert (moved - initial).abs().max() > 0.5 * initial.max(), "the shapes did change"
+    logmel = front(torch.randn(2, 16000) * 0.1)
+    assert torch.isfinite(logmel).all()
+
+
+def test_log_domain_gradient_is_a_share_of_the_filter_output():
+    """The log-domain gradient does not grow with small weights: d loss / d theta is bounded by the
+    gradient on the log-Mel outputs, unlike the raw matrix's, which is divided by the filter's output."""
+    x = torch.randn(4, 16000) * 0.01
+    grads = {}
+    for param in ("log", "matrix"):
+        front = LogMel(trainable_mel=True, mel_param=param)
+        front(x).sum().backward()
+        tensor = front.mel_log if param == "log" else front.mel.mel_basis
+        grads[param] = tensor.grad.abs().max().item()
+    frames = 101 * 4
+    assert grads["log"] <= frames  # each frame's share of a filter's output is at most 1
+    assert grads["matrix"] > 1000 * grads["log"]
 
 
 def test_trainable_and_frozen_state_dicts_cross_load():
-    trained = LogMel(trainable_mel=True, trainable_stft=True)
+    trained = LogMel(trainable_mel=True, trainable_stft=True, mel_param="matrix")
     frozen = LogMel()
     frozen.load_state_dict(trained.state_dict())
     x = torch.randn(2, 16000) * 0.1

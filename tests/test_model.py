@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import spotter
+from spotter.config import FrontendConfig
 from spotter.inference import FoldedBCResNet, folded, inference_classifier
 from spotter.model import MODELS, PAPER_PARAMS, build_model, count_parameters
 
@@ -74,14 +75,18 @@ def _train_steps(model, steps: int, lr: float = 0.05):
 def test_trainable_bases_change_and_keep_changing(name):
     torch.manual_seed(0)
     model = build_model(name, trainable_mel=True, trainable_stft=True)
-    bases = model.frontend.basis_tensors()
-    start = {k: v.detach().clone() for k, v in bases.items()}
+
+    def bases() -> dict:  # the Mel filters in use are computed from the log-domain weights: read them afresh
+        return {k: v.detach().clone() for k, v in model.frontend.basis_tensors().items()}
+
+    start = bases()
     _train_steps(model, 5)
-    middle = {k: v.detach().clone() for k, v in bases.items()}
+    middle = bases()
     _train_steps(model, 5)
+    end = bases()
     for key in ("mel_basis", "stft.wsin", "stft.wcos"):
         first = (middle[key] - start[key]).abs().max().item()
-        second = (bases[key].detach() - middle[key]).abs().max().item()
+        second = (end[key] - middle[key]).abs().max().item()
         # nnAudio issue #114: a trainable mel_basis that stops updating. Both halves must move it.
         assert first > 1e-6 and second > 1e-6, f"{key} moved {first:.2e} then {second:.2e}"
     with torch.no_grad():
@@ -99,20 +104,23 @@ def test_frozen_bases_are_bit_identical_after_training():
     assert any(not torch.equal(a, b.detach()) for a, b in zip(net_start, model.net.parameters())), "the network trained"
 
 
-@pytest.mark.parametrize("mel,stft", [(True, False), (False, True), (True, True), (False, False)])
-def test_gradients_reach_exactly_the_trainable_bases(mel, stft):
-    model = build_model("bcresnet-1", trainable_mel=mel, trainable_stft=stft)
+@pytest.mark.parametrize("mel,stft,param", [(True, False, "log"), (True, False, "matrix"), (False, True, "log"),
+                                            (True, True, "log"), (False, False, "log")])
+def test_gradients_reach_exactly_the_trainable_bases(mel, stft, param):
+    model = build_model("bcresnet-1", trainable_mel=mel, trainable_stft=stft, frontend=FrontendConfig(mel_param=param))
     torch.nn.functional.cross_entropy(model(batch_of_clips(2)), torch.tensor([1, 2])).backward()
-    bases = model.frontend.basis_tensors()
-    for key, trainable in (("mel_basis", mel), ("stft.wsin", stft), ("stft.wcos", stft)):
-        tensor = bases[key]
+    stft_module = model.frontend.mel.stft
+    mel_weights = model.frontend.mel_log if param == "log" else model.frontend.mel.mel_basis
+    for name, tensor, trainable in (("mel", mel_weights, mel), ("stft.wsin", stft_module.wsin, stft),
+                                    ("stft.wcos", stft_module.wcos, stft)):
         if trainable:
             assert isinstance(tensor, torch.nn.Parameter) and tensor.grad is not None
-            assert tensor.grad.abs().sum() > 0, f"{key}: zero gradient"
+            assert tensor.grad.abs().sum() > 0, f"{name}: zero gradient"
         else:
-            assert not tensor.requires_grad and tensor.grad is None
+            assert tensor is None or (not tensor.requires_grad and tensor.grad is None)
     names = {n for n, _ in model.named_parameters()}
-    assert ("frontend.mel.mel_basis" in names) == mel
+    assert ("frontend.mel_log" in names) == (mel and param == "log")
+    assert ("frontend.mel.mel_basis" in names) == (mel and param == "matrix")
     assert ("frontend.mel.stft.wsin" in names) == stft and ("frontend.mel.stft.wcos" in names) == stft
 
 

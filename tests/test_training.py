@@ -95,22 +95,57 @@ def test_trainable_front_end_is_optimised_and_exported(corpus, tmp_path):
     assert trained.frontend.config.trainable_mel and trained.frontend.config.trainable_stft
 
 
-@pytest.mark.parametrize("mel,stft", [(True, True), (True, False), (False, False)])
-def test_front_end_parameters_have_their_own_group(mel, stft):
+@pytest.mark.parametrize("mel,stft", [(True, True), (True, False), (False, True), (False, False)])
+def test_front_end_parameters_have_their_own_groups(mel, stft):
     from spotter.training.module import KWSModule
 
-    module = KWSModule(model="bcresnet-1", trainable_mel=mel, trainable_stft=stft, frontend_lr=3e-4)
+    module = KWSModule(model="bcresnet-1", trainable_mel=mel, trainable_stft=stft, frontend_lr=3e-4, lr=0.05)
     groups = {g["name"]: g for g in module.param_groups()}
     basis = module.model.frontend.basis_tensors()
-    wanted = {id(basis["mel_basis"])} if mel else set()
-    wanted |= {id(basis["stft.wsin"]), id(basis["stft.wcos"])} if stft else set()
-    if wanted:
-        assert {id(p) for p in groups["frontend"]["params"]} == wanted
+    if stft:  # the raw Fourier kernels at the front end's own lr
+        assert {id(p) for p in groups["frontend"]["params"]} == {id(basis["stft.wsin"]), id(basis["stft.wcos"])}
         assert groups["frontend"]["lr"] == 3e-4 and groups["frontend"]["weight_decay"] == 0.0
     else:
         assert "frontend" not in groups
+    if mel:  # log-domain Mel weights at the network's lr
+        assert [id(p) for p in groups["frontend_mel"]["params"]] == [id(module.model.frontend.mel_log)]
+        assert groups["frontend_mel"]["lr"] == 0.05 and groups["frontend_mel"]["weight_decay"] == 0.0
+    else:
+        assert "frontend_mel" not in groups
     every = {id(p) for p in module.model.parameters() if p.requires_grad}
     assert every == {id(p) for g in groups.values() for p in g["params"]}, "every trainable tensor is optimised"
+    raw = KWSModule(model="bcresnet-1", trainable_mel=True, mel_param="matrix", frontend_lr=3e-4)
+    assert [id(p) for p in {g["name"]: g for g in raw.param_groups()}["frontend"]["params"]] == \
+        [id(raw.model.frontend.mel.mel_basis)]
+
+
+def test_front_end_stays_fixed_while_frozen_then_trains(tmp_path):
+    """--frontend-freeze-epochs: the network trains from the first step, the front end only after the frozen
+    epochs (real optimiser and schedule, one Lightning run of two epochs on spoken-length noise bursts)."""
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from spotter.training.module import KWSModule
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 16000) * torch.rand(64, 1)
+    y = torch.randint(0, 12, (64,))
+    module = KWSModule(model="linear", trainable_mel=True, optimizer="adam", lr=1e-2, frontend_lr=1e-2,
+                       weight_decay=0.0, warmup_epochs=0, augment=False, frontend_freeze_epochs=1)
+    seen = []
+
+    class Snapshot(pl.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            seen.append((pl_module.model.frontend.mel_log.detach().clone(), pl_module.model.net.fc.weight.detach().clone()))
+
+    start = (module.model.frontend.mel_log.detach().clone(), module.model.net.fc.weight.detach().clone())
+    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, callbacks=[Snapshot()])
+    trainer.fit(module, DataLoader(TensorDataset(x, y), batch_size=16))
+    (front_1, net_1), (front_2, _) = seen
+    assert torch.equal(front_1, start[0]), "the front end moved while frozen"
+    assert not torch.equal(net_1, start[1]), "the network did not train in the frozen epoch"
+    assert (front_2 - front_1).abs().max() > 1e-4, "the front end did not train after the frozen epoch"
 
 
 @pytest.mark.slow

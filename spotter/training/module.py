@@ -6,9 +6,12 @@ Optimiser and schedule, by default (see :func:`default_hparams`):
   linear warm-up to lr 0.1 over 5 epochs (fewer for short runs), cosine to 0,
   stepped every batch.
 * linear: Adam, lr 1e-3, no warm-up (the nnAudio tutorial's baseline).
-* Trainable front-end parameters (``mel_basis``, ``stft.wsin/wcos``) are in
-  their own parameter group with their own learning rate (``frontend_lr``) and
-  no weight decay (decay would pull the basis functions towards zero).  The
+* Trainable front-end parameters are in their own parameter groups without
+  weight decay (decay would pull the basis functions towards zero): the raw
+  bases (``stft.wsin/wcos``, a raw ``mel_basis``) at their own learning rate
+  (``frontend_lr``), log-domain Mel weights (``mel_log``) at the network's; both can
+  stay frozen for the first ``frontend_freeze_epochs`` (the network learns to
+  read the fixed spectrogram before the spectrogram moves).  The
   nnAudio tutorial left them out of the optimiser, so they never trained; a
   test here checks that they are in and that they move.
 
@@ -53,12 +56,14 @@ class KWSModule(pl.LightningModule):
                  optimizer: str = "sgd", lr: float = 0.1, frontend_lr: float = 1e-3, weight_decay: float = 1e-3,
                  warmup_epochs: float = 5, augment: bool = True, labels: tuple = LABELS,
                  augment_config: dict | None = None, normalize: str = "none", distill_weight: float = 0.0,
-                 distill_temperature: float = 2.0, window_seconds: float = 1.0) -> None:
+                 distill_temperature: float = 2.0, window_seconds: float = 1.0, mel_param: str = "log",
+                 frontend_freeze_epochs: float = 0.0) -> None:
         super().__init__()
         self.save_hyperparameters()
         window = int(round(window_seconds * SAMPLE_RATE))
         self.model = build_model(model, trainable_mel=trainable_mel, trainable_stft=trainable_stft, labels=labels,
-                                 frontend=FrontendConfig(normalize=normalize, window_samples=window))
+                                 frontend=FrontendConfig(normalize=normalize, window_samples=window,
+                                                         mel_param=mel_param))
         self.aug = AugmentConfig(**(augment_config or {}))
         self.mixer: NoiseMixer | None = None
         self.rooms = (RoomReverb(256, self.aug.reverb_rt60, self.aug.reverb_distance)
@@ -166,13 +171,18 @@ class KWSModule(pl.LightningModule):
 
     # -- optimisation ----------------------------------------------------------
     def param_groups(self) -> list[dict]:
-        """The network, and the trainable front end (if any) with its own lr and no weight decay."""
+        """The network; the trainable front end's raw bases (STFT kernels, a raw Mel matrix) at ``frontend_lr``;
+        log-domain Mel weights at the network's lr (their gradients are on the network's scale: shares of
+        a filter's output). Neither front-end group has weight decay (it would pull the bases to zero)."""
         hp = self.hparams
         groups = [{"params": self.model.network_parameters(), "lr": hp.lr, "weight_decay": hp.weight_decay,
                    "name": "network"}]
-        front = self.model.frontend_parameters()
-        if front:
-            groups.append({"params": front, "lr": hp.frontend_lr, "weight_decay": 0.0, "name": "frontend"})
+        mel_log = self.model.frontend.mel_log
+        raw = [p for p in self.model.frontend_parameters() if p is not mel_log]
+        if raw:
+            groups.append({"params": raw, "lr": hp.frontend_lr, "weight_decay": 0.0, "name": "frontend"})
+        if mel_log is not None:
+            groups.append({"params": [mel_log], "lr": hp.lr, "weight_decay": 0.0, "name": "frontend_mel"})
         return groups
 
     def configure_optimizers(self):
@@ -194,7 +204,13 @@ class KWSModule(pl.LightningModule):
             progress = (step - warmup) / max(1, total - warmup)
             return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
-        schedule = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        frozen = int(total * min(hp.frontend_freeze_epochs, max_epochs) / max_epochs)
+
+        def frontend_factor(step: int) -> float:  # 0 while the front end is frozen, then the network's schedule
+            return 0.0 if step < frozen else factor(step)
+
+        factors = [frontend_factor if group["name"].startswith("frontend") else factor for group in groups]
+        schedule = torch.optim.lr_scheduler.LambdaLR(opt, factors)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -18,7 +18,8 @@ Field metadata:
 ``hparam``
     handed to ``KWSModule`` (``None``: the recipe's value, :func:`recipe_defaults`).
 ``requires``
-    the option only applies when this other option is set (``--distill-weight`` needs ``--teacher``).
+    the option only applies when this other option is set (``--distill-weight`` needs ``--teacher``), or
+    one of these others (a tuple).
 ``summary``
     ``False``: left out of the training facts (where and how the run ran, not what it trained);
     a string: the fact's name there.
@@ -35,7 +36,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from ..config import ARCHITECTURES, KEYWORDS, NORMALIZATIONS, WINDOW_SECONDS_RANGE, parse_keywords
+from ..config import ARCHITECTURES, KEYWORDS, MEL_PARAMS, NORMALIZATIONS, WINDOW_SECONDS_RANGE, parse_keywords
 from ..errors import SpotterError
 
 #: The repository's config folder, used when the installed package ``spotter.configs`` is absent.
@@ -81,6 +82,9 @@ class TrainOptions:
                         hparam=True)
     trainable_mel: bool = option(False, "train the Mel filterbank (nnAudio trainable_mel)", "model", hparam=True)
     trainable_stft: bool = option(False, "train the STFT kernels (nnAudio trainable_STFT)", "model", hparam=True)
+    mel_param: str = option("log", "how a trainable Mel filterbank learns: 'log' (each filter's weights in the log "
+                            "domain on its band, its area kept) or 'matrix' (nnAudio's raw matrix; default: "
+                            "%(default)s)", "model", choices=MEL_PARAMS, hparam=True, requires="trainable_mel")
     normalize: str = option("none", "per-window normalisation of the log-Mel image: 'mean' subtracts each Mel bin's "
                             "mean over the window (level and fixed spectral tilt drop out; default: %(default)s)",
                             "model", choices=NORMALIZATIONS, hparam=True)
@@ -108,8 +112,12 @@ class TrainOptions:
     epochs: int = option(30, "training epochs (default: %(default)s)", "optimisation")
     batch_size: int = option(128, "clips per batch (default: %(default)s)", "optimisation")
     lr: float | None = option(None, "peak learning rate (default: {recipe})", "optimisation", hparam=True)
-    frontend_lr: float | None = option(None, "learning rate of the trainable front end (default: {recipe})",
-                                       "optimisation", hparam=True)
+    frontend_lr: float | None = option(None, "learning rate of trainable STFT kernels and a raw Mel matrix; "
+                                       "log-domain Mel weights take --lr (default: {recipe})", "optimisation",
+                                       hparam=True)
+    frontend_freeze_epochs: float = option(0.0, "keep the trainable front end fixed for the first epochs, then train "
+                                           "it (default: %(default)s)", "optimisation", hparam=True,
+                                           requires=("trainable_mel", "trainable_stft"))
     optimizer: str | None = option(None, "default: {recipe}", "optimisation", choices=("sgd", "adam"), hparam=True)
     weight_decay: float | None = option(None, "default: {recipe}", "optimisation", hparam=True)
     warmup_epochs: float | None = option(None, "linear warm-up (default: {recipe}; at most a quarter of the run)",
@@ -163,6 +171,8 @@ class TrainOptions:
         lo, hi = WINDOW_SECONDS_RANGE
         if not lo <= self.window_seconds <= hi or abs(self.window_seconds * 100 - round(self.window_seconds * 100)) > 1e-6:
             raise SpotterError(f"--window-seconds {self.window_seconds:g}: use {lo:g} to {hi:g} s, in steps of 0.01 s")
+        if self.frontend_freeze_epochs < 0:
+            raise SpotterError(f"--frontend-freeze-epochs {self.frontend_freeze_epochs:g}: use 0 or more epochs")
         if self.teacher and (not 0.0 <= self.distill_weight <= 1.0 or self.distill_temperature <= 0):
             raise SpotterError(f"--distill-weight {self.distill_weight} / --distill-temperature "
                                f"{self.distill_temperature}: the weight must be in 0..1 and the temperature above 0")
@@ -184,6 +194,8 @@ class TrainOptions:
     def applies(self, f: dataclasses.Field) -> bool:
         """Whether option ``f`` matters in this run (``requires``: only when that other option is set)."""
         needed = f.metadata.get("requires")
+        if isinstance(needed, tuple):  # any one of them
+            return any(getattr(self, name) for name in needed)
         return not needed or bool(getattr(self, needed))
 
     def keyword_set(self) -> tuple[str, ...]:
