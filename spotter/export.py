@@ -34,7 +34,7 @@ from torch import nn
 from .errors import SpotterError
 from .exported import FORMAT, VERSION, file_sha256, stream_path
 from .framing import WindowFramer
-from .inference import stacked
+from .inference import merged_means, stacked
 from .model import KeywordModel
 from .streaming import fourier_mel_bases, frame_log_mel
 
@@ -48,12 +48,13 @@ class ExportError(SpotterError):
 
 
 class WholeClassifier(nn.Module):
-    """``waveform (B, samples)`` -> class probabilities ``(B, classes)``; the ensemble's members stacked."""
+    """``waveform (B, samples)`` -> class probabilities ``(B, classes)``; the ensemble's members stacked,
+    each block's frequency average merged into its temporal convolution (:func:`merged_means`)."""
 
     def __init__(self, model: KeywordModel) -> None:
         super().__init__()
         self.frontend = model.frontend
-        self.net = stacked(model.net)
+        self.net = merged_means(stacked(model.net), model.frontend.config.n_mels)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.net(self.frontend.normalize(self.frontend(waveform))), dim=-1)
@@ -65,7 +66,7 @@ class StreamingClassifier(nn.Module):
     def __init__(self, model: KeywordModel, edge: int, n_inner: int) -> None:
         super().__init__()
         self.frontend = model.frontend
-        self.net = stacked(model.net)
+        self.net = merged_means(stacked(model.net), model.frontend.config.n_mels)
         fourier_t, mel_t = fourier_mel_bases(model.frontend)
         self.register_buffer("fourier_t", fourier_t)
         self.register_buffer("mel_t", mel_t)

@@ -4,7 +4,9 @@
 layers (:class:`StackedNet`: about a third less time per window for two BC-ResNet-3 on a
 CPU); :func:`folded` gives a BC-ResNet's inference form (:class:`FoldedBCResNet`: BatchNorm
 folded into the convolutions, about a fifth less time again). The streaming engine uses
-both through :func:`inference_classifier`. Nothing here trains; the rewrites are copies.
+both through :func:`inference_classifier`. :func:`merged_means` is the form exported to ONNX
+(each block's frequency average and temporal convolution as one convolution). Nothing here
+trains; the rewrites are copies.
 """
 
 from __future__ import annotations
@@ -192,3 +194,48 @@ def inference_classifier(model) -> Callable[[torch.Tensor], torch.Tensor]:
     if fast is model.net:
         return model.classify
     return lambda features: fast(model.frontend.normalize(features))
+
+
+class MergedMeanBlock(nn.Module):
+    """A :class:`BCResBlock` whose frequency average and temporal depthwise convolution are one
+    depthwise convolution spanning all ``n_freq`` rows with the temporal weights divided by
+    ``n_freq``: the same sum (to float rounding) in one operator instead of two. In ONNX Runtime
+    the convolution stays in its blocked (NCHWc) layout where the average did not (measured: about
+    a tenth less time per window for the shipped model on a 2-core x86 CPU)."""
+
+    def __init__(self, block: BCResBlock, n_freq: int) -> None:
+        super().__init__()
+        self.transition = block.transition
+        self.f2 = copy.deepcopy(block.f2)
+        temporal, norm, act, pointwise = (copy.deepcopy(m) for m in list(block.f1)[:4])  # [4]: dropout
+        conv = nn.Conv2d(temporal.in_channels, temporal.out_channels, (n_freq, temporal.kernel_size[1]),
+                         padding=(0, temporal.padding[1]), dilation=(1, temporal.dilation[1]),
+                         groups=temporal.groups, bias=False).to(temporal.weight.device, temporal.weight.dtype)
+        with torch.no_grad():
+            conv.weight.copy_(temporal.weight.expand(-1, -1, n_freq, -1) / n_freq)
+        self.f1 = nn.Sequential(conv, norm, act, pointwise)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        two_d = self.f2(x)
+        out = two_d + self.f1(two_d)  # (B, C, 1, T) broadcast over frequency
+        if not self.transition:
+            out = out + x
+        return torch.relu(out)
+
+
+def merged_means(net: nn.Module, n_mels: int) -> nn.Module:
+    """For export: a :class:`BCResNet` (alone or inside a :class:`StackedNet`) for inputs of ``n_mels``
+    frequency rows with every block a :class:`MergedMeanBlock`; any other network as it is. A new
+    module in eval mode; ``net`` is left untouched."""
+    inner = net.net if isinstance(net, StackedNet) else net
+    if not isinstance(inner, BCResNet):
+        return net
+    fused = copy.deepcopy(inner).eval()
+    with torch.no_grad():
+        x = fused.head(torch.zeros(1, 1, n_mels, 8, device=next(fused.parameters()).device))
+        blocks = []
+        for block in fused.blocks:
+            blocks.append(MergedMeanBlock(block, block.f2(x).shape[2]))
+            x = block(x)
+    fused.blocks = nn.Sequential(*blocks)
+    return (StackedNet(fused, net.n_members, net.n_classes) if isinstance(net, StackedNet) else fused).eval()

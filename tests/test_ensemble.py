@@ -20,8 +20,9 @@ import torch
 from spotter.checkpoint import load_model, save_checkpoint
 from spotter.config import SAMPLE_RATE, FrontendConfig
 from spotter.events import PosteriorUpdate
-from spotter.inference import FoldedBCResNet, StackedNet, folded, inference_classifier, stacked
-from spotter.model import EnsembleNet, build_model, ensemble
+from spotter.inference import (FoldedBCResNet, MergedMeanBlock, StackedNet, folded, inference_classifier, merged_means,
+                               stacked)
+from spotter.model import BCResBlock, EnsembleNet, build_model, ensemble
 from spotter.pipeline import Engine, EngineConfig
 
 from conftest import chirp, noise, tone
@@ -153,6 +154,26 @@ def test_stacked_members_give_the_ensembles_outputs_in_one_network(clips):
             assert (got - torch.softmax(member.net(feats), -1)).abs().max() > 1e-3
     assert isinstance(model.net.members[0].head[0], torch.nn.Conv2d)  # the ensemble itself is left as it was
     assert model.net.members[0].head[0].out_channels == fused.net.head[0].out_channels // 3
+
+
+def test_merged_frequency_means_give_the_same_outputs_without_a_frequency_average(clips):
+    """The exported form: each block's frequency average and temporal convolution as one convolution
+    (trained BatchNorm statistics included), alone and stacked; the network it came from is untouched."""
+    members = [_member(seed, "bcresnet-1.5") for seed in (11, 12)]
+    model = ensemble(members)
+    with torch.inference_mode():
+        feats = model.frontend.normalize(model.frontend(clips))
+        for net, reference in ((stacked(model.net), model.net), (members[0].net, members[0].net)):
+            merged = merged_means(net, model.frontend.config.n_mels)
+            inner = merged.net if isinstance(merged, StackedNet) else merged
+            assert all(isinstance(b, MergedMeanBlock) for b in inner.blocks) and not merged.training
+            widths = [b.f1[0].kernel_size[0] for b in inner.blocks]
+            assert widths[0] == model.frontend.config.n_mels // 2 and widths[-1] < widths[0]  # rows after each stride
+            torch.testing.assert_close(torch.softmax(merged(feats), -1), torch.softmax(reference(feats), -1),
+                                       atol=1e-5, rtol=0)
+    assert isinstance(members[0].net.blocks[0], BCResBlock)
+    linear = build_model("linear").net
+    assert merged_means(linear, 40) is linear
 
 
 def test_networks_that_do_not_line_up_are_not_stacked():
