@@ -12,10 +12,13 @@ from pathlib import Path
 
 MODELS = ("linear", "bcresnet-1", "bcresnet-3")
 # Experiments beside the table (docs/experiments/configs): melmatrix, the raw matrix; melfrozen, the log-domain
-# filterbank never unfrozen (a control: the fixed front end by another numerical path).
-FRONTENDS = ("fixed", "mel", "stft", "both", "melmatrix", "melfrozen")
+# filterbank never unfrozen (a control: the fixed front end by another numerical path); *decay, the trainable
+# rows pulled towards their start (--frontend-decay, L2-SP).
+FRONTENDS = ("fixed", "mel", "stft", "both", "melmatrix", "melfrozen", "stftfrozen", "meldecay", "stftdecay",
+             "bothdecay")
 PARAMS = {"fixed": 0, "mel": 40 * 241, "stft": 2 * 241 * 480, "both": 40 * 241 + 2 * 241 * 480, "melmatrix": 40 * 241,
-          "melfrozen": 0}
+          "melfrozen": 0, "stftfrozen": 0}
+PARAMS.update({f"{fe}decay": PARAMS[fe] for fe in ("mel", "stft", "both")})
 
 
 def scores(run: Path) -> dict | None:
@@ -36,8 +39,8 @@ def spread(values: list[float]) -> str:
 
 def main(root: str = "runs") -> None:
     print("| model | front end | trainable params | seeds | held-out voices | flite selection (slt, awb) "
-          "| flite test (rms, kal16, kal) | test minus fixed, per seed | minutes |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| flite test (rms, kal16, kal) | selection minus fixed, per seed | test minus fixed, per seed | minutes |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for model in MODELS:
         fixed = {}
         for fe in FRONTENDS:
@@ -47,11 +50,11 @@ def main(root: str = "runs") -> None:
                 fixed = runs
             if not runs:
                 continue
-            diffs = [runs[s]["test"] - fixed[s]["test"] for s in runs if s in fixed] if fe != "fixed" else []
-            diff = " ".join(f"{d * 100:+.1f}" for d in diffs) if diffs else ""
+            diff, sel_diff = ("" if fe == "fixed" else " ".join(f"{(runs[s][k] - fixed[s][k]) * 100:+.1f}"
+                                                                 for s in runs if s in fixed) for k in ("test", "sel"))
             col = {k: [r[k] for r in runs.values()] for k in ("held", "sel", "test", "minutes")}
             print(f"| {model} | {fe} | {PARAMS[fe]:,} | {len(runs)} | {spread(col['held'])} | {spread(col['sel'])} "
-                  f"| {spread(col['test'])} | {diff} | {statistics.mean(col['minutes']):.1f} |")
+                  f"| {spread(col['test'])} | {sel_diff} | {diff} | {statistics.mean(col['minutes']):.1f} |")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import torch
 
 import spotter
 from spotter.checkpoint import load_model
+from spotter.errors import SpotterError
 from spotter.data.speech_commands import SpeechCommands
 from spotter.evaluation.clips import predict
 from spotter.training.run import main as train_main
@@ -146,6 +147,43 @@ def test_front_end_stays_fixed_while_frozen_then_trains(tmp_path):
     assert torch.equal(front_1, start[0]), "the front end moved while frozen"
     assert not torch.equal(net_1, start[1]), "the network did not train in the frozen epoch"
     assert (front_2 - front_1).abs().max() > 1e-4, "the front end did not train after the frozen epoch"
+
+
+def test_frontend_decay_pulls_the_front_end_towards_its_start():
+    """--frontend-decay (L2-SP): the same run, seed and data with the pull moves the Mel filters less from
+    where they started than without it, and the penalty is their squared distance from that start."""
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from spotter.training.module import KWSModule
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 16000) * torch.rand(64, 1)
+    y = torch.randint(0, 12, (64,))
+    moved = {}
+    for decay in (0.0, 50.0):
+        torch.manual_seed(1)
+        module = KWSModule(model="linear", trainable_mel=True, optimizer="adam", lr=1e-2, weight_decay=0.0,
+                           warmup_epochs=0, augment=False, frontend_decay=decay)
+        start = module.model.frontend.mel_log.detach().clone()
+        assert float(module.frontend_distance()) == 0.0, "no distance before the fit has a start"
+        trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                             enable_progress_bar=False, enable_model_summary=False)
+        trainer.fit(module, DataLoader(TensorDataset(x, y), batch_size=16))
+        now = module.model.frontend.mel_log.detach()
+        moved[decay] = float(((now - start) ** 2).sum())
+        assert float(module.frontend_distance().detach()) == pytest.approx(moved[decay], rel=1e-5)
+    assert moved[0.0] > 1e-3, "the filters did not train"
+    assert moved[50.0] < 0.5 * moved[0.0], f"the pull did not hold the filters near their start: {moved}"
+
+
+def test_frontend_decay_needs_a_trainable_front_end():
+    from spotter.training.options import TrainOptions
+
+    assert TrainOptions.parse(["--frontend-decay", "1", "--trainable-stft"]).hparams()["frontend_decay"] == 1.0
+    assert "frontend_decay" not in TrainOptions.parse(["--frontend-decay", "1"]).hparams()
+    with pytest.raises(SpotterError, match="--frontend-decay"):
+        TrainOptions.parse(["--frontend-decay", "-1", "--trainable-mel"])
 
 
 @pytest.mark.slow

@@ -11,7 +11,9 @@ Optimiser and schedule, by default (see :func:`default_hparams`):
   bases (``stft.wsin/wcos``, a raw ``mel_basis``) at their own learning rate
   (``frontend_lr``), log-domain Mel weights (``mel_log``) at the network's; both can
   stay frozen for the first ``frontend_freeze_epochs`` (the network learns to
-  read the fixed spectrogram before the spectrogram moves).  The
+  read the fixed spectrogram before the spectrogram moves), and ``frontend_decay``
+  pulls them back towards their start (L2-SP: ``decay/2 * ||theta - theta_0||^2``
+  in the loss; plain weight decay would pull them towards zero).  The
   nnAudio tutorial left them out of the optimiser, so they never trained; a
   test here checks that they are in and that they move.
 
@@ -57,7 +59,7 @@ class KWSModule(pl.LightningModule):
                  warmup_epochs: float = 5, augment: bool = True, labels: tuple = LABELS,
                  augment_config: dict | None = None, normalize: str = "none", distill_weight: float = 0.0,
                  distill_temperature: float = 2.0, window_seconds: float = 1.0, mel_param: str = "log",
-                 frontend_freeze_epochs: float = 0.0) -> None:
+                 frontend_freeze_epochs: float = 0.0, frontend_decay: float = 0.0) -> None:
         super().__init__()
         self.save_hyperparameters()
         window = int(round(window_seconds * SAMPLE_RATE))
@@ -68,6 +70,7 @@ class KWSModule(pl.LightningModule):
         self.mixer: NoiseMixer | None = None
         self.rooms = (RoomReverb(256, self.aug.reverb_rt60, self.aug.reverb_distance)
                       if self.aug.reverb_prob > 0 else None)  # a bank of simulated rooms, made once
+        self._frontend_start: list[torch.Tensor] = []  # the front end's parameters at the start of fit (L2-SP)
         self._teacher: list = []  # a list, so the teacher is neither a submodule, nor saved, nor optimised
         n = len(labels)
         self.val_acc = MulticlassAccuracy(n, average="micro")
@@ -107,6 +110,8 @@ class KWSModule(pl.LightningModule):
                                           log_target=True, reduction="batchmean") * t * t
 
     def on_fit_start(self) -> None:
+        if not self._frontend_start:  # a resumed run has them from its checkpoint
+            self._frontend_start = [p.detach().clone() for p in self.model.frontend_parameters()]
         if self.teacher is not None:
             self.teacher.to(self.device).eval()
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -147,6 +152,10 @@ class KWSModule(pl.LightningModule):
             self.log("train_distill", distill, on_step=False, on_epoch=True, batch_size=len(y))
             w = self.hparams.distill_weight
             loss = (1 - w) * loss + w * distill
+        if self.hparams.frontend_decay > 0:
+            distance = self.frontend_distance()
+            self.log("train_frontend_distance", distance, on_step=False, on_epoch=True, batch_size=len(y))
+            loss = loss + 0.5 * self.hparams.frontend_decay * distance
         acc = (logits.argmax(1) == y).float().mean()
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
         self.log("train_acc", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
@@ -168,6 +177,14 @@ class KWSModule(pl.LightningModule):
         self.test_acc.update(logits, y)
         self.log("test_loss", torch.nn.functional.cross_entropy(logits, y), batch_size=len(y), sync_dist=True)
         self.log("test_acc", self.test_acc)
+
+    def frontend_distance(self) -> torch.Tensor:
+        """Squared distance of the trainable front end's parameters from where this fit started (L2-SP's
+        ``sum ||theta - theta_0||^2``; 0 before the fit starts or with a fixed front end)."""
+        params = self.model.frontend_parameters()
+        if not self._frontend_start or not params:
+            return torch.zeros((), device=self.device)
+        return sum(((p - p0.to(p.device)) ** 2).sum() for p, p0 in zip(params, self._frontend_start))
 
     # -- optimisation ----------------------------------------------------------
     def param_groups(self) -> list[dict]:
@@ -218,6 +235,11 @@ class KWSModule(pl.LightningModule):
         meta = {"epoch": int(self.current_epoch), "hparams": {k: v for k, v in self.hparams.items()
                                                                if isinstance(v, (int, float, str, bool))}}
         checkpoint["spotter"] = make_checkpoint(self.model, meta)
+        if self._frontend_start:
+            checkpoint["frontend_start"] = [t.cpu() for t in self._frontend_start]
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._frontend_start = list(checkpoint.get("frontend_start", []))
 
 
 class KWSDataModule(pl.LightningDataModule):

@@ -118,6 +118,10 @@ class TrainOptions:
     frontend_freeze_epochs: float = option(0.0, "keep the trainable front end fixed for the first epochs, then train "
                                            "it (default: %(default)s)", "optimisation", hparam=True,
                                            requires=("trainable_mel", "trainable_stft"))
+    frontend_decay: float = option(0.0, "pull the trainable front end towards its initial bases: adds "
+                                   "DECAY/2 x the squared distance of its parameters from their start to the loss "
+                                   "(L2-SP; default: %(default)s, off)", "optimisation", hparam=True,
+                                   requires=("trainable_mel", "trainable_stft"))
     optimizer: str | None = option(None, "default: {recipe}", "optimisation", choices=("sgd", "adam"), hparam=True)
     weight_decay: float | None = option(None, "default: {recipe}", "optimisation", hparam=True)
     warmup_epochs: float | None = option(None, "linear warm-up (default: {recipe}; at most a quarter of the run)",
@@ -173,6 +177,8 @@ class TrainOptions:
             raise SpotterError(f"--window-seconds {self.window_seconds:g}: use {lo:g} to {hi:g} s, in steps of 0.01 s")
         if self.frontend_freeze_epochs < 0:
             raise SpotterError(f"--frontend-freeze-epochs {self.frontend_freeze_epochs:g}: use 0 or more epochs")
+        if self.frontend_decay < 0:
+            raise SpotterError(f"--frontend-decay {self.frontend_decay:g}: use 0 (off) or more")
         if self.teacher and (not 0.0 <= self.distill_weight <= 1.0 or self.distill_temperature <= 0):
             raise SpotterError(f"--distill-weight {self.distill_weight} / --distill-temperature "
                                f"{self.distill_temperature}: the weight must be in 0..1 and the temperature above 0")
