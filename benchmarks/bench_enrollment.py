@@ -24,6 +24,7 @@ for anyone else). Writes results/enrollment.json.
 from __future__ import annotations
 
 import json
+import re
 import time
 import zlib
 from pathlib import Path
@@ -33,6 +34,17 @@ import numpy as np
 from common import ROOT, machine, machine_line, parser, table, write_json
 
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+#: A keyword-free reading full of words one sound away from each keyword (dress, guest / snow, note / cup /
+#: town, brown / lift, felt / night, light / gone / of, soft / shop, top, step / gold, goat, coat):
+#: ``--reading confusable``, an experiment (docs/experiments.md); `spotter enroll` shows
+#: spotter.enroll.record.PARAGRAPH (``--reading paragraph``).
+CONFUSABLE_READING = (
+    "The night was cold and bright, so I put a warm coat over my dress and walked to the little shop "
+    "in town. The owner had gone to lift a sack of rice from the top step, and his old dog slept in the "
+    "light by the window. I bought a cup of soft brown bread, a jar of gold honey and some goat cheese. "
+    "We spoke about the snow that is due next week, then I wrote a note for my guest and felt glad of "
+    "the calm evening."
+)
 PERSONS = {"slt": 190.0, "awb": 120.0, "rms": None, "kal16": 110.0}  # flite voice -> mean pitch (None: fixed)
 SR = 16000
 
@@ -177,6 +189,20 @@ def score(model, detector, wav: Path, cache: dict) -> dict:
     return {**s, "fa_per_hour": s["false_alarms"] / (stream.duration_s / 3600), "hours": stream.duration_s / 3600}
 
 
+def threshold_sweep(adapted, own_streams, cache) -> list[dict]:
+    """The enrolled model's recall on the person's keyword stream and false alarms in their speech at every
+    threshold 0.50-0.99 (its detector's other settings kept): the trade-off, whatever the re-tune chose."""
+    import dataclasses
+
+    out = []
+    for threshold in np.round(np.arange(0.50, 0.995, 0.01), 2):
+        detector = dataclasses.replace(adapted.detector, threshold=float(threshold))
+        kw, sp = (score(adapted.model, detector, wav, cache) for wav in own_streams)
+        out.append({"threshold": float(threshold), "recall": kw["recall"],
+                    "false_alarms": kw["false_alarms"] + sp["false_alarms"]})
+    return out
+
+
 def main() -> None:
     p = parser(__doc__.split("\n\n")[0])
     p.add_argument("--takes", default="1,3,5", help="takes per keyword to enroll with (default: 1,3,5)")
@@ -184,6 +210,9 @@ def main() -> None:
     p.add_argument("--trainable", default="all", choices=("head", "all"))
     p.add_argument("--speech-minutes", type=float, default=30.0, help="keyword-free test speech per person")
     p.add_argument("--test-takes", type=int, default=6, help="test takes per keyword and person (default: 6)")
+    p.add_argument("--reading", default="paragraph", choices=("paragraph", "confusable", "sentences"),
+                   help="what each person reads at enrollment: the paragraph `spotter enroll` shows (default), "
+                        "one full of words close to the keywords, or eight of the stream sentences")
     args = p.parse_args()
     from spotter.checkpoint import load_model
     from spotter.data.stream import SENTENCES
@@ -198,7 +227,11 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     base = load_model(None, device="cpu")
     base_detector = detector_from_meta(base.meta)
-    enroll_sentences, test_sentences = SENTENCES[:8], SENTENCES[8:]
+    from spotter.enroll.record import PARAGRAPH
+
+    test_sentences = SENTENCES[8:]
+    enroll_sentences = (SENTENCES[:8] if args.reading == "sentences" else
+                        re.split(r"(?<=[.!?])\s+", PARAGRAPH if args.reading == "paragraph" else CONFUSABLE_READING))
     from spotter.data.tts import espeak
 
     babble = espeak.babble(np.random.default_rng(3), test_sentences[:20], 20)  # other people talking
@@ -228,11 +261,13 @@ def main() -> None:
             others = {o: {"keywords": score(adapted.model, adapted.detector, streams[o][0], cache),
                           "speech": score(adapted.model, adapted.detector, streams[o][1], cache)}
                       for o in names if o != name}
+            sweep = threshold_sweep(adapted, streams[name], cache)
+            best = max((r for r in sweep if r["false_alarms"] <= 1), key=lambda r: r["recall"])
             other_recall = np.mean([v["keywords"]["recall"] for v in others.values()]) if others else None
             other_base = np.mean([baseline[o]["keywords"]["recall"] for o in others]) if others else None
             results["enrolled"].append({"voice": name, "takes": n, "seconds": round(seconds, 1),
                                         "detector": adapted.detector.to_meta(), "report": adapted.report,
-                                        "own": mine, "others": others})
+                                        "own": mine, "others": others, "sweep": sweep})
             rows.append((name, n, baseline[name]["keywords"]["recall"], mine["keywords"]["recall"],
                          mine["keywords_base_detector"]["recall"], mine["speech_base_detector"]["fa_per_hour"],
                          mine["keywords"]["wrong"], baseline[name]["speech"]["fa_per_hour"],
@@ -242,7 +277,9 @@ def main() -> None:
             print(f"  {name} {n} takes: recall {baseline[name]['keywords']['recall']:.3f} -> "
                   f"{mine['keywords']['recall']:.3f}, own FA/h {mine['speech']['fa_per_hour']:.1f}, others "
                   f"{other_base if other_base is None else round(other_base, 3)} -> "
-                  f"{other_recall if other_recall is None else round(other_recall, 3)} ({seconds:.0f} s)", flush=True)
+                  f"{other_recall if other_recall is None else round(other_recall, 3)} ({seconds:.0f} s); "
+                  f"at most 1 false alarm in the speech: recall {best['recall']:.3f} at {best['threshold']:.2f}",
+                  flush=True)
     info = machine()
     print(table(f"Enrollment ({machine_line(info)}; trainable {args.trainable})",
                 ["voice", "takes", "recall before", "after", "after, base detector", "own FA/h, base detector", "wrong", "own FA/h before", "after",

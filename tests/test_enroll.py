@@ -662,3 +662,12 @@ def test_engines_babble_is_reproducible_from_its_seed():
     c = engines_babble(("festival",), 3.0, seed=2, sentences_per_engine=3)
     assert a.shape == (3 * SR,) and np.array_equal(a, b) and not np.allclose(a, c)
     assert _share_below(a, 4000) > 0.9
+
+
+def test_the_reading_holds_no_keyword():
+    """The paragraph is the user's keyword-free speech (trained as `unknown`): a keyword in it would teach
+    the adapted model to ignore that keyword."""
+    from spotter.config import KEYWORDS
+
+    words = set(re.findall(r"[a-z']+", PARAGRAPH.lower()))
+    assert len(words) > 50 and not words & set(KEYWORDS), f"keywords in the reading: {sorted(words & set(KEYWORDS))}"
