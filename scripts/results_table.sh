@@ -12,7 +12,8 @@
 # Runs go to runs/table-MODEL-FRONTEND-sSEED; a finished run is not trained again. Two runs train side by
 # side with one thread each (faster than one run on two threads for models this small).
 # SEEDS="0 1 2" MODELS="linear bcresnet-1 bcresnet-3" FRONTENDS="fixed mel stft both" override the grid;
-# FRONTENDS=melmatrix MODELS="linear bcresnet-1" adds the raw-matrix filterbank (docs/experiments/configs).
+# FRONTENDS=melmatrix MODELS="linear bcresnet-1" adds the raw-matrix filterbank, FRONTENDS="stftfrozen stftdecay"
+# MODELS=bcresnet-3 the STFT control and the L2-SP pull (docs/experiments/configs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 spotter=${SPOTTER:-.venv/bin/spotter}
