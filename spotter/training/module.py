@@ -112,6 +112,7 @@ class KWSModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         if not self._frontend_start:  # a resumed run has them from its checkpoint
             self._frontend_start = [p.detach().clone() for p in self.model.frontend_parameters()]
+        self._frontend_start = [t.to(self.device) for t in self._frontend_start]
         if self.teacher is not None:
             self.teacher.to(self.device).eval()
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -184,7 +185,7 @@ class KWSModule(pl.LightningModule):
         params = self.model.frontend_parameters()
         if not self._frontend_start or not params:
             return torch.zeros((), device=self.device)
-        return sum(((p - p0.to(p.device)) ** 2).sum() for p, p0 in zip(params, self._frontend_start))
+        return sum(((p - p0) ** 2).sum() for p, p0 in zip(params, self._frontend_start))
 
     # -- optimisation ----------------------------------------------------------
     def param_groups(self) -> list[dict]:
