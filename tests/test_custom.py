@@ -93,6 +93,7 @@ def test_custom_makes_a_spotter_of_the_users_words_and_resumes(tmp_path):
     assert model.labels == ("lights on", "next slide", "unknown", "silence")
     facts = model.meta["custom"]
     assert facts["keywords"] == ["lights on", "next slide"] and facts["voices"] == 12
+    assert facts["base"] == "bcresnet-3-synth.pt"  # custom.yaml's BC-ResNet-3 starts from the shipped network
     assert "nights on" in facts["confusables"]["lights on"] or "likes on" in facts["confusables"]["lights on"]
     assert "detector" in model.meta
     assert 1.0 <= facts["window_s"] == model.frontend.config.window_seconds <= 1.5  # "next slide": about 1.3 s
@@ -151,3 +152,40 @@ def test_the_detector_keeps_confusables_and_false_alarms_apart():
 
     strict = choose_detector(kw_stream, speech, labels, ["likes on"], max_confusable_rate=0.0, max_latency_s=None)
     assert strict.within and strict.confusables_fired == 0 and strict.recall == 0.0  # the keyword is given up
+
+
+def test_a_keyword_the_model_is_less_sure_of_gets_a_threshold_of_its_own():
+    """"next slide" peaks at 0.82 and nothing else comes near it; "lights on" peaks at 0.95 but its confusable
+    "likes on" at 0.86. One threshold for both must stay above 0.86 and gives "next slide" up; a threshold
+    of its own finds both, and the confusables stay quiet."""
+    from spotter.config import labels_for
+    from spotter.data.labels import LabelEvent
+    from spotter.evaluation.tuning import StreamPosteriors
+    from spotter.custom.tune import choose_detector
+
+    labels = labels_for(("lights on", "next slide"))
+    hop = 0.1
+
+    def stream(name, seconds, bursts, events):
+        times = np.round(np.arange(1, int(seconds / hop) + 1) * hop, 3)
+        probs = np.tile([0.01, 0.01, 0.9, 0.08], (times.size, 1))
+        for t, k, p in bursts:  # keyword k's probability for 5 hops after t
+            i = int(round(t / hop))
+            probs[i:i + 5] = 0.0
+            probs[i:i + 5, k], probs[i:i + 5, 2], probs[i:i + 5, 3] = p, 1 - p - 0.01, 0.01
+        return StreamPosteriors(name, times, probs, events, float(seconds))
+
+    lights, slides, likes = ([5.0 + 15 * i + d for i in range(10)] for d in (0.0, 5.0, 10.0))
+    kw_stream = stream("kw", 160, [(t + 0.5, 0, 0.95) for t in lights] + [(t + 0.5, 1, 0.82) for t in slides]
+                       + [(t + 0.5, 0, 0.86) for t in likes],
+                       [LabelEvent("lights on", t, t + 0.6, "lights on") for t in lights]
+                       + [LabelEvent("next slide", t, t + 0.6, "next slide") for t in slides]
+                       + [LabelEvent("unknown", t, t + 0.6, "likes on") for t in likes])
+    speech = stream("speech", 1800, [(900.0, 0, 0.7)], [LabelEvent("speech", 0.0, 1800.0, "...")])
+
+    one = choose_detector(kw_stream, speech, labels, ["likes on"], max_latency_s=None, per_keyword=False)
+    assert one.within and one.worst_keyword_recall == 0.0 and one.per_keyword["lights on"] == 1.0
+    own = choose_detector(kw_stream, speech, labels, ["likes on"], max_latency_s=None)
+    assert own.within and own.worst_keyword_recall == 1.0 and own.confusables_fired == 0 and own.fa_per_hour == 0
+    assert own.config.threshold_for("next slide") <= 0.8 < 0.86 < own.config.threshold_for("lights on")
+    assert own.to_dict()["per_keyword_recall"] == {"lights on": 1.0, "next slide": 1.0}

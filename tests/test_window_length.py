@@ -205,3 +205,31 @@ def test_a_long_window_model_starts_from_a_1_s_model_of_the_same_kind(tmp_path):
     linear = save_checkpoint(build_model("linear"), tmp_path / "linear.pt")
     with pytest.raises(SpotterError, match="names or shapes"):  # its weights are per frame: 101 is not 131
         init_weights(build_model("linear", frontend=FrontendConfig(window_samples=WINDOW)), linear)
+
+
+def test_a_custom_model_starts_from_an_ensembles_first_member(tmp_path):
+    from spotter.model import ensemble
+    from spotter.training.run import init_weights
+
+    torch.manual_seed(0)
+    members = [build_model("bcresnet-1", frontend=FrontendConfig(normalize="mean")).eval() for _ in range(2)]
+    path = save_checkpoint(ensemble(members), tmp_path / "pair.pt")
+    phrases = build_model("bcresnet-1", labels=labels_for(PHRASES),
+                          frontend=FrontendConfig(normalize="mean", window_samples=WINDOW))
+    init_weights(phrases, path)
+    first, second, mine = (dict(m.named_parameters()) for m in (members[0].net, members[1].net, phrases.net))
+    output = "classifier.5.weight"  # the output layer: only the rows of labels both have are copied
+    assert all(torch.equal(mine[k], first[k]) for k in mine if not k.startswith("classifier.5."))
+    assert not torch.equal(mine["head.0.weight"], second["head.0.weight"])
+    unknown, silence = (labels_for(PHRASES).index(x) for x in ("unknown", "silence"))
+    assert torch.equal(mine[output][unknown], first[output][members[0].labels.index("unknown")])
+    assert torch.equal(mine[output][silence], first[output][members[0].labels.index("silence")])
+
+
+def test_custom_starts_from_the_shipped_network_when_the_architectures_match():
+    from spotter.custom.build import choose_base
+
+    assert choose_base("auto", None).endswith("bcresnet-3-synth.pt")  # custom.yaml trains the shipped BC-ResNet-3
+    assert choose_base("auto", "bcresnet-1") is None and choose_base("none", None) is None
+    with pytest.raises(SpotterError, match="a bcresnet-3 network cannot start a bcresnet-1 model"):
+        choose_base("bcresnet-3-synth", "bcresnet-1")

@@ -10,12 +10,13 @@
 2. ``corpus/speech/``: crops of keyword-free sentences said by the training voices (``unknown``);
 3. ``run/``: training (:func:`~spotter.training.run.run_train`) with the shipped config ``custom.yaml``
    (the main recipe's augmentation), the keywords as the classes, the window the longest keyword needs
-   (:func:`choose_window`: 1 s for words, up to 1.5 s for a long phrase, cut from the clips' middle);
+   (:func:`choose_window`: 1 s for words, up to 1.5 s for a long phrase, cut from the clips' middle),
+   starting from the shipped network's weights (:func:`choose_base`, :data:`BASE_SCHEDULE`);
 4. ``streams/``: a stream of the validation voices' keywords, confusables and sentences, and one of
    their keyword-free speech (:func:`~spotter.data.stream.make_stream`);
 5. the detector tuned on those streams (:func:`~spotter.custom.tune.choose_detector`: the worst
    keyword's recall within the false-alarm budget on speech and at most one confusable in twenty
-   firing), and the checkpoint written to ``out`` (atomically) with its labels, detector and
+   firing, then keyword thresholds of their own), and the checkpoint written to ``out`` (atomically) with its labels, detector and
    ``meta["custom"]``: keywords, confusables, voices, epochs, window, figures.
 """
 
@@ -50,6 +51,11 @@ SPOKEN_RANGE_DB = 40.0
 WINDOW_QUANTILE = 0.9
 
 
+#: How a network that starts from a trained model's weights (``--base``) is trained: a lower peak learning
+#: rate and a short warm-up, as the main recipe's fine-tunes (the new keywords' output rows start fresh).
+BASE_SCHEDULE = {"lr": 0.02, "warmup_epochs": 1}
+
+
 @dataclass(frozen=True)
 class CustomPlan:
     """What :func:`build_custom` makes, and where."""
@@ -60,6 +66,7 @@ class CustomPlan:
     voices: int = 200  # clips of each word, each from another voice
     epochs: int = 30
     model: str | None = None  # the architecture; None: custom.yaml's
+    base: str | None = None  # the checkpoint file whose weights training starts from (:func:`choose_base`); None: random
     seed: int = 0
     max_fa_per_hour: float = 1.0
     accelerator: str = "auto"
@@ -88,16 +95,39 @@ class CustomPlan:
         return tuple(dict.fromkeys([*self.keywords, *(c for cs in self.confusables.values() for c in cs), *other]))
 
 
-def plan(phrases, out, work=None, **options) -> CustomPlan:
+def choose_base(base: str | None, model: str | None) -> str | None:
+    """The checkpoint a custom model of architecture ``model`` (None: custom.yaml's) starts from, for
+    ``--base``: ``auto`` (or None): the shipped model when its networks are that architecture, else none;
+    ``none``: random weights; anything else: that checkpoint, which must be of that architecture."""
+    from ..checkpoint import read_checkpoint
+    from ..locate import DEFAULT_MODEL, resolve
+    from ..model import member_names
+    from ..training.options import load_config
+
+    wanted = model or load_config(CONFIG)["model"]
+    if base is not None and base.lower() == "none":
+        return None
+    explicit = base is not None and base.lower() != "auto"
+    path = resolve(base if explicit else DEFAULT_MODEL)
+    theirs = member_names(read_checkpoint(path).get("model", ""))[0]
+    if theirs == wanted:
+        return str(path)
+    if explicit:
+        raise SpotterError(f"--base {base}: a {theirs} network cannot start a {wanted} model; give --model {theirs}, "
+                           "another --base, or --base none")
+    return None
+
+
+def plan(phrases, out, work=None, base: str | None = "auto", **options) -> CustomPlan:
     """The plan for ``phrases`` (checked: :class:`~spotter.custom.phrases.PhraseError`), their confusables
-    found; nothing is written."""
+    found, the checkpoint it starts from (:func:`choose_base`); nothing is written."""
     keywords = check_phrases(phrases)
     out = Path(out)
     if out.suffix != ".pt":
         raise SpotterError(f"--out {out}: a checkpoint file name ending in .pt")
     found = {k: confusables(k, keywords) for k in keywords}
     work = Path(work) if work else out.with_name(out.stem + "-work")
-    return CustomPlan(keywords, out, work, confusables=found, **options)
+    return CustomPlan(keywords, out, work, confusables=found, base=choose_base(base, options.get("model")), **options)
 
 
 def spoken_seconds(corpus: Path, keyword: str) -> list[float]:
@@ -183,6 +213,8 @@ def _train(p: CustomPlan, corpus: Path, window: float) -> Path:
                "data": str(corpus), "keywords": ",".join(p.keywords), "epochs": p.epochs, "window_seconds": window,
                "seed": p.seed, "out": str(run), "accelerator": p.accelerator, "no_progress": not p.progress,
                "resume": (run / "checkpoints" / "last.ckpt").is_file()}
+    if p.base:
+        options.update(init=p.base, **BASE_SCHEDULE)
     run_train(TrainOptions(**options))
     return model
 
@@ -216,7 +248,7 @@ def _tune_and_write(p: CustomPlan, trained: Path, streams: list[Path], started: 
     meta = read_checkpoint(trained).get("meta", {})
     facts = {"keywords": list(p.keywords), "confusables": p.confusables, "voices": p.voices, "epochs": p.epochs,
              "model": model.name, "window_s": model.frontend.config.window_seconds,
-             "engines": list(ENGINES), "seed": p.seed,
+             "engines": list(ENGINES), "seed": p.seed, "base": Path(p.base).name if p.base else None,
              "validation": {**best.to_dict(), "within_targets": best.within,
                             "hours": round((keywords_stream.duration_s + speech_stream.duration_s) / 3600, 2)},
              "seconds": round(time.monotonic() - started, 1), "date": time.strftime("%Y-%m-%d")}

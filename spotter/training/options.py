@@ -132,8 +132,9 @@ class TrainOptions:
         "(keys: spotter.training.augment.AugmentConfig); repeatable", "optimisation", metavar="KEY=VALUE",
         summary=False)
     seed: int = option(0, "random seed (default: %(default)s)", "optimisation")
-    init: str | None = option(None, "start from this model's weights (fine-tuning; same architecture, labels and "
-                              "front end) instead of random ones; the schedule runs from its start", "optimisation",
+    init: str | None = option(None, "start from this model's weights (fine-tuning; same architecture and front end; "
+                              "an ensemble gives its first member's; output rows of labels it lacks start fresh) "
+                              "instead of random ones; the schedule runs from its start", "optimisation",
                               metavar="CKPT")
     teacher: str | None = option(None, "distil this trained model (an ensemble, say) into the one being trained: the "
                                  "loss mixes cross-entropy on the labels with the teacher's softened class "

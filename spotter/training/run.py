@@ -183,13 +183,16 @@ def init_weights(model, checkpoint) -> None:
     A model of another window length is the same kind when its parameters have the same shapes (any
     BC-ResNet). A model of other labels (custom keywords) is the same kind: every layer but the output layer is
     copied, and of the output layer the rows of the labels both have (``unknown``, ``silence``, shared
-    keywords); the new keywords' rows keep their fresh initialisation."""
+    keywords); the new keywords' rows keep their fresh initialisation. An ensemble's weights start a single
+    network of its members' architecture: its first member's (the shipped model's member A)."""
     import torch
 
     from ..checkpoint import load_model
-    from ..model import output_layers
+    from ..model import EnsembleNet, KeywordModel, member_names, output_layers
 
     source = load_model(checkpoint, device="cpu")
+    if isinstance(source.net, EnsembleNet) and not isinstance(model.net, EnsembleNet):
+        source = KeywordModel(member_names(source.name)[0], source.net.members[0], source.frontend, source.labels)
 
     def frontend(m) -> dict:  # a BC-ResNet's weights fit any window length (a linear model's shapes do not)
         return {k: v for k, v in m.frontend.config.to_dict().items() if k != "window_samples"}
