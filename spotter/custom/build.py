@@ -207,7 +207,8 @@ def _train(p: CustomPlan, corpus: Path, window: float) -> Path:
     if model.is_file():
         _say("3/5 train", f"{model} (already trained)")
         return model
-    _say("3/5 train", f"{CONFIG}, {p.model or 'its model'}, {window:g} s window, {p.epochs} epochs -> {run}")
+    start = f"from {Path(p.base).name}" if p.base else "from random weights"
+    _say("3/5 train", f"{CONFIG}, {p.model or 'its model'} {start}, {window:g} s window, {p.epochs} epochs -> {run}")
     recipe = load_config(CONFIG)
     options = {**recipe, "model": p.model or recipe["model"], "batch_size": min(recipe["batch_size"], p.voices),
                "data": str(corpus), "keywords": ",".join(p.keywords), "epochs": p.epochs, "window_seconds": window,
