@@ -16,8 +16,9 @@
    their keyword-free speech (:func:`~spotter.data.stream.make_stream`);
 5. the detector tuned on those streams (:func:`~spotter.custom.tune.choose_detector`: the worst
    keyword's recall within the false-alarm budget on speech and at most one confusable in twenty
-   firing, then keyword thresholds of their own), and the checkpoint written to ``out`` (atomically) with its labels, detector and
-   ``meta["custom"]``: keywords, confusables, voices, epochs, window, figures.
+   firing, then keyword thresholds of their own), and the checkpoint written to ``out`` (atomically)
+   with its labels, detector and ``meta["custom"]``: keywords, confusables, voices, epochs, window,
+   figures.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class CustomPlan:
     voices: int = 200  # clips of each word, each from another voice
     epochs: int = 30
     model: str | None = None  # the architecture; None: custom.yaml's
-    base: str | None = None  # the checkpoint file whose weights training starts from (:func:`choose_base`); None: random
+    base: str | None = None  # the checkpoint training starts from (:func:`choose_base`); None: random weights
     seed: int = 0
     max_fa_per_hour: float = 1.0
     accelerator: str = "auto"
@@ -100,7 +101,7 @@ def choose_base(base: str | None, model: str | None) -> str | None:
     ``--base``: ``auto`` (or None): the shipped model when its networks are that architecture, else none;
     ``none``: random weights; anything else: that checkpoint, which must be of that architecture."""
     from ..checkpoint import read_checkpoint
-    from ..locate import DEFAULT_MODEL, resolve
+    from ..locate import DEFAULT_MODEL, CheckpointError, resolve
     from ..model import member_names
     from ..training.options import load_config
 
@@ -108,8 +109,13 @@ def choose_base(base: str | None, model: str | None) -> str | None:
     if base is not None and base.lower() == "none":
         return None
     explicit = base is not None and base.lower() != "auto"
-    path = resolve(base if explicit else DEFAULT_MODEL)
-    theirs = member_names(read_checkpoint(path).get("model", ""))[0]
+    try:
+        path = resolve(base if explicit else DEFAULT_MODEL)
+        theirs = member_names(read_checkpoint(path).get("model", ""))[0]
+    except CheckpointError:
+        if explicit:
+            raise
+        return None  # no shipped model here: random weights
     if theirs == wanted:
         return str(path)
     if explicit:
