@@ -283,7 +283,8 @@ def _cmd_custom(args: argparse.Namespace) -> int:
     from .data.tts import available_engines
 
     todo = plan(args.keywords, args.out, voices=args.voices, epochs=args.epochs, model=args.model, seed=args.seed,
-                base=args.base, accelerator=args.accelerator, progress=not args.no_progress)
+                base=args.base, world_voices=args.world_voices, accelerator=args.accelerator,
+                progress=not args.no_progress)
     missing = [e for e in ENGINES if e not in available_engines()]
     if missing:
         raise SpotterError(f"spotter custom needs the speech engines {', '.join(missing)}: run scripts/install_tts.sh")
@@ -687,6 +688,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", default="auto", metavar="CKPT|auto|none",
                    help="the trained model whose network the custom model starts from (default: auto: the shipped "
                    "model when --model is its architecture; none: random weights)")
+    p.add_argument("--world-voices", type=int, default=None, metavar="N",
+                   help="new training voices made from the synthetic ones with the WORLD vocoder (default: a fifth "
+                   "of --voices when pyworld is installed; 0: none)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--accelerator", default="auto", help="auto, cpu, gpu (default: auto: a GPU when there is one)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -82,6 +82,21 @@ def test_bad_keywords_write_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_world_voices_are_a_fifth_of_the_voices_unless_given(tmp_path):
+    from spotter.custom.build import plan
+    from spotter.errors import SpotterError
+
+    out = tmp_path / "c.pt"
+    assert plan(["lights on"], out, voices=300, base="none").world_count == 60
+    assert plan(["lights on"], out, voices=12, base="none").world_count == 2
+    assert plan(["lights on"], out, voices=300, base="none", world_voices=0).world_count == 0
+    refused = _spotter("custom", "lights on", "--out", str(out), "--world-voices", "-1")
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "--world-voices -1" in refused.stderr
+    with pytest.raises(SpotterError, match="0 \\(none\\) or more"):
+        plan(["lights on"], out, world_voices=-3, base="none")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_custom_makes_a_spotter_of_the_users_words_and_resumes(tmp_path):
@@ -99,6 +114,13 @@ def test_custom_makes_a_spotter_of_the_users_words_and_resumes(tmp_path):
     assert 1.0 <= facts["window_s"] == model.frontend.config.window_seconds <= 1.5  # "next slide": about 1.3 s
     assert facts["validation"]["confusables_said"] > 0
     work = tmp_path / "mine-work"
+    assert facts["world_voices"] == 2  # a fifth of --voices: WORLD conversions of training voices
+    trained_on = json.loads((work / "train" / "corpus.json").read_text())
+    world = [v for v in trained_on["voices"] if v["engine"] == "world"]
+    assert len(world) == 2 and all(v["split"] == "training" for v in world)
+    assert trained_on["split_clips"]["validation"] == json.loads((work / "corpus" / "corpus.json").read_text())[
+        "split_clips"]["validation"]  # held-out voices stay as they were: no WORLD voice is tuned or scored on
+    assert f"data: {work / 'train'}" in (work / "run" / "config.yaml").read_text()  # trained on the joined corpus
     corpus = json.loads((work / "corpus" / "corpus.json").read_text())
     assert {"lights on", "next slide", *facts["confusables"]["next slide"]} <= set(corpus["words"])
     rows = read_labels(work / "streams" / "val-keywords.csv")
@@ -107,7 +129,7 @@ def test_custom_makes_a_spotter_of_the_users_words_and_resumes(tmp_path):
 
     again = _spotter(*args)  # every step is there: it only re-tunes and writes
     assert again.returncode == 0, again.stderr
-    assert again.stdout.count("already") == 5, again.stdout
+    assert again.stdout.count("already") == 6, again.stdout
 
     listened = _spotter("listen", "--model", str(out), "--wav", str(work / "streams" / "val-keywords.wav"),
                         "--json", "--no-ui", "--runtime", "torch")

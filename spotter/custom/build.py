@@ -1,6 +1,6 @@
 """`spotter custom`: a spotter of the user's own words, made offline from text.
 
-:func:`build_custom` runs five steps in a work folder, each skipped when its result is already there
+:func:`build_custom` runs six steps in a work folder, each skipped when its result is already there
 (so an interrupted run resumes where it stopped):
 
 1. ``corpus/``: a corpus in Speech Commands layout (:func:`~spotter.data.synth.synthesize_corpus`) of the
@@ -8,13 +8,17 @@
    every English engine there is (espeak-ng, piper, festival's ked), whole voices held out for
    validation and test; clips of :data:`MAX_WINDOW_S`, so that a long phrase fits;
 2. ``corpus/speech/``: crops of keyword-free sentences said by the training voices (``unknown``);
-3. ``run/``: training (:func:`~spotter.training.run.run_train`) with the shipped config ``custom.yaml``
+3. ``world/``: new training voices, WORLD-vocoder conversions of training voices
+   (:func:`~spotter.data.vocode.make_world_corpus`: other pitch, vocal tract, envelope detail, breathiness;
+   :data:`WORLD_SHARE` of ``--voices``), joined to the corpus in ``train/``; skipped, and said so, when
+   ``pyworld`` is not installed;
+4. ``run/``: training (:func:`~spotter.training.run.run_train`) with the shipped config ``custom.yaml``
    (the main recipe's augmentation), the keywords as the classes, the window the longest keyword needs
    (:func:`choose_window`: 1 s for words, up to 1.5 s for a long phrase, cut from the clips' middle),
    starting from the shipped network's weights (:func:`choose_base`, :data:`BASE_SCHEDULE`);
-4. ``streams/``: a stream of the validation voices' keywords, confusables and sentences, and one of
+5. ``streams/``: a stream of the validation voices' keywords, confusables and sentences, and one of
    their keyword-free speech (:func:`~spotter.data.stream.make_stream`);
-5. the detector tuned on those streams (:func:`~spotter.custom.tune.choose_detector`: the worst
+6. the detector tuned on those streams (:func:`~spotter.custom.tune.choose_detector`: the worst
    keyword's recall within the false-alarm budget on speech and at most one confusable in twenty
    firing, then keyword thresholds of their own), and the checkpoint written to ``out`` (atomically)
    with its labels, detector and ``meta["custom"]``: keywords, confusables, voices, epochs, window,
@@ -55,6 +59,9 @@ WINDOW_QUANTILE = 0.9
 #: How a network that starts from a trained model's weights (``--base``) is trained: a lower peak learning
 #: rate and a short warm-up, as the main recipe's fine-tunes (the new keywords' output rows start fresh).
 BASE_SCHEDULE = {"lr": 0.02, "warmup_epochs": 1}
+#: WORLD voices made from the training voices, as a share of ``--voices`` (60 for 300: the worst keyword's
+#: recall on held-out voices rose with two seeds; docs/experiments.md).
+WORLD_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -73,11 +80,19 @@ class CustomPlan:
     accelerator: str = "auto"
     progress: bool = True
     confusables: dict[str, list[str]] = field(default_factory=dict)
+    world_voices: int | None = None  # WORLD voices to add (None: :data:`WORLD_SHARE` of voices, if pyworld is there)
 
     def __post_init__(self) -> None:
         if self.voices < 10 or self.epochs < 1:
             raise SpotterError("--voices must be at least 10 (whole voices are held out for tuning) and --epochs "
                                "at least 1")
+        if self.world_voices is not None and self.world_voices < 0:
+            raise SpotterError(f"--world-voices {self.world_voices}: 0 (none) or more")
+
+    @property
+    def world_count(self) -> int:
+        """How many WORLD voices the corpus gets."""
+        return int(round(self.voices * WORLD_SHARE)) if self.world_voices is None else self.world_voices
 
     @property
     def speech_crops(self) -> int:
@@ -131,6 +146,10 @@ def plan(phrases, out, work=None, base: str | None = "auto", **options) -> Custo
     out = Path(out)
     if out.suffix != ".pt":
         raise SpotterError(f"--out {out}: a checkpoint file name ending in .pt")
+    if options.get("world_voices"):
+        from ..data.vocode import load_pyworld
+
+        load_pyworld()  # asked for WORLD voices: the install hint now, before anything is made
     found = {k: confusables(k, keywords) for k in keywords}
     work = Path(work) if work else out.with_name(out.stem + "-work")
     return CustomPlan(keywords, out, work, confusables=found, base=choose_base(base, options.get("model")), **options)
@@ -184,9 +203,9 @@ def _corpus(p: CustomPlan) -> Path:
         done = json.loads(manifest.read_text())
         if done.get("complete") and done.get("words") == list(p.words) and done.get("per_word") == p.voices \
                 and done.get("clip_samples") == CORPUS_CLIP_SAMPLES:
-            _say("1/5 corpus", f"{root} (already made)")
+            _say("1/6 corpus", f"{root} (already made)")
             return root
-    _say("1/5 corpus", f"{len(p.words)} words x {p.voices} voices -> {root}")
+    _say("1/6 corpus", f"{len(p.words)} words x {p.voices} voices -> {root}")
     synthesize_corpus(root, per_word=p.voices, seed=p.seed, engines=ENGINES, words=p.words, progress=p.progress,
                       noise_seconds=60.0, festival_voices=FESTIVAL_VOICES,
                       clip_samples=CORPUS_CLIP_SAMPLES)
@@ -198,10 +217,41 @@ def _speech(p: CustomPlan, corpus: Path) -> None:
 
     folder = corpus / SPEECH_WORD
     if folder.is_dir() and len(list(folder.glob("*.wav"))) >= p.speech_crops:
-        _say("2/5 speech", f"{folder} (already made)")
+        _say("2/6 speech", f"{folder} (already made)")
         return
-    _say("2/5 speech", f"{p.speech_crops} crops of keyword-free sentences -> {folder}")
+    _say("2/6 speech", f"{p.speech_crops} crops of keyword-free sentences -> {folder}")
     add_speech_crops(corpus, count=p.speech_crops, seed=p.seed, progress=p.progress, keywords=p.keywords)
+
+
+def _world(p: CustomPlan, corpus: Path) -> tuple[Path, int]:
+    """The training corpus: ``corpus`` joined with :attr:`CustomPlan.world_count` WORLD voices made from its
+    training voices (``train/``), or ``corpus`` itself when there are none to add; and how many were added."""
+    import shutil
+
+    from ..data.merge import merge_corpora
+    from ..data.vocode import load_pyworld, make_world_corpus
+
+    world, joined = p.work / "world", p.work / "train"
+    if p.world_count < 1:
+        _say("3/6 world voices", "none (--world-voices 0)")
+        return corpus, 0
+    try:
+        load_pyworld()
+    except SpotterError as err:
+        _say("3/6 world voices", f"skipped: {err} (or pip install 'spotter[vocode]')")
+        return corpus, 0
+    manifest = world / "corpus.json"
+    done = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    if done.get("complete") and done.get("requested_voices") == p.world_count and done.get("seed") == p.seed \
+            and done.get("converted_from") == str(corpus) and (joined / "corpus.json").is_file():
+        _say("3/6 world voices", f"{joined} (already made)")
+        return joined, len(done["voices"])
+    for folder in (world, joined):
+        shutil.rmtree(folder, ignore_errors=True)
+    _say("3/6 world voices", f"{p.world_count} WORLD conversions of training voices -> {world}, joined in {joined}")
+    made = make_world_corpus(corpus, world, voices=p.world_count, seed=p.seed, engines=ENGINES, progress=p.progress)
+    merge_corpora(joined, [corpus, world])
+    return joined, len(made["voices"])
 
 
 def _train(p: CustomPlan, corpus: Path, window: float) -> Path:
@@ -211,10 +261,10 @@ def _train(p: CustomPlan, corpus: Path, window: float) -> Path:
     run = p.work / "run"
     model = run / "model.pt"
     if model.is_file():
-        _say("3/5 train", f"{model} (already trained)")
+        _say("4/6 train", f"{model} (already trained)")
         return model
     start = f"from {Path(p.base).name}" if p.base else "from random weights"
-    _say("3/5 train", f"{CONFIG}, {p.model or 'its model'} {start}, {window:g} s window, {p.epochs} epochs -> {run}")
+    _say("4/6 train", f"{CONFIG}, {p.model or 'its model'} {start}, {window:g} s window, {p.epochs} epochs -> {run}")
     recipe = load_config(CONFIG)
     options = {**recipe, "model": p.model or recipe["model"], "batch_size": min(recipe["batch_size"], p.voices),
                "data": str(corpus), "keywords": ",".join(p.keywords), "epochs": p.epochs, "window_seconds": window,
@@ -235,19 +285,19 @@ def _streams(p: CustomPlan, corpus: Path) -> list[Path]:
               (folder / "val-speech.wav", {"minutes": speech, "speech_only": True})]
     for wav, kwargs in wanted:
         if wav.is_file() and wav.with_suffix(".csv").is_file():
-            _say("4/5 streams", f"{wav} (already made)")
+            _say("5/6 streams", f"{wav} (already made)")
             continue
-        _say("4/5 streams", f"{kwargs['minutes']:g} min of validation voices -> {wav}")
+        _say("5/6 streams", f"{kwargs['minutes']:g} min of validation voices -> {wav}")
         make_stream(corpus, wav, split="val", seed=p.seed, keywords=p.keywords, progress=p.progress, **kwargs)
     return [wav for wav, _ in wanted]
 
 
-def _tune_and_write(p: CustomPlan, trained: Path, streams: list[Path], started: float) -> dict:
+def _tune_and_write(p: CustomPlan, trained: Path, streams: list[Path], started: float, world: int = 0) -> dict:
     from ..checkpoint import load_model, read_checkpoint, save_checkpoint
     from ..evaluation.tuning import stream_posteriors
     from .tune import choose_detector
 
-    _say("5/5 tune", f"the detector on {', '.join(s.name for s in streams)}")
+    _say("6/6 tune", f"the detector on {', '.join(s.name for s in streams)}")
     model = load_model(trained, device="cpu")
     keywords_stream, speech_stream = (stream_posteriors(model, wav, batched=True) for wav in streams)
     said = sorted({c for cs in p.confusables.values() for c in cs})
@@ -255,7 +305,7 @@ def _tune_and_write(p: CustomPlan, trained: Path, streams: list[Path], started: 
     meta = read_checkpoint(trained).get("meta", {})
     facts = {"keywords": list(p.keywords), "confusables": p.confusables, "voices": p.voices, "epochs": p.epochs,
              "model": model.name, "window_s": model.frontend.config.window_seconds,
-             "engines": list(ENGINES), "seed": p.seed, "base": Path(p.base).name if p.base else None,
+             "engines": list(ENGINES), "world_voices": world, "seed": p.seed, "base": Path(p.base).name if p.base else None,
              "validation": {**best.to_dict(), "within_targets": best.within,
                             "hours": round((keywords_stream.duration_s + speech_stream.duration_s) / 3600, 2)},
              "seconds": round(time.monotonic() - started, 1), "date": time.strftime("%Y-%m-%d")}
@@ -270,6 +320,7 @@ def build_custom(p: CustomPlan) -> dict:
     p.work.mkdir(parents=True, exist_ok=True)
     corpus = _corpus(p)
     _speech(p, corpus)
-    trained = _train(p, corpus, _window(p, corpus))
+    training, world = _world(p, corpus)
+    trained = _train(p, training, _window(p, corpus))
     streams = _streams(p, corpus)
-    return _tune_and_write(p, trained, streams, started)
+    return _tune_and_write(p, trained, streams, started, world)

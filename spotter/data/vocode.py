@@ -31,7 +31,7 @@ source speaker in their parameters; speaker ids look like
 
 ``pyworld`` is an optional dependency (``pip install pyworld``). Its 0.3.5
 release reads its own version through ``pkg_resources``, which setuptools no
-longer ships; :func:`_pyworld` provides that one call from ``importlib.metadata``
+longer ships; :func:`load_pyworld` provides that one call from ``importlib.metadata``
 so the vocoder loads either way.
 """
 
@@ -50,7 +50,7 @@ import soundfile as sf
 from ..config import SAMPLE_RATE
 from ..errors import SpotterError
 
-__all__ = ["make_world_corpus", "draw_world_voice", "convert", "WORLD_INSTALL"]
+__all__ = ["make_world_corpus", "draw_world_voice", "convert", "load_pyworld", "WORLD_INSTALL"]
 
 WORLD_INSTALL = "the WORLD vocoder is not installed: pip install pyworld"
 FRAME_MS = 5.0
@@ -66,7 +66,7 @@ SMOOTH_MS = (0, 0, 20, 40)
 SKIP_FOLDERS = {"_background_noise_"}
 
 
-def _pyworld():
+def load_pyworld():
     """Import pyworld, giving its 0.3.5 release the ``pkg_resources`` call it makes for its version."""
     try:
         import pkg_resources  # noqa: F401
@@ -77,7 +77,7 @@ def _pyworld():
         sys.modules["pkg_resources"] = shim
     try:
         import pyworld
-    except ImportError as exc:
+    except ImportError:
         raise SpotterError(WORLD_INSTALL) from None
     finally:
         if sys.modules.get("pkg_resources") is not None and not hasattr(sys.modules["pkg_resources"], "__file__"):
@@ -131,7 +131,7 @@ def _smooth_trajectories(sp: np.ndarray, frames: int) -> np.ndarray:
 
 def convert(x: np.ndarray, params: dict, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Resynthesise ``x`` (float mono) as the WORLD voice ``params``; same length and RMS as ``x``."""
-    pw = _pyworld()
+    pw = load_pyworld()
     x64 = np.ascontiguousarray(x, dtype=np.float64)
     rms_in = float(np.sqrt(np.mean(x64 ** 2)))
     if rms_in < 1e-6:
@@ -194,7 +194,7 @@ def make_world_corpus(corpus_dir: str | os.PathLike, out_dir: str | os.PathLike,
     """
     from tqdm import tqdm
 
-    pw = _pyworld()
+    pw = load_pyworld()
     root, out = Path(corpus_dir), Path(out_dir)
     manifest_path = root / "corpus.json"
     if not manifest_path.is_file():
@@ -251,6 +251,7 @@ def make_world_corpus(corpus_dir: str | os.PathLike, out_dir: str | os.PathLike,
         "engine_versions": {"world": f"pyworld {pw.__version__}"},
         "converted_from": str(root),
         "seed": seed,
+        "requested_voices": voices,
         "total_clips": total,
         "split_clips": {"validation": 0, "testing": 0, "training": total},
         "background_noise": {"dir": "_background_noise_", "files": []},
