@@ -211,3 +211,19 @@ def test_a_keyword_the_model_is_less_sure_of_gets_a_threshold_of_its_own():
     assert own.within and own.worst_keyword_recall == 1.0 and own.confusables_fired == 0 and own.fa_per_hour == 0
     assert own.config.threshold_for("next slide") <= 0.8 < 0.86 < own.config.threshold_for("lights on")
     assert own.to_dict()["per_keyword_recall"] == {"lights on": 1.0, "next slide": 1.0}
+
+
+def test_a_run_made_with_other_settings_is_trained_again_not_reused(tmp_path):
+    from spotter.custom.build import CONFIG, _stale
+    from spotter.training.options import TrainOptions, load_config
+
+    run = tmp_path / "run"
+    options = {**load_config(CONFIG), "data": str(tmp_path / "train"), "keywords": "lights on,next slide",
+               "epochs": 40, "window_seconds": 1.3, "seed": 0, "out": str(run), "init": "/models/base.pt"}
+    assert _stale(run, options) == []  # nothing there yet
+    run.mkdir()
+    (run / "config.yaml").write_text(TrainOptions(**options).to_yaml())
+    assert _stale(run, options) == []  # the same command again: resumed or reused
+    other = {**options, "data": str(tmp_path / "corpus"), "window_seconds": 1.5, "init": None}
+    assert _stale(run, other) == [f"data {tmp_path / 'train'} -> {tmp_path / 'corpus'}", "window_seconds 1.3 -> 1.5",
+                                  "init /models/base.pt -> None"]

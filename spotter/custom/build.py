@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,6 +207,8 @@ def _corpus(p: CustomPlan) -> Path:
             _say("1/6 corpus", f"{root} (already made)")
             return root
     _say("1/6 corpus", f"{len(p.words)} words x {p.voices} voices -> {root}")
+    for made_from_it in (root / "speech", p.work / "world", p.work / "train", p.work / "run", p.work / "streams"):
+        shutil.rmtree(made_from_it, ignore_errors=True)  # an earlier corpus's: made again from the new one
     synthesize_corpus(root, per_word=p.voices, seed=p.seed, engines=ENGINES, words=p.words, progress=p.progress,
                       noise_seconds=60.0, festival_voices=FESTIVAL_VOICES,
                       clip_samples=CORPUS_CLIP_SAMPLES)
@@ -226,8 +229,6 @@ def _speech(p: CustomPlan, corpus: Path) -> None:
 def _world(p: CustomPlan, corpus: Path) -> tuple[Path, int]:
     """The training corpus: ``corpus`` joined with :attr:`CustomPlan.world_count` WORLD voices made from its
     training voices (``train/``), or ``corpus`` itself when there are none to add; and how many were added."""
-    import shutil
-
     from ..data.merge import merge_corpora
     from ..data.vocode import load_pyworld, make_world_corpus
 
@@ -246,12 +247,28 @@ def _world(p: CustomPlan, corpus: Path) -> tuple[Path, int]:
             and done.get("converted_from") == str(corpus) and (joined / "corpus.json").is_file():
         _say("3/6 world voices", f"{joined} (already made)")
         return joined, len(done["voices"])
-    for folder in (world, joined):
+    for folder in (world, joined, p.work / "run"):  # the run too: it trained on the voices made before
         shutil.rmtree(folder, ignore_errors=True)
     _say("3/6 world voices", f"{p.world_count} WORLD conversions of training voices -> {world}, joined in {joined}")
     made = make_world_corpus(corpus, world, voices=p.world_count, seed=p.seed, engines=ENGINES, progress=p.progress)
     merge_corpora(joined, [corpus, world])
     return joined, len(made["voices"])
+
+
+#: The training options that make a run another run: a run in the work folder made with other values of
+#: these (an earlier command with other arguments) is started again, not resumed or reused.
+RUN_DEFINING = ("model", "data", "keywords", "epochs", "window_seconds", "seed", "init")
+
+
+def _stale(run: Path, options: dict) -> list[str]:
+    """The :data:`RUN_DEFINING` options whose value in ``run/config.yaml`` differs from ``options``."""
+    import yaml
+
+    try:
+        had = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return []  # no run there yet (or it never wrote its options): nothing to compare
+    return [f"{k} {had.get(k)} -> {options.get(k)}" for k in RUN_DEFINING if had.get(k) != options.get(k)]
 
 
 def _train(p: CustomPlan, corpus: Path, window: float) -> Path:
@@ -260,19 +277,21 @@ def _train(p: CustomPlan, corpus: Path, window: float) -> Path:
 
     run = p.work / "run"
     model = run / "model.pt"
-    if model.is_file():
-        _say("4/6 train", f"{model} (already trained)")
-        return model
-    start = f"from {Path(p.base).name}" if p.base else "from random weights"
-    _say("4/6 train", f"{CONFIG}, {p.model or 'its model'} {start}, {window:g} s window, {p.epochs} epochs -> {run}")
     recipe = load_config(CONFIG)
     options = {**recipe, "model": p.model or recipe["model"], "batch_size": min(recipe["batch_size"], p.voices),
                "data": str(corpus), "keywords": ",".join(p.keywords), "epochs": p.epochs, "window_seconds": window,
                "seed": p.seed, "out": str(run), "accelerator": p.accelerator, "no_progress": not p.progress,
-               "resume": (run / "checkpoints" / "last.ckpt").is_file()}
-    if p.base:
-        options.update(init=p.base, **BASE_SCHEDULE)
-    run_train(TrainOptions(**options))
+               "init": p.base, **(BASE_SCHEDULE if p.base else {})}
+    changed = _stale(run, options)
+    if changed:
+        _say("4/6 train", f"{run} was trained with other settings ({'; '.join(changed)}): training again")
+        shutil.rmtree(run)
+    elif model.is_file():
+        _say("4/6 train", f"{model} (already trained)")
+        return model
+    start = f"from {Path(p.base).name}" if p.base else "from random weights"
+    _say("4/6 train", f"{CONFIG}, {p.model or 'its model'} {start}, {window:g} s window, {p.epochs} epochs -> {run}")
+    run_train(TrainOptions(**options, resume=(run / "checkpoints" / "last.ckpt").is_file()))
     return model
 
 
