@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from spotter.checkpoint import load_model
-from spotter.custom.phrases import CMU_DICT, PhraseError, check_phrases, confusables, neighbours
+from spotter.custom.phrases import CMU_DICT, PhraseError, check_phrases, confusables, neighbours, reduced_words
 from spotter.data.labels import read_labels
 from spotter.data.stream import mentions
 
@@ -23,6 +23,7 @@ LEX = {  # a few words of the CMU dictionary, as the lexicon holds them
     "lights": ("l", "ay", "t", "s"), "nights": ("n", "ay", "t", "s"), "lies": ("l", "ay", "z"),
     "on": ("aa", "n"), "in": ("ih", "n"), "an": ("ae", "n"), "off": ("ao", "f"),
     "right": ("r", "ay", "t"), "write": ("r", "ay", "t"), "bright": ("b", "r", "ay", "t"), "ride": ("r", "ay", "d"),
+    "the": ("dh", "ax"), "they": ("dh", "ey"), "thau": ("dh", "aw"),
 }
 
 
@@ -60,6 +61,20 @@ def test_confusables_are_parts_and_one_sound_away_never_homophones_or_keywords()
     assert "lights off" not in confusables("lights on", ["lights on", "lights off"], lex=LEX, per_word=10)
     assert confusables("zorblax", lex=LEX) == []  # a word the dictionary does not list: nothing to swap
     assert confusables("zorblax on", lex=LEX) == ["zorblax", "on", "zorblax in", "zorblax an"]
+
+
+def test_a_reduced_function_word_of_a_phrase_is_not_swapped():
+    assert confusables("the lights", lex=LEX, reduced=frozenset()) == ["the", "lights", "they lights", "thau lights",
+                                                                         "the nights"]
+    assert confusables("the lights", lex=LEX, reduced=frozenset({"the"})) == ["the", "lights", "the nights"]
+    assert confusables("the", lex=LEX, reduced=frozenset({"the"})) == ["they", "thau"]  # a word alone: its sounds
+
+
+@pytest.mark.skipif(not CMU_DICT.is_file(), reason="the CMU dictionary comes with festival (scripts/install_tts.sh)")
+def test_the_dictionary_marks_unstressed_function_words_as_reduced():
+    reduced = reduced_words()
+    assert {"the", "a"} <= reduced and not {"on", "off", "lights", "they"} & reduced
+    assert "turn off they lights" not in confusables("turn off the lights")
 
 
 @pytest.mark.skipif(not CMU_DICT.is_file(), reason="the CMU dictionary comes with festival (scripts/install_tts.sh)")

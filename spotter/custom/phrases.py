@@ -69,6 +69,25 @@ def lexicon(path: Path = CMU_DICT) -> dict[str, tuple[str, ...]]:
     return out
 
 
+@lru_cache(maxsize=1)
+def reduced_words(path: Path = CMU_DICT) -> frozenset[str]:
+    """Words the dictionary gives no stressed syllable ("the" dh-ax, "a" ax, "in"): function words, said
+    with a reduced vowel in a phrase, so that one sound of theirs changed ("they", "thau") is not another
+    phrase a listener would hear. Empty when the dictionary is not installed."""
+    out, seen = set(), set()
+    try:
+        text = path.read_text(encoding="latin-1")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        m = re.match(r'\("([a-z][a-z\']*)" \S+ (.*)\)$', line)
+        if m and m.group(1) not in seen:
+            seen.add(m.group(1))
+            if set(re.findall(r"\) (\d)\)", m.group(2))) == {"0"}:
+                out.add(m.group(1))
+    return frozenset(out)
+
+
 def _one_edit_apart(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
     """Whether ``b`` is ``a`` with exactly one phoneme changed, added or left out."""
     if abs(len(a) - len(b)) > 1 or a == b:
@@ -106,14 +125,18 @@ def neighbours(word: str, lex: dict[str, tuple[str, ...]], count: int) -> list[s
 
 
 def confusables(phrase: str, keywords: Sequence[str] = (), per_word: int = 2,
-                lex: dict[str, tuple[str, ...]] | None = None) -> list[str]:
+                lex: dict[str, tuple[str, ...]] | None = None, reduced: frozenset[str] | None = None) -> list[str]:
     """What sounds nearly like ``phrase``: its words alone (of a phrase) and the phrase with one word
-    replaced by a :func:`neighbours` word (``per_word`` for each of its words; substitutions of one
-    sound first). None of them is one of ``keywords`` or says a keyword's words in the same order."""
+    replaced by a :func:`neighbours` word (``per_word`` for each of its words but the :func:`reduced_words`
+    of a phrase; substitutions of one sound first). None of them is one of ``keywords`` or says a keyword's
+    words in the same order."""
     lex = lexicon() if lex is None else lex
+    reduced = reduced_words() if reduced is None else reduced
     words = phrase.split()
     out = list(dict.fromkeys(words)) if len(words) > 1 else []
     for i, word in enumerate(words):
+        if len(words) > 1 and word in reduced:
+            continue  # "turn off they lights" is "turn off the lights" as people say it
         for near in neighbours(word, lex, per_word):
             out.append(" ".join([*words[:i], near, *words[i + 1:]]))
     taken = {" ".join(k.split()) for k in keywords} | {phrase}
