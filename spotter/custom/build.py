@@ -324,7 +324,8 @@ def _tune_and_write(p: CustomPlan, trained: Path, streams: list[Path], started: 
     meta = read_checkpoint(trained).get("meta", {})
     facts = {"keywords": list(p.keywords), "confusables": p.confusables, "voices": p.voices, "epochs": p.epochs,
              "model": model.name, "window_s": model.frontend.config.window_seconds,
-             "engines": list(ENGINES), "world_voices": world, "seed": p.seed, "base": Path(p.base).name if p.base else None,
+             "engines": list(ENGINES), "world_voices": world, "seed": p.seed,
+             "base": Path(p.base).name if p.base else None,
              "validation": {**best.to_dict(), "within_targets": best.within,
                             "hours": round((keywords_stream.duration_s + speech_stream.duration_s) / 3600, 2)},
              "seconds": round(time.monotonic() - started, 1), "date": time.strftime("%Y-%m-%d")}

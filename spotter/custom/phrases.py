@@ -54,10 +54,10 @@ def check_phrases(phrases: Sequence[str]) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=1)
-def lexicon(path: Path = CMU_DICT) -> dict[str, tuple[str, ...]]:
-    """word -> phonemes (ARPAbet, stress dropped) of every plain word of the CMU dictionary; empty when
-    the dictionary is not installed."""
-    out: dict[str, tuple[str, ...]] = {}
+def _entries(path: Path = CMU_DICT) -> dict[str, str]:
+    """word -> its first entry's syllables as Festival writes them (``((dh ax) 0)``) for every plain word of
+    the CMU dictionary; empty when the dictionary is not installed."""
+    out: dict[str, str] = {}
     try:
         text = path.read_text(encoding="latin-1")
     except OSError:
@@ -65,8 +65,15 @@ def lexicon(path: Path = CMU_DICT) -> dict[str, tuple[str, ...]]:
     for line in text.splitlines():
         m = re.match(r'\("([a-z][a-z\']*)" \S+ (.*)\)$', line)
         if m and m.group(1) not in out:
-            out[m.group(1)] = tuple(re.findall(r"[a-z]+", re.sub(r"\) \d\)", ")", m.group(2))))
+            out[m.group(1)] = m.group(2)
     return out
+
+
+@lru_cache(maxsize=1)
+def lexicon(path: Path = CMU_DICT) -> dict[str, tuple[str, ...]]:
+    """word -> phonemes (ARPAbet, stress dropped) of every plain word of the CMU dictionary; empty when
+    the dictionary is not installed."""
+    return {w: tuple(re.findall(r"[a-z]+", re.sub(r"\) \d\)", ")", body))) for w, body in _entries(path).items()}
 
 
 @lru_cache(maxsize=1)
@@ -74,18 +81,7 @@ def reduced_words(path: Path = CMU_DICT) -> frozenset[str]:
     """Words the dictionary gives no stressed syllable ("the" dh-ax, "a" ax, "in"): function words, said
     with a reduced vowel in a phrase, so that one sound of theirs changed ("they", "thau") is not another
     phrase a listener would hear. Empty when the dictionary is not installed."""
-    out, seen = set(), set()
-    try:
-        text = path.read_text(encoding="latin-1")
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        m = re.match(r'\("([a-z][a-z\']*)" \S+ (.*)\)$', line)
-        if m and m.group(1) not in seen:
-            seen.add(m.group(1))
-            if set(re.findall(r"\) (\d)\)", m.group(2))) == {"0"}:
-                out.add(m.group(1))
-    return frozenset(out)
+    return frozenset(w for w, body in _entries(path).items() if set(re.findall(r"\) (\d)\)", body)) == {"0"})
 
 
 def _one_edit_apart(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
