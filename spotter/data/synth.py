@@ -75,7 +75,8 @@ __all__ = [
 ]
 
 #: Only the engines asked for share the voices, so the flite entry leaves espeak+piper corpora as they were.
-DEFAULT_ENGINE_WEIGHTS = {"espeak": 3.0, "piper": 1.0, "flite": 1.0, "festival": 1.0}
+DEFAULT_ENGINE_WEIGHTS = {"espeak": 3.0, "piper": 1.0, "flite": 1.0, "festival": 1.0, "pico": 1.0, "mbrola": 1.0,
+                          "rhvoice": 1.0}
 
 NOTE = ("Synthetic speech made offline by text-to-speech (espeak-ng formant voices, festival's diphone voices and/or the "
         "piper neural voice 'joe'), not recordings of people. Validation and test splits hold out "
@@ -255,7 +256,7 @@ def synthesize_corpus(out_dir: str | os.PathLike, per_word: int = 100, seed: int
         lines = sorted(split_files[split])
         (out / name).write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
 
-    # in the order of ENGINES (espeak, piper, flite, festival), whatever the order asked for
+    # in the order of ENGINES (espeak, piper, flite, festival, ...), whatever the order asked for
     versions = {e: festival.version(festival_voices) if e == "festival" else engine_module(e).version()
                 for e in ENGINES if e in engines}
     split_voices = {s: sum(v["split"] == s for v in voices) for s in ("training", "validation", "testing")}

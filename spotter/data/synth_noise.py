@@ -21,9 +21,11 @@ NOISE_PEAK_DBFS = -3.0
 
 def babble_clips(engines: Sequence[str], seed: int, count: int = 16) -> list[np.ndarray]:
     """Synthesised sentences (16 kHz float) from random voices of the first of espeak, piper, festival and
-    flite among ``engines``, for babble noise."""
+    then the others among ``engines``, for babble noise; flite's only in a corpus of flite alone (an
+    evaluation engine's voices never become training noise)."""
     rng = np.random.default_rng([seed, 0xBAB1E])
-    engine = next((e for e in ("espeak", "piper", "festival") if e in engines), "flite")
+    preferred = [e for e in ("espeak", "piper", "festival") if e in engines]
+    engine = (preferred + [e for e in engines if e not in preferred and e != "flite"] + ["flite"])[0]
     clips = engine_module(engine).babble(rng, BABBLE_SENTENCES, count)
     return [c for c in clips if len(c)]
 

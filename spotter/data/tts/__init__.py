@@ -5,6 +5,9 @@
 * :mod:`~spotter.data.tts.flite` - CMU Flite's voices (for evaluation corpora only);
 * :mod:`~spotter.data.tts.festival` - Festival's ked, and its Italian and Czech voices saying the words
   respelled;
+* :mod:`~spotter.data.tts.pico`, :mod:`~spotter.data.tts.mbrola`, :mod:`~spotter.data.tts.rhvoice` -
+  SVOX Pico's two women, MBROLA's four diphone speakers and RHVoice's five English voices (Debian's
+  non-free and contrib packages, ``scripts/install_tts.sh --more-voices``);
 * :mod:`~spotter.data.tts.engines` - which engines exist and can run here, and :func:`say` with a voice of
   a corpus manifest;
 * :mod:`~spotter.data.tts.audio` - reading an engine's WAV output, resampling to 16 kHz with a vocal-tract

@@ -17,7 +17,7 @@ from spotter.config import SAMPLE_RATE
 
 from .errors import SynthError
 
-__all__ = ["TRACT_STEPS", "TRIM_DB", "draw_tract", "parse_wav", "to_16k", "trim"]
+__all__ = ["TRACT_STEPS", "TRIM_DB", "deal", "draw_tract", "parse_wav", "to_16k", "trim"]
 
 TRACT_STEPS = 441             # tract factors are k / 441 (exact ratios with 22050 Hz)
 TRIM_DB = 55.0               # trim frames this far below the loudest (keeps weak bursts and fricatives)
@@ -26,6 +26,15 @@ TRIM_DB = 55.0               # trim frames this far below the loudest (keeps wea
 def draw_tract(rng: np.random.Generator, bounds: tuple[float, float]) -> int:
     """A random tract step k (factor k / :data:`TRACT_STEPS`) within the factor ``bounds``."""
     return int(rng.integers(round(TRACT_STEPS * bounds[0]), round(TRACT_STEPS * bounds[1]) + 1))
+
+
+def deal(rng: np.random.Generator, n: int, count: int) -> list[int]:
+    """``count`` indices into ``n`` choices (voices, families) in random rounds: each index repeats only
+    once every one has been dealt."""
+    order: list[int] = []
+    while len(order) < count:
+        order.extend(rng.permutation(n).tolist())
+    return order[:count]
 
 
 def parse_wav(data: bytes, source: str = "espeak-ng") -> tuple[np.ndarray, int]:

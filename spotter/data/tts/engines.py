@@ -7,15 +7,16 @@ from types import ModuleType
 
 import numpy as np
 
-from . import espeak, festival, flite, piper
+from . import espeak, festival, flite, mbrola, pico, piper, rhvoice
 from .audio import TRACT_STEPS, to_16k, trim
 from .errors import SynthError
 
 __all__ = ["ENGINES", "available_engines", "check_engine", "engine_module", "say", "trim_word"]
 
-ENGINES = ("espeak", "piper", "flite", "festival")
+ENGINES = ("espeak", "piper", "flite", "festival", "pico", "mbrola", "rhvoice")
 
-_MODULES: dict[str, ModuleType] = {"espeak": espeak, "piper": piper, "flite": flite, "festival": festival}
+_MODULES: dict[str, ModuleType] = {"espeak": espeak, "piper": piper, "flite": flite, "festival": festival,
+                                   "pico": pico, "mbrola": mbrola, "rhvoice": rhvoice}
 
 
 def engine_module(engine: str) -> ModuleType:
