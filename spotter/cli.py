@@ -279,7 +279,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
 
 
 def _cmd_custom(args: argparse.Namespace) -> int:
-    from .custom.build import ENGINES, build_custom, plan
+    from .custom.build import ENGINES, MORE_ENGINES, build_custom, plan
     from .data.tts import available_engines
 
     todo = plan(args.keywords, args.out, voices=args.voices, epochs=args.epochs, model=args.model, seed=args.seed,
@@ -288,6 +288,9 @@ def _cmd_custom(args: argparse.Namespace) -> int:
     missing = [e for e in ENGINES if e not in available_engines()]
     if missing:
         raise SpotterError(f"spotter custom needs the speech engines {', '.join(missing)}: run scripts/install_tts.sh")
+    if len(todo.engines) < len(ENGINES) + len(MORE_ENGINES):
+        print(f"custom: voices of {', '.join(todo.engines)}; more voices (pico, mbrola, rhvoice) with "
+              "scripts/install_tts.sh --more-voices")
     for keyword, similar in todo.confusables.items():
         print(f"custom: {keyword!r}: negatives that sound close: {', '.join(similar) or 'none found'}")
     facts = build_custom(todo)

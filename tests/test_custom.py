@@ -105,6 +105,12 @@ def test_world_voices_are_a_fifth_of_the_voices_unless_given(tmp_path):
     assert plan(["lights on"], out, voices=300, base="none").world_count == 60
     assert plan(["lights on"], out, voices=12, base="none").world_count == 2
     assert plan(["lights on"], out, voices=300, base="none", world_voices=0).world_count == 0
+    # every English engine installed says the corpus: the three it needs and the optional ones present
+    from spotter.custom.build import ENGINES, MORE_ENGINES
+    from spotter.data.tts import available_engines
+
+    engines = plan(["lights on"], out, base="none").engines
+    assert engines == ENGINES + tuple(e for e in MORE_ENGINES if e in available_engines())
     refused = _spotter("custom", "lights on", "--out", str(out), "--world-voices", "-1")
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "--world-voices -1" in refused.stderr
     with pytest.raises(SpotterError, match="0 \\(none\\) or more"):
@@ -138,6 +144,8 @@ def test_custom_makes_a_spotter_of_the_users_words_and_resumes(tmp_path):
     assert f"data: {work / 'train'}" in (work / "run" / "config.yaml").read_text()  # trained on the joined corpus
     corpus = json.loads((work / "corpus" / "corpus.json").read_text())
     assert {"lights on", "next slide", *facts["confusables"]["next slide"]} <= set(corpus["words"])
+    assert facts["engines"] == corpus["engines"] == sorted({v["engine"] for v in corpus["voices"]},
+                                                           key=corpus["engines"].index)
     rows = read_labels(work / "streams" / "val-keywords.csv")
     assert {"lights on", "next slide"} & {r.label for r in rows}
     assert not any(r.label == "speech" and mentions(r.word, facts["keywords"]) for r in rows)

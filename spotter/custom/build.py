@@ -5,7 +5,8 @@
 
 1. ``corpus/``: a corpus in Speech Commands layout (:func:`~spotter.data.synth.synthesize_corpus`) of the
    keywords, their :func:`~spotter.custom.phrases.confusables` and a few other words, said by voices of
-   every English engine there is (espeak-ng, piper, festival's ked), whole voices held out for
+   every English engine there is (espeak-ng, piper, festival's ked; pico, mbrola and rhvoice where they
+   are installed: :func:`corpus_engines`), whole voices held out for
    validation and test; clips of :data:`MAX_WINDOW_S`, so that a long phrase fits;
 2. ``corpus/speech/``: crops of keyword-free sentences said by the training voices (``unknown``);
 3. ``world/``: new training voices, WORLD-vocoder conversions of training voices
@@ -44,6 +45,8 @@ from .phrases import check_phrases, confusables
 OTHER_WORDS = ("backward", "bird", "follow", "happy", "house", "learn", "marvin", "sheila", "visual", "wow")
 #: English engines and festival's English voice: a custom phrase is said as written.
 ENGINES = ("espeak", "piper", "festival")
+#: English engines used as well where they are installed (``scripts/install_tts.sh --more-voices``).
+MORE_ENGINES = ("pico", "mbrola", "rhvoice")
 FESTIVAL_VOICES = ("ked",)
 CONFIG = "custom.yaml"
 #: The longest window a custom model has (seconds), and so the length of its corpus's clips.
@@ -82,6 +85,7 @@ class CustomPlan:
     progress: bool = True
     confusables: dict[str, list[str]] = field(default_factory=dict)
     world_voices: int | None = None  # WORLD voices to add (None: :data:`WORLD_SHARE` of voices, if pyworld is there)
+    engines: tuple[str, ...] = ENGINES  # the engines whose voices say the corpus (:func:`corpus_engines`)
 
     def __post_init__(self) -> None:
         if self.voices < 10 or self.epochs < 1:
@@ -140,6 +144,14 @@ def choose_base(base: str | None, model: str | None) -> str | None:
     return None
 
 
+def corpus_engines() -> tuple[str, ...]:
+    """The engines a custom corpus is said by: :data:`ENGINES` and those of :data:`MORE_ENGINES` installed here."""
+    from ..data.tts import available_engines
+
+    have = available_engines()
+    return ENGINES + tuple(e for e in MORE_ENGINES if e in have)
+
+
 def plan(phrases, out, work=None, base: str | None = "auto", **options) -> CustomPlan:
     """The plan for ``phrases`` (checked: :class:`~spotter.custom.phrases.PhraseError`), their confusables
     found, the checkpoint it starts from (:func:`choose_base`); nothing is written."""
@@ -153,6 +165,7 @@ def plan(phrases, out, work=None, base: str | None = "auto", **options) -> Custo
         load_pyworld()  # asked for WORLD voices: the install hint now, before anything is made
     found = {k: confusables(k, keywords) for k in keywords}
     work = Path(work) if work else out.with_name(out.stem + "-work")
+    options.setdefault("engines", corpus_engines())
     return CustomPlan(keywords, out, work, confusables=found, base=choose_base(base, options.get("model")), **options)
 
 
@@ -203,13 +216,13 @@ def _corpus(p: CustomPlan) -> Path:
     if manifest.is_file():
         done = json.loads(manifest.read_text())
         if done.get("complete") and done.get("words") == list(p.words) and done.get("per_word") == p.voices \
-                and done.get("clip_samples") == CORPUS_CLIP_SAMPLES:
+                and done.get("clip_samples") == CORPUS_CLIP_SAMPLES and done.get("engines") == list(p.engines):
             _say("1/6 corpus", f"{root} (already made)")
             return root
     _say("1/6 corpus", f"{len(p.words)} words x {p.voices} voices -> {root}")
     for made_from_it in (root / "speech", p.work / "world", p.work / "train", p.work / "run", p.work / "streams"):
         shutil.rmtree(made_from_it, ignore_errors=True)  # an earlier corpus's: made again from the new one
-    synthesize_corpus(root, per_word=p.voices, seed=p.seed, engines=ENGINES, words=p.words, progress=p.progress,
+    synthesize_corpus(root, per_word=p.voices, seed=p.seed, engines=p.engines, words=p.words, progress=p.progress,
                       noise_seconds=60.0, festival_voices=FESTIVAL_VOICES,
                       clip_samples=CORPUS_CLIP_SAMPLES)
     return root
@@ -324,7 +337,7 @@ def _tune_and_write(p: CustomPlan, trained: Path, streams: list[Path], started: 
     meta = read_checkpoint(trained).get("meta", {})
     facts = {"keywords": list(p.keywords), "confusables": p.confusables, "voices": p.voices, "epochs": p.epochs,
              "model": model.name, "window_s": model.frontend.config.window_seconds,
-             "engines": list(ENGINES), "world_voices": world, "seed": p.seed,
+             "engines": list(p.engines), "world_voices": world, "seed": p.seed,
              "base": Path(p.base).name if p.base else None,
              "validation": {**best.to_dict(), "within_targets": best.within,
                             "hours": round((keywords_stream.duration_s + speech_stream.duration_s) / 3600, 2)},
