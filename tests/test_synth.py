@@ -269,7 +269,7 @@ def test_missing_festival_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="unknown TTS engine"):
-        synthesize_corpus(tmp_path / "x", engines=("mbrola",), progress=False)
+        synthesize_corpus(tmp_path / "x", engines=("sapi5",), progress=False)
     with pytest.raises(ValueError):
         synthesize_corpus(tmp_path / "x", engines=("espeak",), words=("a/b",), progress=False)
     with pytest.raises(ValueError):
