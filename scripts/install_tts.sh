@@ -4,8 +4,10 @@
 #
 #   PYTHON=.venv/bin/python bash scripts/install_tts.sh [--more-voices]
 #
-# --more-voices also installs three engines of Debian's contrib and non-free sections (it adds those
-# sections to apt's sources on Debian if they are missing): SVOX Pico (libttspico-utils: two women,
+# --more-voices also installs voices of Debian's contrib and non-free sections (it adds those sections to
+# apt's sources on Debian if they are missing): festival's British men rab and don (festvox-rablpc16k,
+# festvox-don, with the OALD lexicon: free for non-commercial use; `--festival-voices rab,don`), SVOX Pico
+# (libttspico-utils: two women,
 # US and British; Apache-2.0), MBROLA's English diphone voices through espeak-ng (mbrola, mbrola-us1,
 # -us2, -us3, -en1: a US woman, two US men, a British man; the databases may not be sold or built into
 # a product that is sold) and RHVoice (rhvoice, rhvoice-english: alan, bdl, clb under LGPL-2.1+,
@@ -48,6 +50,8 @@ for v in dita krb machac ph; do
 done
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
 if [ "$more_voices" -eq 1 ]; then
+  [ -d /usr/share/festival/voices/english/rab_diphone ] || apt_missing+=(festvox-rablpc16k)
+  [ -d /usr/share/festival/voices/english/don_diphone ] || apt_missing+=(festvox-don)
   command -v pico2wave >/dev/null 2>&1 || apt_missing+=(libttspico-utils)
   command -v mbrola >/dev/null 2>&1 || apt_missing+=(mbrola)
   for v in us1 us2 us3 en1; do [ -d /usr/share/mbrola/$v ] || apt_missing+=(mbrola-$v); done
@@ -80,12 +84,15 @@ command -v espeak-ng >/dev/null || { echo "install_tts: espeak-ng still missing"
 command -v flite >/dev/null || { echo "install_tts: flite still missing" >&2; exit 1; }
 festival -b "(voice_ked_diphone)" >/dev/null 2>&1 || { echo "install_tts: festival's ked voice still missing" >&2; exit 1; }
 for v in lp pc; do
-  festival -b "(voice_${v}_diphone)" >/dev/null 2>&1 || { echo "install_tts: festival's Italian $v voice still missing" >&2; exit 1; }
+  festival -b "(voice_${v}_diphone)" >/dev/null 2>&1 || { echo "install_tts: festival's $v voice still missing" >&2; exit 1; }
 done
 for v in dita krb machac ph; do
   festival -b "(voice_czech_$v)" >/dev/null 2>&1 || { echo "install_tts: festival's Czech $v voice still missing" >&2; exit 1; }
 done
 if [ "$more_voices" -eq 1 ]; then
+  for v in rab don; do
+    festival -b "(voice_${v}_diphone)" >/dev/null 2>&1 || { echo "install_tts: festival's $v voice still missing" >&2; exit 1; }
+  done
   command -v pico2wave >/dev/null || { echo "install_tts: pico2wave still missing" >&2; exit 1; }
   espeak-ng -v mb-us1 -q "yes" >/dev/null 2>&1 || { echo "install_tts: mbrola voice us1 still missing" >&2; exit 1; }
   echo "yes" | RHVoice-test -p clb -o /dev/null >/dev/null 2>&1 || { echo "install_tts: RHVoice's clb still missing" >&2; exit 1; }

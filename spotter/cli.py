@@ -813,9 +813,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated TTS engines among espeak, piper, festival, flite (kept for unseen-engine "
                         "test corpora), pico, mbrola and rhvoice (default: espeak,piper)")
     q.add_argument("--festival-voices", default="ked",
-                   help="comma-separated festival voices, taking turns: ked (US male), lp and pc (Italian female "
-                        "and male), dita (Czech female), krb (Czech boy), machac and ph (Czech men); all but ked "
-                        "say the words respelled as a speaker of their language would (default: ked)")
+                   help="comma-separated festival voices, taking turns: ked (US male), rab and don (British men), "
+                        "lp and pc (Italian female and male), dita (Czech female), krb (Czech boy), machac and ph "
+                        "(Czech men); the Italian and Czech voices say the words respelled as a speaker of their "
+                        "language would (default: ked)")
     q.add_argument("--holdout-fraction", type=float, default=0.2,
                    help="share of voices held out for validation, and the same for test (default: 0.2)")
     q.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -569,6 +569,24 @@ def test_the_other_czech_speakers_say_the_respelled_words_across_their_pitch_ran
         assert 0.3 < len(high) / sr < 1.0, name
 
 
+@pytest.mark.skipif(_festival_missing(("rab", "don")) is not None,
+                    reason=f"festival's British voices missing: {_festival_missing(('rab', 'don'))}")
+def test_the_british_festival_voices_follow_pitch_and_tempo(tmp_path):
+    from spotter.data.tts.festival import FESTIVAL_VOICES, run_batch as _festival_batch
+
+    for name in ("rab", "don"):  # two British men, neither one of Flite's speakers
+        low_hz, high_hz = FESTIVAL_VOICES[name]["f0"]
+        (low, sr), (high, _), (slow, _), (fast, _) = _festival_batch(
+            name, [("seven", 1.0, low_hz, 5.0), ("seven", 1.0, high_hz, 5.0), ("seven", 1.3, 110.0, 5.0),
+                   ("seven", 0.8, 110.0, 5.0)])
+        assert abs(_f0(low, sr) / low_hz - 1) < 0.1 and abs(_f0(high, sr) / high_hz - 1) < 0.1, name
+        assert len(slow) > 1.3 * len(fast), name
+    m = _build(tmp_path / "gb", per_word=4, engines=("festival",), festival_voices=("rab", "don"), noise_seconds=1.0)
+    assert {v["params"]["voice"] for v in m["voices"]} == {"rab", "don"}
+    for wav in sorted((tmp_path / "gb").glob("*/*_nohash_*.wav")):
+        assert np.sqrt(np.mean(_read(wav) ** 2)) > 3e-3, wav
+
+
 # --------------------------------------------------------------------------- noise generators
 
 N = 20 * SAMPLE_RATE

@@ -58,6 +58,12 @@ FESTIVAL_INSTALL = ("festival engine unavailable: apt-get install festival festv
 FESTIVAL_VOICES: dict[str, dict[str, Any]] = {
     "ked": {"scheme": "voice_ked_diphone", "f0": (85, 150), "tract": (0.86, 1.18),  # US male, LPC diphone
             "package": "festvox-kdlpc16k"},
+    # British men, not Flite's speakers: CSTR's rab (LPC diphone) and Steve Isard's small don diphone set
+    # (Debian's contrib section: scripts/install_tts.sh --more-voices)
+    "rab": {"scheme": "voice_rab_diphone", "f0": (85, 150), "tract": (0.86, 1.18), "package": "festvox-rablpc16k",
+            "more": True},
+    "don": {"scheme": "voice_don_diphone", "f0": (85, 150), "tract": (0.86, 1.18), "package": "festvox-don",
+            "more": True},
     "lp": {"scheme": "voice_lp_diphone", "f0": None, "tract": (0.86, 1.14),  # Italian female, LPC diphone
            "package": "festvox-italp16k", "respell": "italian"},
     "pc": {"scheme": "voice_pc_diphone", "f0": None, "tract": (0.86, 1.18),  # Italian male, LPC diphone
@@ -92,8 +98,9 @@ def check(names: Sequence[str] = FESTIVAL_DEFAULT_VOICES) -> None:
             raise SynthError(f"unknown festival voice {name!r}; choose from {', '.join(FESTIVAL_VOICES)}")
         proc = subprocess.run(["festival", "-b", f"({spec['scheme']})"], capture_output=True, text=True)
         if proc.returncode != 0:
+            script = "bash scripts/install_tts.sh" + (" --more-voices" if spec.get("more") else "")
             raise SynthError(f"festival has no voice {name}: apt-get install {spec['package']} "
-                             f"(or bash scripts/install_tts.sh) ({proc.stderr.strip()[:120]})")
+                             f"(or {script}) ({proc.stderr.strip()[:120]})")
         _FESTIVAL_OK.append(name)
 
 

@@ -5,8 +5,8 @@ parametric (HTS) voices, run as a subprocess that writes a 24 kHz WAV to a tempo
 ``alan`` (a Scottish man), ``bdl`` (a US man), ``clb`` (a US woman), ``evgeniy-eng`` and ``lyubov``
 (a Russian man and woman speaking English). RHVoice's ``slt`` is never used: it is the CMU ARCTIC
 speaker of Flite's ``slt``, which the evaluation keeps unheard. Each variant has its own rate
-(``-r`` 100..160 percent: its own pace is slow for a word alone), pitch (``-t`` 75..135 percent) and a resampling vocal-tract shift of
-0.92..1.08. Speaker ids look like ``rhvoice-clb-r100-p110-t441``.
+(``-r`` 100..160 percent: its own pace is slow for a word alone), pitch (``-t`` 75..135 percent) and a
+resampling vocal-tract shift of 0.92..1.08. Speaker ids look like ``rhvoice-clb-r100-p110-t441``.
 """
 
 from __future__ import annotations
