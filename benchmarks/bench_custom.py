@@ -3,7 +3,8 @@
     python benchmarks/bench_custom.py --model custom.pt [--quick] [--voices slt,awb,rms,kal16]
                                       [--per-keyword 10] [--speech-minutes 15] [--out DIR]
 
-`spotter custom` trains and tunes on espeak-ng, piper and festival voices; here the users are CMU
+`spotter custom` trains and tunes on espeak-ng, piper and festival voices (and pico, mbrola and rhvoice
+where installed); here the users are CMU
 Flite's speakers (slt, a US woman; awb, a Scottish man; rms, a US man; kal16, a US man, diphone),
 each a "person" whose takes vary in tempo, pitch and vocal tract (bench_enrollment.py's persons).
 Per person, with the checkpoint's own detector:
