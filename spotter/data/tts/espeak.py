@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .audio import TRACT_STEPS, draw_tract, parse_wav, to_16k, trim
+from .audio import TRACT_STEPS, deal, draw_tract, parse_wav, to_16k, trim
 from .errors import SynthError
 
 __all__ = ["ESPEAK_BASE_VOICES", "ESPEAK_WANTED_VARIANTS", "babble", "check", "clips", "draw_voices", "run",
@@ -128,9 +128,7 @@ def draw_voices(rng: np.random.Generator, count: int, used: set[str]) -> list[di
     """``count`` voice specs (speaker ids not in ``used``, which gains them): families in a random order,
     each repeating only once all have been used, at random pitch, rate, range and tract."""
     families = _families()
-    order: list[int] = []
-    while len(order) < count:
-        order.extend(rng.permutation(len(families)).tolist())
+    order = deal(rng, len(families), count)
     voices = []
     for i in range(count):
         base, variant = families[order[i]]

@@ -40,6 +40,7 @@ import numpy as np
 from spotter.data.texts import RESPELLINGS
 
 from .audio import TRACT_STEPS, draw_tract, parse_wav, to_16k, trim
+from .debian import package_version
 from .errors import SynthError
 
 __all__ = ["FESTIVAL_DEFAULT_VOICES", "FESTIVAL_VOICES", "RESPELLINGS", "babble", "check", "clips",
@@ -109,11 +110,10 @@ def version(voices: Sequence[str] = FESTIVAL_DEFAULT_VOICES) -> str:
     out = subprocess.run(["festival", "--version"], capture_output=True, text=True).stdout.strip()
     version = out.split("System:", 1)[-1].split(":", 1)[0].strip() or out
     parts = [f"festival {version}"]
-    if shutil.which("dpkg-query"):
-        for package in dict.fromkeys(FESTIVAL_VOICES[v]["package"] for v in voices):
-            deb = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True)
-            if deb.returncode == 0 and deb.stdout.strip():
-                parts.append(f"{package} {deb.stdout.strip()}")
+    for package in dict.fromkeys(FESTIVAL_VOICES[v]["package"] for v in voices):
+        deb = package_version(package)
+        if deb:
+            parts.append(f"{package} {deb}")
     return ", ".join(parts)
 
 

@@ -34,7 +34,8 @@ import numpy as np
 
 from spotter.config import SAMPLE_RATE
 
-from .audio import TRACT_STEPS, draw_tract, parse_wav, to_16k, trim
+from .audio import TRACT_STEPS, deal, draw_tract, parse_wav, to_16k, trim
+from .debian import package_version
 from .errors import SynthError
 
 __all__ = ["FLITE_VOICES", "babble", "check", "clips", "draw_voices", "flite_voices", "run", "say",
@@ -70,11 +71,8 @@ def version() -> str:
     version = next((line.split("version:", 1)[1].strip() for line in out.splitlines() if "version:" in line),
                    out.strip())
     version = version.split(" (http")[0]
-    if shutil.which("dpkg-query"):
-        deb = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "flite"], capture_output=True, text=True)
-        if deb.returncode == 0 and deb.stdout.strip():
-            version += f" (Debian package {deb.stdout.strip()})"
-    return version
+    deb = package_version("flite")
+    return f"{version} (Debian package {deb})" if deb else version
 
 
 def flite_voices() -> tuple[str, ...]:
@@ -147,9 +145,7 @@ def draw_voices(rng: np.random.Generator, count: int, used: set[str]) -> list[di
     """``count`` voice specs (speaker ids not in ``used``, which gains them): flite's voices in a random
     order, each repeating only once all have been used, at random tempo, pitch (or tract) and tract."""
     names = flite_voices()
-    order: list[int] = []
-    while len(order) < count:
-        order.extend(rng.permutation(len(names)).tolist())
+    order = deal(rng, len(names), count)
     voices = []
     for i in range(count):
         name = names[order[i]]
