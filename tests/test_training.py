@@ -291,6 +291,31 @@ def test_init_starts_from_a_trained_model_and_refuses_another_kind(corpus, tmp_p
     assert err.count("\n") == 1 and "not the same kind of model: model linear (this run: bcresnet-1)" in err
 
 
+def test_init_member_picks_which_member_of_an_ensemble_starts_the_run(tmp_path, capsys):
+    # --init-member 2 starts from the second member (how the shipped model's member B is fine-tuned); a member the
+    # ensemble does not have, or a member of a single network, is a one-line error.
+    from spotter.checkpoint import save_checkpoint
+    from spotter.config import FrontendConfig
+    from spotter.model import build_model, ensemble
+    from spotter.training.run import init_weights
+
+    torch.manual_seed(0)
+    members = [build_model("bcresnet-1", frontend=FrontendConfig(normalize="mean")).eval() for _ in range(2)]
+    pair = save_checkpoint(ensemble(members), tmp_path / "pair.pt")
+    for member, expected in ((1, members[0]), (2, members[1])):
+        fresh = build_model("bcresnet-1", frontend=FrontendConfig(normalize="mean"))
+        init_weights(fresh, pair, member=member)
+        theirs = expected.state_dict()
+        assert all(torch.equal(value, theirs[key]) for key, value in fresh.state_dict().items())
+    with pytest.raises(SpotterError, match=r"--init-member 3: .*pair.pt has members 1 to 2$"):
+        init_weights(build_model("bcresnet-1", frontend=FrontendConfig(normalize="mean")), pair, member=3)
+    single = save_checkpoint(members[0], tmp_path / "single.pt")
+    with pytest.raises(SpotterError, match="single network, not an ensemble"):
+        init_weights(build_model("bcresnet-1", frontend=FrontendConfig(normalize="mean")), single, member=2)
+    assert train_main(["--data", str(tmp_path), "--init", str(pair), "--init-member", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "spotter: error: --init-member 0: members count from 1"
+
+
 def test_eval_under_noise_at_a_stated_snr(corpus, tmp_path, capsys):
     # `spotter eval --snr`: the shipped model on held-out espeak voices, clean and with the corpus' own test-region
     # noise at fixed speech SNRs. Accuracy falls as the SNR falls, the same seed gives the same result.

@@ -136,6 +136,8 @@ class TrainOptions:
                               "an ensemble gives its first member's; output rows of labels it lacks start fresh) "
                               "instead of random ones; the schedule runs from its start", "optimisation",
                               metavar="CKPT")
+    init_member: int = option(1, "with --init of an ensemble: start from this member's weights (1 = the first; "
+                              "default: %(default)s)", "optimisation", requires="init", metavar="N")
     teacher: str | None = option(None, "distil this trained model (an ensemble, say) into the one being trained: the "
                                  "loss mixes cross-entropy on the labels with the teacher's softened class "
                                  "probabilities on the same augmented clips (same labels needed)", "optimisation",
@@ -178,6 +180,8 @@ class TrainOptions:
             raise SpotterError(f"--window-seconds {self.window_seconds:g}: use {lo:g} to {hi:g} s, in steps of 0.01 s")
         if self.frontend_freeze_epochs < 0:
             raise SpotterError(f"--frontend-freeze-epochs {self.frontend_freeze_epochs:g}: use 0 or more epochs")
+        if self.init_member < 1:
+            raise SpotterError(f"--init-member {self.init_member}: members count from 1")
         if self.frontend_decay < 0:
             raise SpotterError(f"--frontend-decay {self.frontend_decay:g}: use 0 (off) or more")
         if self.teacher and (not 0.0 <= self.distill_weight <= 1.0 or self.distill_temperature <= 0):

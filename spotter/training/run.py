@@ -87,7 +87,7 @@ def run_train(args: argparse.Namespace | TrainOptions) -> dict:
     hp["labels"] = labels_for(keywords)
     module = KWSModule(**hp)
     if opts.init and not opts.resume:
-        init_weights(module.model, opts.init)
+        init_weights(module.model, opts.init, member=opts.init_member)
     if opts.teacher:
         set_teacher(module, opts.teacher)
     data = KWSDataModule(root, batch_size=opts.batch_size, workers=opts.workers, seed=opts.seed,
@@ -177,14 +177,14 @@ def _train_sizes(train) -> dict:
     return {"train_clips": len(train) - pool + train.unknown_per_epoch, "train_unknown_pool": pool}
 
 
-def init_weights(model, checkpoint) -> None:
+def init_weights(model, checkpoint, member: int = 1) -> None:
     """Copy a trained model's weights into ``model``; a one-line error unless they are the same kind of model.
 
     A model of another window length is the same kind when its parameters have the same shapes (any
     BC-ResNet). A model of other labels (custom keywords) is the same kind: every layer but the output layer is
     copied, and of the output layer the rows of the labels both have (``unknown``, ``silence``, shared
     keywords); the new keywords' rows keep their fresh initialisation. An ensemble's weights start a single
-    network of its members' architecture: its first member's (the shipped model's member A)."""
+    network of its members' architecture: member ``member`` (1 = the first, the shipped model's member A)."""
     import torch
 
     from ..checkpoint import load_model
@@ -192,7 +192,13 @@ def init_weights(model, checkpoint) -> None:
 
     source = load_model(checkpoint, device="cpu")
     if isinstance(source.net, EnsembleNet) and not isinstance(model.net, EnsembleNet):
-        source = KeywordModel(member_names(source.name)[0], source.net.members[0], source.frontend, source.labels)
+        if not 1 <= member <= len(source.net.members):
+            raise SpotterError(f"--init-member {member}: {checkpoint} has members 1 to {len(source.net.members)}")
+        source = KeywordModel(member_names(source.name)[member - 1], source.net.members[member - 1],
+                              source.frontend, source.labels)
+    elif member != 1:
+        raise SpotterError(f"--init-member {member}: {checkpoint} is a single network, not an ensemble; "
+                           "leave out --init-member")
 
     def frontend(m) -> dict:  # a BC-ResNet's weights fit any window length (a linear model's shapes do not)
         return {k: v for k, v in m.frontend.config.to_dict().items() if k != "window_samples"}
