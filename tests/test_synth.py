@@ -581,6 +581,10 @@ def test_the_british_festival_voices_follow_pitch_and_tempo(tmp_path):
                    ("seven", 0.8, 110.0, 5.0)])
         assert abs(_f0(low, sr) / low_hz - 1) < 0.1 and abs(_f0(high, sr) / high_hz - 1) < 0.1, name
         assert len(slow) > 1.3 * len(fast), name
+    # the slowest, lowest take a voice can draw (tempo and pitch jittered per take) of the words rab aborted on
+    low_hz = FESTIVAL_VOICES["rab"]["f0"][0]
+    slowest = [(word, 1.3 * 1.06, low_hz * 0.96, low_hz // 5) for word in ("one.", "off.", "seven.", "four.")]
+    assert all(len(audio) > 0.3 * sr for audio, sr in _festival_batch("rab", slowest))
     m = _build(tmp_path / "gb", per_word=4, engines=("festival",), festival_voices=("rab", "don"), noise_seconds=1.0)
     assert {v["params"]["voice"] for v in m["voices"]} == {"rab", "don"}
     for wav in sorted((tmp_path / "gb").glob("*/*_nohash_*.wav")):

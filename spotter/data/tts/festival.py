@@ -61,7 +61,9 @@ FESTIVAL_VOICES: dict[str, dict[str, Any]] = {
             "package": "festvox-kdlpc16k"},
     # British men, not Flite's speakers: CSTR's rab (LPC diphone) and Steve Isard's small don diphone set
     # (Debian's contrib section: scripts/install_tts.sh --more-voices)
-    "rab": {"scheme": "voice_rab_diphone", "f0": (85, 150), "tract": (0.86, 1.18), "package": "festvox-rablpc16k",
+    # rab's LPC diphones abort festival (SIGABRT, "target pitchmarks end before end of target segment") on
+    # slow, low words ("one" at 91 Hz, Duration_Stretch 1.38; fine from 96 Hz): its pitch starts at 105 Hz
+    "rab": {"scheme": "voice_rab_diphone", "f0": (105, 150), "tract": (0.86, 1.18), "package": "festvox-rablpc16k",
             "more": True},
     "don": {"scheme": "voice_don_diphone", "f0": (85, 150), "tract": (0.86, 1.18), "package": "festvox-don",
             "more": True},
