@@ -131,8 +131,9 @@ def main() -> None:
                 continue
             figures = {name: person_figures(*post[name], model.labels, detector) for name in SELECTION + TEST}
             entry[label] = figures
-            if budget:
-                entry[f"{label}_budget_speech"] = budget_figures(budget, model.labels, detector)
+            extra = budget_figures(budget, model.labels, detector) if budget else None
+            if extra:
+                entry[f"{label}_budget_speech"] = extra
             worst = {group: min(names, key=lambda n: figures[n]["recall"]) for group, names in
                      (("selection", SELECTION), ("test", TEST))}
             rows += [(path.stem, label, name, "selection" if name in SELECTION else "test", figures[name]["recall"],
@@ -141,8 +142,8 @@ def main() -> None:
             print(f"  {path.stem}, {label} detector ({detector.describe()}): worst selection person "
                   f"{worst['selection']} {figures[worst['selection']]['recall']:.1%}, worst test person "
                   f"{worst['test']} {figures[worst['test']]['recall']:.1%}"
-                  + (f"; {entry[f'{label}_budget_speech']['fa_per_hour']:.1f} false alarms per hour in "
-                     f"{entry[f'{label}_budget_speech']['hours']:.2f} h of budget speech" if budget else ""), flush=True)
+                  + (f"; {extra['fa_per_hour']:.1f} false alarms per hour in {extra['hours']:.2f} h of budget speech"
+                     if extra else ""), flush=True)
         results["models"].append(entry)
     print(table(f"Voices it never heard ({machine_line(info)})",
                 ["model", "detector", "person", "role", "recall", "wrong", "FA/h own speech", "latency s", "setting"],
