@@ -14,8 +14,8 @@ takes vary as a person's do (tempo 0.9-1.12, mean pitch +-8%, vocal tract +-3%).
   a kind the adaptation never mixes in (babble of other voices) at 5-25 dB SNR over the
   word; and `--speech-minutes` of the person's keyword-free speech (other sentences).
 
-For each person and number of takes it enrolls the shipped model (spotter.enroll.adapt, the same code
-as `spotter enroll`) and reports, against the shipped model in the same run: the person's keyword
+For each person and number of takes it enrolls the shipped model, or `--model`'s (spotter.enroll.adapt,
+the same code as `spotter enroll`) and reports, against that base model in the same run: the person's keyword
 recall, wrong names and false alarms per hour on their own speech, and the recall on the *other*
 persons' streams and false alarms on their speech with the enrolled model (it must not get worse
 for anyone else). Writes results/enrollment.json.
@@ -213,6 +213,8 @@ def main() -> None:
     p.add_argument("--reading", default="paragraph", choices=("paragraph", "confusable", "sentences"),
                    help="what each person reads at enrollment: the paragraph `spotter enroll` shows (default), "
                         "one full of words close to the keywords, or eight of the stream sentences")
+    p.add_argument("--model", default=None,
+                   help="the base model to enroll, with its detector in the checkpoint (default: the shipped model)")
     args = p.parse_args()
     from spotter.checkpoint import load_model
     from spotter.data.stream import SENTENCES
@@ -226,7 +228,7 @@ def main() -> None:
     speech_minutes = 2.0 if quick else args.speech_minutes
     folder = (args.out or ROOT / "data") / "enrollment-streams"  # audio: never into results/
     folder.mkdir(parents=True, exist_ok=True)
-    base = load_model(None, device="cpu")
+    base = load_model(args.model, device="cpu")
     base_detector = detector_from_meta(base.meta)
     test_sentences = SENTENCES[8:]
     enroll_sentences = (SENTENCES[:8] if args.reading == "sentences" else
