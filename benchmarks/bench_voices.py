@@ -1,7 +1,8 @@
 """Voices it never heard: keyword recall person by person, the worst person first.
 
     python benchmarks/bench_voices.py [--model CKPT ...] [--per-keyword 10] [--speech-minutes 15]
-                                      [--max-fa-per-hour 1] [--budget-speech WAV ...] [--quick] [--out DIR]
+                                      [--max-fa-per-hour 1] [--budget-speech WAV ...]
+                                      [--noise babble|pink|none] [--room KIND:RT60:DISTANCE] [--quick] [--out DIR]
 
 The persons are CMU Flite's speakers, an engine no shipped model is trained on, each with the
 take-to-take variation of `bench_enrollment.py` (tempo, pitch, vocal tract): the *selection* persons
@@ -15,8 +16,10 @@ persons alone (the highest worst-person recall within `--max-fa-per-hour` on the
 median latency of at most 0.3 s: `spotter tune --objective worst-stream`) and what that setting gives
 the test persons. `--budget-speech` adds keyword-free streams (`spotter data stream --split val
 --speech-only`, an hour or more) to the streams the false-alarm budget is counted on, as the protocol
-asks; each model's false alarms per hour on them are reported with both detectors. Writes
-results/voices.json; the streams go to data/voice-streams/.
+asks; each model's false alarms per hour on them are reported with both detectors. `--room
+image:0.5:1.5` plays the keyword streams through a simulated room (`spotter data reverb --kind image
+--rt60 0.5 --distance 1.5 --seed 1`: an `image` room, as the protocol keeps `diffuse` ones for training)
+while the persons' speech stays dry. Writes results/voices.json; the streams go to data/voice-streams/.
 """
 
 from __future__ import annotations
@@ -55,6 +58,43 @@ def streams_of(name: str, per_keyword: int, speech_minutes: float, babble, root:
     return kw, sp
 
 
+def parse_room(text: str) -> tuple[str, float, float]:
+    """``KIND:RT60:DISTANCE`` (``image:0.5:1.5``) as (kind, reverberation time s, distance m)."""
+    import argparse
+
+    try:
+        kind, rt60, distance = text.split(":")
+        room = kind, float(rt60), float(distance)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--room {text!r}: give KIND:RT60:DISTANCE, e.g. image:0.5:1.5") from None
+    if kind not in ("image", "diffuse"):
+        raise argparse.ArgumentTypeError(f"--room {text!r}: the kind is image or diffuse")
+    return room
+
+
+def in_room(kw: Path, room: tuple[str, float, float], root: Path, noise_kind: str) -> Path:
+    """The keyword stream ``kw`` played through ``room`` (made once, as `spotter data reverb --seed 1`
+    makes it), with its labels."""
+    import shutil
+
+    import soundfile
+
+    from spotter.data.rooms import impulse_response, reverberate
+
+    kind, rt60, distance = room
+    out = root / f"{noise_kind}-{kind}-{rt60:g}s-{distance:g}m" / kw.name
+    if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        x, rate = soundfile.read(str(kw), dtype="float32")
+        wet = reverberate(x, impulse_response(rt60, distance, np.random.default_rng(1), kind, sr=rate))
+        peak = float(np.max(np.abs(wet)))
+        if peak > 10 ** (-1 / 20):  # a room adds energy: scale down rather than clip
+            wet *= 10 ** (-1 / 20) / peak
+        soundfile.write(str(out), wet, rate, subtype="FLOAT", format="WAV")
+        shutil.copyfile(kw.with_suffix(".csv"), out.with_suffix(".csv"))
+    return out
+
+
 def person_figures(kw, sp, labels, detector) -> dict:
     """Recall, wrong names and latency on the person's keywords; false alarms per hour on all their audio."""
     from spotter.evaluation.streams import score_stream
@@ -91,6 +131,8 @@ def main() -> None:
                         "budget besides the selection persons' speech; repeatable")
     p.add_argument("--noise", choices=("babble", "pink", "none"), default="babble",
                    help="what the keywords are heard over (default: babble; pink or none tell what babble costs)")
+    p.add_argument("--room", type=parse_room, default=None, metavar="KIND:RT60:DISTANCE",
+                   help="play the keyword streams through a simulated room, e.g. image:0.5:1.5 (the speech stays dry)")
     p.add_argument("--streams", type=Path, default=None,
                    help="folder of the streams and of their posteriors (default: data/voice-streams, "
                         "data/voice-streams-quick with --quick)")
@@ -109,13 +151,17 @@ def main() -> None:
     started = time.perf_counter()
     babble = espeak.babble(np.random.default_rng(33), list(SENTENCES[8:28]), 20)  # other people talking
     streams = {name: streams_of(name, per_keyword, minutes, babble, root, args.noise) for name in SELECTION + TEST}
+    condition = args.noise
+    if args.room:
+        streams = {name: (in_room(kw, args.room, root, args.noise), sp) for name, (kw, sp) in streams.items()}
+        condition = streams[SELECTION[0]][0].parent.name
     info, results, rows = machine(), {"models": []}, []
     for spec in args.model or [None]:
         path = resolve(spec)
         model = load_model(path, device="cpu")
         # one cache per checkpoint file and version: a retrained checkpoint never reuses old posteriors
         key = f"{checkpoint_key(path)}-{int(path.stat().st_mtime)}"
-        post = {name: (cached_posteriors(model, kw, root / "posteriors", key=f"{key}-{args.noise}"),
+        post = {name: (cached_posteriors(model, kw, root / "posteriors", key=f"{key}-{condition}"),
                        cached_posteriors(model, sp, root / "posteriors", key=key))
                 for name, (kw, sp) in streams.items()}
         budget = [cached_posteriors(model, wav, root / "posteriors", key=key) for wav in args.budget_speech]
@@ -147,14 +193,16 @@ def main() -> None:
         results["models"].append(entry)
     print(table(f"Voices it never heard ({machine_line(info)})",
                 ["model", "detector", "person", "role", "recall", "wrong", "FA/h own speech", "latency s", "setting"],
-                rows, notes=[f"{per_keyword} takes of each keyword per person over 5-25 dB {args.noise}; about "
+                rows, notes=[f"{per_keyword} takes of each keyword per person over 5-25 dB {args.noise}"
+                             + (f", in a room ({condition})" if args.room else "") + "; about "
                              f"{minutes:g} min of each person's keyword-free speech; chosen: the best worst-person "
                              f"recall on the selection persons within {args.max_fa_per_hour:g} false alarms per hour"
                              f"{' (their speech and the budget speech)' if args.budget_speech else ''}; "
                              f"wall time {time.perf_counter() - started:.0f} s"]))
-    results.update(machine=info, quick=args.quick, noise=args.noise, per_keyword=per_keyword, speech_minutes=minutes,
+    results.update(machine=info, quick=args.quick, noise=args.noise, room=args.room and condition,
+                   per_keyword=per_keyword, speech_minutes=minutes,
                    max_fa_per_hour=args.max_fa_per_hour, budget_speech=[str(w) for w in args.budget_speech])
-    name = "voices" + ("" if args.noise == "babble" else f"-{args.noise}") + ("-quick" if args.quick else "")
+    name = "voices" + ("" if condition == "babble" else f"-{condition}") + ("-quick" if args.quick else "")
     write_json(name, json.loads(json.dumps(results, default=float)), args.out, announce=True)
 
 
