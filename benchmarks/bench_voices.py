@@ -75,23 +75,12 @@ def parse_room(text: str) -> tuple[str, float, float]:
 def in_room(kw: Path, room: tuple[str, float, float], root: Path, noise_kind: str) -> Path:
     """The keyword stream ``kw`` played through ``room`` (made once, as `spotter data reverb --seed 1`
     makes it), with its labels."""
-    import shutil
-
-    import soundfile
-
-    from spotter.data.rooms import impulse_response, reverberate
+    from spotter.data.rooms import reverberate_file
 
     kind, rt60, distance = room
     out = root / f"{noise_kind}-{kind}-{rt60:g}s-{distance:g}m" / kw.name
     if not out.is_file():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        x, rate = soundfile.read(str(kw), dtype="float32")
-        wet = reverberate(x, impulse_response(rt60, distance, np.random.default_rng(1), kind, sr=rate))
-        peak = float(np.max(np.abs(wet)))
-        if peak > 10 ** (-1 / 20):  # a room adds energy: scale down rather than clip
-            wet *= 10 ** (-1 / 20) / peak
-        soundfile.write(str(out), wet, rate, subtype="FLOAT", format="WAV")
-        shutil.copyfile(kw.with_suffix(".csv"), out.with_suffix(".csv"))
+        reverberate_file(kw, out, rt60, distance, kind, seed=1)
     return out
 
 

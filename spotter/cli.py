@@ -494,15 +494,9 @@ def _cmd_data_stream(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_reverb(args: argparse.Namespace) -> int:
-    import os
-    import shutil
     from pathlib import Path
 
-    import numpy as np
-    import soundfile
-
-    from .audio import load_wav
-    from .data.rooms import direct_to_reverberant_db, impulse_response, reverberate
+    from .data.rooms import direct_to_reverberant_db, reverberate_file
 
     src, out = Path(args.input), Path(args.out)
     if out.resolve() == src.resolve() or out.with_suffix(".csv").resolve() == src.with_suffix(".csv").resolve():
@@ -510,28 +504,14 @@ def _cmd_data_reverb(args: argparse.Namespace) -> int:
                            "(the recording and its labels are never overwritten)")
     if out.suffix.lower() != ".wav":
         raise SpotterError(f"--out {out}: give a .wav file (the room's audio is written as float WAV)")
-    frames, rate = load_wav(src)
     try:
-        h = impulse_response(args.rt60, args.distance, np.random.default_rng(args.seed), args.kind, sr=rate)
+        made = reverberate_file(src, out, args.rt60, args.distance, args.kind, args.seed)
     except ValueError as e:
         raise SpotterError(str(e)) from None
-    wet = np.stack([reverberate(frames[:, c], h) for c in range(frames.shape[1])], axis=1)
-    peak = float(np.max(np.abs(wet)))
-    gain_db = 0.0
-    if peak > 10 ** (-1 / 20):  # a room adds energy: scale down rather than clip
-        gain_db = 20 * np.log10(10 ** (-1 / 20) / peak)
-        wet *= 10 ** (gain_db / 20)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
-    soundfile.write(str(tmp), wet, rate, subtype="FLOAT", format="WAV")
-    os.replace(tmp, out)
-    labels = src.with_suffix(".csv")
-    if labels.exists():
-        shutil.copyfile(labels, out.with_suffix(".csv"))
     print(f"{out}: {src.name} through a simulated room ({args.kind}), reverberation {args.rt60:g} s, {args.distance:g} m away "
-          f"(direct-to-reverberant {direct_to_reverberant_db(h):+.1f} dB"
-          + (f", scaled {gain_db:+.1f} dB to stay below full scale" if gain_db else "") + ")"
-          + (f"; labels: {out.with_suffix('.csv')}" if labels.exists() else ""))
+          f"(direct-to-reverberant {direct_to_reverberant_db(made.response):+.1f} dB"
+          + (f", scaled {made.gain_db:+.1f} dB to stay below full scale" if made.gain_db else "") + ")"
+          + (f"; labels: {made.labels}" if made.labels else ""))
     return 0
 
 

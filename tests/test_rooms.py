@@ -93,3 +93,23 @@ def test_spotter_data_reverb_bad_input_is_one_line_and_writes_nothing(tmp_path, 
     err = capsys.readouterr().err.strip()
     assert code == 2 and says in err and "\n" not in err and "Traceback" not in err
     assert src.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "in.wav"]
+
+
+def test_a_quiet_recording_keeps_its_level_and_the_same_seed_makes_the_same_room(tmp_path):
+    from spotter.data.rooms import reverberate_file, through_room
+
+    t = np.arange(SR) / SR
+    x = (0.05 * np.sin(2 * np.pi * 440 * t) * (t < 0.3)).astype(np.float32)
+    h = impulse_response(0.4, 1.0, np.random.default_rng(1), "image")
+    wet, gain_db = through_room(x, h)
+    assert gain_db == 0.0 and np.array_equal(wet, reverberate(x, h))  # nothing near full scale: untouched
+    loud, loud_gain = through_room(np.stack([20 * x, x], axis=1), h)
+    assert loud_gain < 0 and abs(np.max(np.abs(loud)) - 10 ** (-1 / 20)) < 1e-4  # scaled, both channels alike
+    assert np.allclose(loud[:, 1] * 20, loud[:, 0], atol=1e-5)
+    src = tmp_path / "kw.wav"
+    sf.write(src, x, SR, subtype="FLOAT")
+    a = reverberate_file(src, tmp_path / "a.wav", 0.5, 1.5, "image", seed=1)
+    reverberate_file(src, tmp_path / "b.wav", 0.5, 1.5, "image", seed=1)
+    assert a.labels is None and not (tmp_path / "a.csv").exists()
+    assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "b.wav", "kw.wav"]  # no .part left

@@ -18,15 +18,21 @@ Two kinds of impulse response, so that a model can be trained on one and tested 
 
 Every response starts with its direct sound at sample 0, so audio played through a room keeps
 its timing (labels stay valid), and :func:`reverberate` keeps the direct sound's level.
+:func:`reverberate_file` is the one function here that touches files: a recording and its labels
+played through a room, as `spotter data reverb` and `benchmarks/bench_voices.py --room` make them.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from spotter.config import SAMPLE_RATE
 
-__all__ = ["KINDS", "impulse_response", "reverberate", "rt60_of", "direct_to_reverberant_db"]
+__all__ = ["KINDS", "impulse_response", "reverberate", "through_room", "reverberate_file", "RoomRecording",
+           "rt60_of", "direct_to_reverberant_db"]
 
 KINDS = ("diffuse", "image")
 SPEED_OF_SOUND = 343.0
@@ -133,6 +139,62 @@ def reverberate(x: np.ndarray, h: np.ndarray) -> np.ndarray:
 
     x = np.asarray(x, dtype=np.float32)
     return fftconvolve(x, np.asarray(h, dtype=np.float32))[: len(x)].astype(np.float32)
+
+
+#: Audio played through a room is scaled down to stay below this peak (dBFS) rather than clip.
+PEAK_DBFS = -1.0
+
+
+def through_room(frames: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, float]:
+    """``frames`` (``(n,)`` or ``(n, channels)``) played through the room ``h``, each channel alike, and the
+    gain in dB applied so that the result stays below :data:`PEAK_DBFS` (0.0 when none was needed:
+    a room adds energy, and clipping would change the sound)."""
+    frames = np.asarray(frames, dtype=np.float32)
+    wet = (reverberate(frames, h) if frames.ndim == 1
+           else np.stack([reverberate(frames[:, c], h) for c in range(frames.shape[1])], axis=1))
+    peak, limit = float(np.max(np.abs(wet), initial=0.0)), 10 ** (PEAK_DBFS / 20)
+    if peak <= limit:
+        return wet, 0.0
+    gain_db = 20 * np.log10(limit / peak)
+    return (wet * np.float32(10 ** (gain_db / 20))).astype(np.float32), float(gain_db)
+
+
+@dataclass(frozen=True)
+class RoomRecording:
+    """What :func:`reverberate_file` wrote."""
+
+    path: Path
+    response: np.ndarray  # the room's impulse response
+    gain_db: float  # applied to stay below full scale (0.0: none)
+    labels: Path | None  # the labels copied beside it, when the source had some
+
+
+def reverberate_file(src: Path, out: Path, rt60_s: float, distance_m: float, kind: str = "diffuse",
+                     seed: int = 0) -> RoomRecording:
+    """The recording ``src`` played through a room drawn with ``seed``, written to ``out`` as float WAV
+    (atomically: a ``.part`` file renamed), with ``src``'s labels CSV copied beside it when there is one.
+    The same arguments make the same file. Raises ``ValueError`` for a room that cannot be made and
+    :class:`spotter.audio.AudioError` for a source that cannot be read."""
+    import os
+    import shutil
+
+    import soundfile
+
+    from spotter.audio import load_wav
+
+    src, out = Path(src), Path(out)
+    frames, rate = load_wav(src)
+    h = impulse_response(rt60_s, distance_m, np.random.default_rng(seed), kind, sr=rate)
+    wet, gain_db = through_room(frames, h)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    soundfile.write(str(tmp), wet, rate, subtype="FLOAT", format="WAV")
+    os.replace(tmp, out)
+    labels = src.with_suffix(".csv")
+    if not labels.exists():
+        return RoomRecording(out, h, gain_db, None)
+    shutil.copyfile(labels, out.with_suffix(".csv"))
+    return RoomRecording(out, h, gain_db, out.with_suffix(".csv"))
 
 
 def rt60_of(h: np.ndarray, sr: int = SAMPLE_RATE) -> float:
