@@ -157,6 +157,9 @@ class Detector:
         self.run_count = 0
         self.run_fired = False
         self.last_fire = -np.inf
+        self._last_input = None  # the array object of the last update and how many updates in a row gave it
+        self._repeats = 0
+        self._quiet_smoothed: np.ndarray | None = None  # the last update's smoothed values, when below every threshold
 
     def set_threshold(self, threshold: float) -> None:
         """Change the global threshold (the UI's +/- keys); per-keyword ones move by the same amount."""
@@ -164,9 +167,20 @@ class Detector:
         delta = new - self.config.threshold
         per_keyword = {k: round(float(np.clip(v + delta, 0.05, 0.99)), 4) for k, v in self.config.thresholds.items()}
         self.config = replace(self.config, threshold=new, thresholds=per_keyword)
+        self._quiet_smoothed = None  # a repeated input is scored again against the new thresholds
 
     def update(self, time: float, probs) -> tuple[np.ndarray, list[Detection]]:
-        """Feed one hop; returns the smoothed probabilities and the detections it fired (0 or 1)."""
+        """Feed one hop; returns the smoothed probabilities and the detections it fired (0 or 1).
+
+        Passing the same (unchanged) array object again is the cheap case: once it fills the whole history
+        and scored below every threshold, another one changes no state and gives the same result, so none
+        is computed (the engine passes one silence array for every hop the silence gate scores)."""
+        if probs is self._last_input:
+            self._repeats += 1
+            if self._repeats > self.history.maxlen and self._quiet_smoothed is not None:
+                return self._quiet_smoothed, []
+        else:
+            self._last_input, self._repeats = probs, 1
         self.history.append(np.asarray(probs, dtype=np.float64))
         smoothed = np.mean(self.history, axis=0)
         if self.config.score == "any-keyword" and self.keyword_index.size:
@@ -179,7 +193,9 @@ class Detector:
         above = top in self.keyword_index and score >= self.config.threshold_for(label)
         if not above:
             self.run_label, self.run_count, self.run_fired = None, 0, False
+            self._quiet_smoothed = smoothed
             return smoothed, []
+        self._quiet_smoothed = None
         if top != self.run_label:
             self.run_label, self.run_count, self.run_fired = top, 0, False
         self.run_count += 1

@@ -125,6 +125,9 @@ class Engine:
         self.detector = Detector(self.labels, detector)
         use_gate = self.config.gate is not None and "silence" in self.labels
         self.gate = SilenceGate(self.config.gate, self.framer.window) if use_gate else None
+        self._silence = SilenceGate.silence(self.labels) if use_gate else None  # one array for every gated hop
+        if self._silence is not None:
+            self._silence.flags.writeable = False
         self._gate_end = 0  # stream sample up to which the gate has followed the noise floor
         self.stats = EngineStats()
         self.next_window_end = hop  # real-sample index where the next window ends
@@ -142,7 +145,7 @@ class Engine:
             if not self.gate.update(self.framer.window_audio(end)[self.framer.window - new:]):
                 s.gated_windows += 1
                 s.inference_ms_last = 0.0
-                return SilenceGate.silence(self.labels), True
+                return self._silence, True
         started = time.perf_counter()
         probs = self.scorer.probs(end)
         ms = (time.perf_counter() - started) * 1000

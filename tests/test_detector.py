@@ -176,3 +176,33 @@ def test_offline_replay_fires_exactly_what_the_hop_by_hop_detector_fires(score, 
         hop_by_hop += fired
     assert np.array_equal(smoothed_posteriors(seq, smoothing), np.array(smoothed))  # bit for bit
     assert detect_offline(LABELS, cfg, times, np.array(seq)) == hop_by_hop and len(hop_by_hop) > 20
+
+
+@pytest.mark.parametrize("score", ["class", "any-keyword"])
+@pytest.mark.parametrize("smoothing", [1, 2, 4])
+def test_one_array_passed_again_and_again_scores_as_fresh_copies_would(score, smoothing):
+    """The engine passes one silence array for every gated hop; the detector skips the work of an input that
+    changes nothing, and must give what copies of it give, also when a threshold moves under it."""
+    rng = np.random.default_rng(smoothing)
+    runs = [posterior(LABELS.index("silence"), 1.0), posterior(YES, 0.5), posterior(NO, 0.97),
+            posterior(UNKNOWN, 0.9), posterior(YES, 0.5)]
+    cfg = DetectorConfig(threshold=0.6, smoothing_hops=smoothing, min_count=2, refractory_s=0.5, score=score)
+    shared, copied = Detector(LABELS, cfg), Detector(LABELS, cfg)
+    t, fired_shared, fired_copied = 0.0, [], []
+    for i in range(40):
+        v, length = runs[i % len(runs)], int(rng.integers(1, 9))
+        if i == 24:
+            assert v is runs[4]
+            length = 12
+        for j in range(length):
+            if i == 24 and j == 6:  # the UI's threshold keys, in the middle of a run of one array scored below it
+                shared.set_threshold(0.45)
+                copied.set_threshold(0.45)
+            t = round(t + 0.1, 3)
+            s1, f1 = shared.update(t, v)
+            s2, f2 = copied.update(t, v.copy())
+            assert np.array_equal(s1, s2)
+            fired_shared += f1
+            fired_copied += f2
+    assert fired_shared == fired_copied
+    assert {d.keyword for d in fired_shared} == {"no", "yes"}  # "yes" at 0.5 fires only after the threshold moved
