@@ -43,8 +43,11 @@ def block_levels_db(audio: np.ndarray) -> np.ndarray:
     """Mean-square level (dBFS, full scale = 1.0) of each whole 20 ms block of ``audio``."""
     n = audio.size // BLOCK_SAMPLES * BLOCK_SAMPLES
     blocks = np.asarray(audio[audio.size - n:], dtype=np.float32).reshape(-1, BLOCK_SAMPLES)
-    power = np.einsum("ij,ij->i", blocks, blocks, dtype=np.float64) / BLOCK_SAMPLES
-    return np.maximum(10 * np.log10(np.maximum(power, 1e-30)), FLOOR_DB)
+    power = np.einsum("ij,ij->i", blocks, blocks, dtype=np.float64)
+    power /= BLOCK_SAMPLES
+    np.log10(np.maximum(power, 1e-30, out=power), out=power)
+    power *= 10.0
+    return np.maximum(power, FLOOR_DB, out=power)
 
 
 class SilenceGate:
@@ -63,9 +66,10 @@ class SilenceGate:
         score this window (the gate is open)."""
         audio = np.concatenate([self._pending, np.asarray(new, dtype=np.float32)]) if self._pending.size else new
         whole = audio.size // BLOCK_SAMPLES * BLOCK_SAMPLES
-        self._pending = np.array(audio[whole:], dtype=np.float32)
-        fresh = block_levels_db(audio[:whole])[-self.levels.size:]
-        if fresh.size:
+        if whole < audio.size or self._pending.size:
+            self._pending = np.array(audio[whole:], dtype=np.float32)
+        if whole:
+            fresh = block_levels_db(audio[:whole])[-self.levels.size:]
             self.levels = np.concatenate([self.levels[fresh.size:], fresh])
             if self.floor_db is None:
                 self.floor_db = float(fresh.min())

@@ -14,6 +14,12 @@ Two modes:
   than one hop of audio is waiting (inference fell behind), only the newest
   window is scored and the skipped ones are counted as dropped, so latency
   never builds up.
+
+In a live run, once the silence gate has scored a second of windows as silence,
+:func:`run` dozes: it wakes every :data:`DOZE_SECONDS` instead of every block and
+scores the hops that arrived meanwhile, each of them (none is dropped), so a silent
+room costs a third of the wake-ups and every detection is the one it would have
+been. The first speech opens the gate and ends the doze.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ class EngineConfigError(SpotterError, ValueError):
 
 
 LONGEST_BLOCK_MS = 100.0
+DOZE_AFTER_SECONDS = 1.0  # of windows the silence gate scored as silence, before a live run dozes
+DOZE_SECONDS = 0.3  # a dozing run wakes this often; a word takes longer than this to be detected
 
 
 def source_block_ms(hop_ms: float, frame_ms: float = 10.0) -> float:
@@ -130,6 +138,7 @@ class Engine:
             self._silence.flags.writeable = False
         self._gate_end = 0  # stream sample up to which the gate has followed the noise floor
         self.stats = EngineStats()
+        self.quiet_windows = 0  # windows in a row the silence gate scored as silence (the latest included)
         self.next_window_end = hop  # real-sample index where the next window ends
         self.overflows = 0  # reported by the source, passed through in events
         self.paused = False
@@ -144,8 +153,10 @@ class Engine:
             self._gate_end = end
             if not self.gate.update(self.framer.window_audio(end)[self.framer.window - new:]):
                 s.gated_windows += 1
+                self.quiet_windows += 1
                 s.inference_ms_last = 0.0
                 return self._silence, True
+        self.quiet_windows = 0
         started = time.perf_counter()
         probs = self.scorer.probs(end)
         ms = (time.perf_counter() - started) * 1000
@@ -199,14 +210,20 @@ class Engine:
             probs, gated = self._score(end)
             t = end / SAMPLE_RATE
             smoothed, detections = self.detector.update(t, probs)
-            level = float(np.sqrt(np.mean(np.square(self._last_hop_audio))) + 1e-10)
+            last = self._last_hop_audio
+            level = math.sqrt(float(np.dot(last, last)) / max(1, last.size)) + 1e-10
             events.append(PosteriorUpdate(
-                time=t, labels=self.labels, probs=tuple(map(float, probs)), smoothed=tuple(map(float, smoothed)),
+                time=t, labels=self.labels, probs=tuple(probs.tolist()), smoothed=tuple(np.asarray(smoothed).tolist()),
                 level_dbfs=20 * math.log10(level), inference_ms=self.stats.inference_ms_last,
                 dropped_windows=self.stats.dropped_windows, overflows=self.overflows, gated=gated))
             events.extend(detections)
             self.stats.detections += len(detections)
         return events
+
+    @property
+    def quiet_seconds(self) -> float:
+        """How long the silence gate has kept the network from running (0 while it runs)."""
+        return self.quiet_windows * self.config.hop_ms / 1000
 
     def summary(self) -> dict:
         s = self.stats
@@ -216,18 +233,38 @@ class Engine:
                 "inference_ms_mean": round(s.inference_ms_mean, 3), "inference_ms_max": round(s.inference_ms_max, 3)}
 
 
+def _feed_hop_by_hop(engine: Engine, samples: np.ndarray, start: int | None) -> list:
+    """Every window of a dozing run's backlog: fed a hop at a time, so that a live engine drops none."""
+    hop = engine.config.hop_samples
+    events: list = []
+    for i in range(0, max(1, samples.size), hop):
+        events += engine.feed(samples[i: i + hop], None if start is None else start + i)
+    return events
+
+
 def run(source, engine: Engine, sink: Callable[[object], None], stop: threading.Event | None = None,
-        read_timeout: float = 0.25) -> dict:
+        read_timeout: float = 0.25, doze_s: float = DOZE_SECONDS) -> dict:
     """Pull audio from ``source`` until it finishes or ``stop`` is set; every event goes to ``sink``.
 
-    Returns the engine's summary.  The source is started and always stopped.
+    A live engine (``skip_stale``) in a room the silence gate has found silent for
+    :data:`DOZE_AFTER_SECONDS` waits ``doze_s`` between reads (0: never) and scores every hop
+    that arrived meanwhile. Returns the engine's summary.  The source is started and always stopped.
     """
     stop = stop or threading.Event()
+    doze_s = doze_s if engine.config.skip_stale else 0.0
+    most_dozed = int(math.ceil(doze_s * 1000 / engine.config.hop_ms)) + 1  # hops a doze can leave waiting
     with source:
         while not stop.is_set():
+            dozed = doze_s > 0 and engine.quiet_seconds >= DOZE_AFTER_SECONDS
+            if dozed and stop.wait(doze_s):
+                break
             block = source.read(read_timeout)
             engine.overflows = source.overflows
-            for event in engine.feed(block.samples, block.start):
+            if dozed and block.samples.size <= most_dozed * engine.config.hop_samples:
+                events = _feed_hop_by_hop(engine, block.samples, block.start)
+            else:
+                events = engine.feed(block.samples, block.start)
+            for event in events:
                 sink(event)
             if source.finished and block.samples.size == 0:
                 break

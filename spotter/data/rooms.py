@@ -161,9 +161,8 @@ def through_room(frames: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, float]:
 
 @dataclass(frozen=True)
 class RoomRecording:
-    """What :func:`reverberate_file` wrote."""
+    """What :func:`reverberate_file` wrote beside the audio."""
 
-    path: Path
     response: np.ndarray  # the room's impulse response
     gain_db: float  # applied to stay below full scale (0.0: none)
     labels: Path | None  # the labels copied beside it, when the source had some
@@ -192,9 +191,9 @@ def reverberate_file(src: Path, out: Path, rt60_s: float, distance_m: float, kin
     os.replace(tmp, out)
     labels = src.with_suffix(".csv")
     if not labels.exists():
-        return RoomRecording(out, h, gain_db, None)
+        return RoomRecording(h, gain_db, None)
     shutil.copyfile(labels, out.with_suffix(".csv"))
-    return RoomRecording(out, h, gain_db, out.with_suffix(".csv"))
+    return RoomRecording(h, gain_db, out.with_suffix(".csv"))
 
 
 def rt60_of(h: np.ndarray, sr: int = SAMPLE_RATE) -> float:
