@@ -6,7 +6,7 @@ import torch
 import pytest
 
 from spotter.training.augment import (AugmentConfig, NoiseMixer, parse_overrides, random_filter, random_gain,
-                                      spec_augment, spectral_blur, speed_perturb, time_shift)
+                                      spec_augment, spectral_blur, speed_perturb, time_shift, vtl_warp)
 
 from conftest import noise, tone
 
@@ -149,6 +149,33 @@ def test_spectral_blur_widens_a_peak_along_frequency_only_and_keeps_its_mass():
     assert spectral_blur(x, prob=0.0, max_passes=3) is x
 
 
+def test_vtl_warp_moves_a_tone_to_the_bin_of_the_scaled_frequency_in_the_share_asked():
+    from spotter.features import LogMel
+
+    frontend = LogMel().eval()
+    cfg = frontend.config
+    with torch.no_grad():
+        low, high, higher = (frontend(torch.from_numpy(tone(f))[None]) for f in (900.0, 900.0 * 1.12, 2500.0))
+        harmonic = frontend(torch.from_numpy(tone(2500.0 / 1.12))[None])
+    fmax = cfg.fmax or cfg.sample_rate / 2
+
+    def peak(features):
+        return int(features[0, 0, :, 50].argmax())
+
+    for src, target, factor in ((low, high, 1.12), (harmonic, higher, 1.12), (high, low, 1 / 1.12)):
+        warped = vtl_warp(src, 1.0, (factor, factor), cfg.fmin, fmax)
+        assert peak(warped) == peak(target) != peak(src)  # below and above 1 kHz, up and down
+    assert torch.allclose(vtl_warp(low, 1.0, (1.0, 1.0), cfg.fmin, fmax), low, atol=1e-4)  # scale 1: the same bins
+    batch = low.repeat(64, 1, 1, 1)
+    warped = vtl_warp(batch, 0.5, (1.12, 1.12), cfg.fmin, fmax, generator=torch.Generator().manual_seed(0))
+    moved = (warped - batch).abs().amax(dim=(1, 2, 3)) > 1e-3
+    assert 16 < int(moved.sum()) < 48 and torch.equal(warped[~moved], batch[~moved])  # about half the clips
+    assert vtl_warp(batch, 0.0, (0.9, 1.1), cfg.fmin, fmax) is batch
+    with pytest.raises(ValueError, match="warp"):
+        AugmentConfig(warp=(0.3, 1.1))
+    assert parse_overrides(["warp_prob=0.5", "warp=0.9,1.1"]) == {"warp_prob": 0.5, "warp": (0.9, 1.1)}
+
+
 def test_room_reverb_rings_on_after_a_burst_in_the_share_of_clips_asked_and_keeps_the_onset():
     from spotter.training.augment import RoomReverb
 
@@ -182,3 +209,19 @@ def test_training_plays_clips_through_rooms_only_when_asked():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         parse_overrides(["reverb_prob=2"])
     assert parse_overrides(["reverb_rt60=0.3,0.6"]) == {"reverb_rt60": (0.3, 0.6)}
+
+
+def test_training_warps_the_log_mel_image_only_when_asked():
+    from spotter.training.module import KWSModule
+
+    no_masks = {"freq_masks": 0, "time_masks": 0}
+    x = torch.from_numpy(tone(900.0)).repeat(4, 1)
+    plain = KWSModule(model="linear", augment_config=no_masks)
+    warped = KWSModule(model="linear", augment_config={**no_masks, "warp_prob": 1.0, "warp": (1.12, 1.12)})
+    with torch.no_grad():
+        features = plain.model.frontend(x)
+        higher = plain.model.frontend(torch.from_numpy(tone(900.0 * 1.12))[None])
+    assert torch.equal(plain.augment_features(features), features)
+    peaks = warped.augment_features(features)[:, 0, :, 50].argmax(dim=1)
+    assert (peaks == int(higher[0, 0, :, 50].argmax())).all() and (peaks != int(features[0, 0, :, 50].argmax())).all()
+

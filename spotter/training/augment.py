@@ -26,6 +26,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +55,8 @@ class AugmentConfig:
     reverb_prob: float = 0.0                  # share of clips played through a simulated room; 0 is off
     reverb_rt60: tuple[float, float] = (0.2, 1.0)      # the rooms' reverberation times, s
     reverb_distance: tuple[float, float] = (0.3, 3.0)  # talker to microphone, m
+    warp_prob: float = 0.0                    # share of clips whose spectrum is scaled along frequency (VTLP)
+    warp: tuple[float, float] = (0.85, 1.15)  # the scale factors: above 1 a shorter vocal tract (formants and pitch up)
 
     def __post_init__(self) -> None:
         lo, hi = self.speed
@@ -65,6 +68,8 @@ class AugmentConfig:
             raise ValueError("blur_passes must be at least 1")
         if not 0 <= self.reverb_prob <= 1:
             raise ValueError("reverb_prob must be in [0, 1]")
+        if not 0 <= self.warp_prob <= 1 or not 0.5 <= self.warp[0] <= self.warp[1] <= 2.0:
+            raise ValueError(f"warp_prob must be in [0, 1] and the warp range {self.warp} within 0.5..2")
         if self.snr_reference not in SNR_REFERENCES:
             raise ValueError(f"snr_reference {self.snr_reference!r} must be one of {', '.join(SNR_REFERENCES)}")
 
@@ -280,6 +285,42 @@ def spectral_blur(features: torch.Tensor, prob: float, max_passes: int,
         blurred = torch.nn.functional.conv2d(torch.nn.functional.pad(out, (0, 0, 1, 1), mode="replicate"), kernel)
         out = torch.where((passes >= k).view(b, 1, 1, 1), blurred, out)
     return out
+
+
+def _slaney_mel(hz: torch.Tensor) -> torch.Tensor:
+    """Hz -> Slaney's Mel scale (linear below 1 kHz, logarithmic above; librosa's ``htk=False``, nnAudio's)."""
+    log_step = math.log(6.4) / 27.0
+    return torch.where(hz < 1000.0, hz * 3.0 / 200.0, 15.0 + torch.log(hz.clamp_min(1e-3) / 1000.0) / log_step)
+
+
+def _slaney_hz(mel: torch.Tensor) -> torch.Tensor:
+    log_step = math.log(6.4) / 27.0
+    return torch.where(mel < 15.0, mel * 200.0 / 3.0, 1000.0 * torch.exp(log_step * (mel - 15.0)))
+
+
+def vtl_warp(features: torch.Tensor, prob: float, scale: tuple[float, float], fmin: float, fmax: float,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """Vocal-tract length perturbation of ``(B, 1, F, T)`` log-Mel features (Jaitly & Hinton, 2013): for a
+    ``prob`` share of clips, the spectrum scaled along frequency by a factor drawn from ``scale``, each
+    bin reading the (linearly interpolated) bin of its centre frequency divided by the factor; bins
+    beyond the edges repeat the edge. The bins are the front end's: ``F`` centres equally spaced on
+    Slaney's Mel scale between ``fmin`` and ``fmax``."""
+    if prob <= 0:
+        return features
+    b, _, f, _ = features.shape
+    device = features.device
+    factor = torch.empty(b, device=device).uniform_(*scale, generator=generator)
+    factor = torch.where(torch.rand(b, device=device, generator=generator) < prob, factor, torch.ones_like(factor))
+    lo, hi = _slaney_mel(torch.tensor([float(fmin), float(fmax)], dtype=torch.float64))
+    step = (hi - lo) / (f + 1)
+    centres_hz = _slaney_hz(lo + step * torch.arange(1, f + 1, dtype=torch.float64))
+    source = (_slaney_mel(centres_hz[None] / factor.double()[:, None]) - lo) / step - 1  # (B, F) bin positions
+    source = source.clamp(0, f - 1).to(device=device, dtype=features.dtype)
+    i0 = source.floor().long().clamp(max=f - 2)
+    frac = (source - i0).view(b, 1, f, 1)
+    lower = features.gather(2, i0.view(b, 1, f, 1).expand_as(features))
+    upper = features.gather(2, (i0 + 1).view(b, 1, f, 1).expand_as(features))
+    return torch.lerp(lower, upper, frac)
 
 
 def spec_augment(features: torch.Tensor, freq_masks: int, freq_width: int, time_masks: int, time_width: int,

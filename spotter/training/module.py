@@ -42,7 +42,7 @@ from ..checkpoint import make_checkpoint
 from ..errors import SpotterError
 from ..config import CLIP_SAMPLES, KEYWORDS, LABELS, SAMPLE_RATE, UNKNOWN, FrontendConfig
 from ..model import build_model
-from .augment import AugmentConfig, NoiseMixer, RoomReverb, random_filter, random_gain, spec_augment, spectral_blur, speed_perturb, time_shift
+from .augment import AugmentConfig, NoiseMixer, RoomReverb, random_filter, random_gain, spec_augment, spectral_blur, speed_perturb, time_shift, vtl_warp
 from .options import recipe_defaults
 
 
@@ -130,6 +130,14 @@ class KWSModule(pl.LightningModule):
             x = self.mixer(x, self.aug.noise_prob, self.aug.snr_db, reference=self.aug.snr_reference)
         return x
 
+    def augment_features(self, features: torch.Tensor) -> torch.Tensor:
+        """The augmentations of the log-Mel image ``(B, 1, F, T)``: vocal-tract warp, blur, SpecAugment."""
+        cfg = self.model.frontend.config
+        features = vtl_warp(features, self.aug.warp_prob, self.aug.warp, cfg.fmin, cfg.fmax or cfg.sample_rate / 2)
+        features = spectral_blur(features, self.aug.blur_prob, self.aug.blur_passes)
+        return spec_augment(features, self.aug.freq_masks, self.aug.freq_mask_width,
+                            self.aug.time_masks, self.aug.time_mask_width)
+
     # -- steps ---------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -140,9 +148,7 @@ class KWSModule(pl.LightningModule):
             x = self.augment_waveforms(x)
         features = self.model.frontend(x)
         if self.hparams.augment:
-            features = spectral_blur(features, self.aug.blur_prob, self.aug.blur_passes)
-            features = spec_augment(features, self.aug.freq_masks, self.aug.freq_mask_width,
-                                    self.aug.time_masks, self.aug.time_mask_width)
+            features = self.augment_features(features)
         logits = self.model.classify(features)
         loss = torch.nn.functional.cross_entropy(logits, y)
         if self.teacher is not None and self.hparams.distill_weight > 0:
