@@ -200,8 +200,9 @@ async def test_ui_bars_are_named_by_the_checkpoints_labels(custom, stream):
             await pilot.pause(0.05)
         bars = app.query_one(ClassBars).render()
         styles, start = {}, 0  # label -> the styles drawn on its row
+        name_w = max(map(len, LABELS))  # the name column: "*>" + the longest label + " " + bar (full at 1.00)
         for line in bars.plain.split("\n"):
-            label = line[2:].split("  ")[0].strip()
+            label = line[2: 2 + name_w].strip()
             styles[label] = " ".join(str(span.style) for span in bars.spans
                                      if start <= span.start < start + len(line))
             start += len(line) + 1
