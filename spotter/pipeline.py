@@ -165,20 +165,24 @@ class Engine:
         s.inference_ms_max = max(s.inference_ms_max, ms)
         return probs, False
 
-    def feed(self, samples: np.ndarray, start: int | None = None) -> list:
+    def feed(self, samples: np.ndarray, start: int | None = None, every_window: bool | None = None) -> list:
         """Add audio; returns the events of every window it completes (in order).
 
         ``start`` is the stream index of ``samples[0]`` when the source knows it:
         a jump forward means audio was lost (ring-buffer overrun); the stream
         clock jumps with it and the windows that would have ended in the gap
-        are counted as dropped.
+        are counted as dropped.  ``every_window`` scores every window the block
+        completes, fed a hop at a time, even on a live engine (default: unless
+        ``skip_stale``); a live engine otherwise scores only the newest.
         """
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         hop = self.config.hop_samples
-        if not self.config.skip_stale and samples.size > hop:  # every window is scored: feed hop by hop
-            events = self.feed(samples[:hop], start)
+        if every_window is None:
+            every_window = not self.config.skip_stale
+        if every_window and samples.size > hop:
+            events = self.feed(samples[:hop], start, every_window=True)
             for i in range(hop, samples.size, hop):
-                events += self.feed(samples[i: i + hop])
+                events += self.feed(samples[i: i + hop], every_window=True)
             return events
         if start is not None and start != self.framer.stream_samples:
             gap = start - self.framer.stream_samples
@@ -213,7 +217,7 @@ class Engine:
             last = self._last_hop_audio
             level = math.sqrt(float(np.dot(last, last)) / max(1, last.size)) + 1e-10
             events.append(PosteriorUpdate(
-                time=t, labels=self.labels, probs=tuple(probs.tolist()), smoothed=tuple(np.asarray(smoothed).tolist()),
+                time=t, labels=self.labels, probs=tuple(probs.tolist()), smoothed=tuple(smoothed.tolist()),
                 level_dbfs=20 * math.log10(level), inference_ms=self.stats.inference_ms_last,
                 dropped_windows=self.stats.dropped_windows, overflows=self.overflows, gated=gated))
             events.extend(detections)
@@ -231,15 +235,6 @@ class Engine:
                 "windows": s.windows, "gated_windows": s.gated_windows, "lost_seconds": round(s.lost_samples / SAMPLE_RATE, 3),
                 "detections": s.detections, "dropped_windows": s.dropped_windows, "overflows": self.overflows,
                 "inference_ms_mean": round(s.inference_ms_mean, 3), "inference_ms_max": round(s.inference_ms_max, 3)}
-
-
-def _feed_hop_by_hop(engine: Engine, samples: np.ndarray, start: int | None) -> list:
-    """Every window of a dozing run's backlog: fed a hop at a time, so that a live engine drops none."""
-    hop = engine.config.hop_samples
-    events: list = []
-    for i in range(0, max(1, samples.size), hop):
-        events += engine.feed(samples[i: i + hop], None if start is None else start + i)
-    return events
 
 
 def run(source, engine: Engine, sink: Callable[[object], None], stop: threading.Event | None = None,
@@ -260,10 +255,9 @@ def run(source, engine: Engine, sink: Callable[[object], None], stop: threading.
                 break
             block = source.read(read_timeout)
             engine.overflows = source.overflows
-            if dozed and block.samples.size <= most_dozed * engine.config.hop_samples:
-                events = _feed_hop_by_hop(engine, block.samples, block.start)
-            else:
-                events = engine.feed(block.samples, block.start)
+            # a doze's backlog is scored window by window, so that a live engine drops none of it
+            backlog = dozed and block.samples.size <= most_dozed * engine.config.hop_samples
+            events = engine.feed(block.samples, block.start, every_window=backlog or None)
             for event in events:
                 sink(event)
             if source.finished and block.samples.size == 0:

@@ -26,10 +26,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from nnAudio.librosa_functions import hz_to_mel, mel_to_hz
 
 
 SNR_REFERENCES = ("clip", "speech")
@@ -287,17 +288,6 @@ def spectral_blur(features: torch.Tensor, prob: float, max_passes: int,
     return out
 
 
-def _slaney_mel(hz: torch.Tensor) -> torch.Tensor:
-    """Hz -> Slaney's Mel scale (linear below 1 kHz, logarithmic above; librosa's ``htk=False``, nnAudio's)."""
-    log_step = math.log(6.4) / 27.0
-    return torch.where(hz < 1000.0, hz * 3.0 / 200.0, 15.0 + torch.log(hz.clamp_min(1e-3) / 1000.0) / log_step)
-
-
-def _slaney_hz(mel: torch.Tensor) -> torch.Tensor:
-    log_step = math.log(6.4) / 27.0
-    return torch.where(mel < 15.0, mel * 200.0 / 3.0, 1000.0 * torch.exp(log_step * (mel - 15.0)))
-
-
 def vtl_warp(features: torch.Tensor, prob: float, scale: tuple[float, float], fmin: float, fmax: float,
              generator: torch.Generator | None = None) -> torch.Tensor:
     """Vocal-tract length perturbation of ``(B, 1, F, T)`` log-Mel features (Jaitly & Hinton, 2013): for a
@@ -311,10 +301,12 @@ def vtl_warp(features: torch.Tensor, prob: float, scale: tuple[float, float], fm
     device = features.device
     factor = torch.empty(b, device=device).uniform_(*scale, generator=generator)
     factor = torch.where(torch.rand(b, device=device, generator=generator) < prob, factor, torch.ones_like(factor))
-    lo, hi = _slaney_mel(torch.tensor([float(fmin), float(fmax)], dtype=torch.float64))
+    # the bins' centres on the Mel scale nnAudio builds the filterbank on (Slaney's, librosa's htk=False)
+    lo, hi = hz_to_mel(np.array([float(fmin), float(fmax)]))
     step = (hi - lo) / (f + 1)
-    centres_hz = _slaney_hz(lo + step * torch.arange(1, f + 1, dtype=torch.float64))
-    source = (_slaney_mel(centres_hz[None] / factor.double()[:, None]) - lo) / step - 1  # (B, F) bin positions
+    centres_hz = mel_to_hz(lo + step * np.arange(1, f + 1))
+    warped_hz = centres_hz[None] / factor.double().cpu().numpy()[:, None]
+    source = torch.from_numpy((hz_to_mel(warped_hz) - lo) / step - 1)  # (B, F) bin positions
     source = source.clamp(0, f - 1).to(device=device, dtype=features.dtype)
     i0 = source.floor().long().clamp(max=f - 2)
     frac = (source - i0).view(b, 1, f, 1)
