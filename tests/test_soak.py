@@ -4,7 +4,9 @@ loses audio visibly (overruns counted) but the stream stays current.
 The soak replays examples/keywords.wav (27.76 s: eight keywords, another word and a sentence over
 noise and hum) back to back, 130 times = 1 h 0 min 9 s of audio, as fast as possible through the
 real file source, conversion, streaming front end, the shipped model and the detector - the
-path of `spotter listen --wav` - and, for half an hour, through the terminal UI in a headless run.  The only
+path of `spotter listen --wav`, in its default runtime (the exported graph in ONNX Runtime) - and,
+for half an hour, through the terminal UI in a headless run with the torch runtime, so that each
+runtime streams for a long time.  The only
 thing the test adds is the rewind at the end of the file, so one file makes an endless stream.
 RSS is read from /proc/self/status at every repetition.
 """
@@ -22,6 +24,7 @@ import torch
 
 from spotter.audio import WavSource
 from spotter.checkpoint import load_model
+from spotter.listen import load_streaming_model
 from spotter.events import Detection, PosteriorUpdate
 from spotter.pipeline import Engine, EngineConfig, run
 
@@ -74,19 +77,25 @@ def assert_flat(rss: list[float], warmup: int = 2) -> float:
 
 
 @pytest.fixture(scope="module")
-def model():
+def torch_model():
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as `spotter listen` runs it (--threads 1)
+    torch.set_num_threads(1)  # as `spotter listen --runtime torch` runs it (--threads 1)
     yield load_model(device="cpu")
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="module")
+def listen_model():
+    """The shipped model as `spotter listen` opens it by default: its exported graph, one thread."""
+    return load_streaming_model(None, "cpu", threads=1, runtime="onnx")
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(1500)  # measured 344 s
-def test_one_hour_through_the_engine_memory_flat_detections_stable(model):
+@pytest.mark.timeout(1500)  # measured 344 s in the torch runtime
+def test_one_hour_through_the_engine_memory_flat_detections_stable(listen_model):
     repeats = 130  # 1 h 0 min 9 s
     source = Looped(EXAMPLE, repeats)
-    engine = Engine(model, EngineConfig())
+    engine = Engine(listen_model, EngineConfig())
     detections: list[Detection] = []
     updates = [0]
 
@@ -111,7 +120,7 @@ def test_one_hour_through_the_engine_memory_flat_detections_stable(model):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1500)  # measured 198 s
-def test_headless_ui_soak_memory_flat_detections_stable(model):
+def test_headless_ui_soak_memory_flat_detections_stable(torch_model):
     """Half an hour of audio (65 repetitions) through the Textual app, headless, as fast as the engine goes:
     the UI thread redraws at 15 Hz meanwhile, every detection reaches its log, memory stays flat. (Half the
     engine soak's hour: the engine underneath is the same, and the hour through it is tested above.)"""
@@ -119,7 +128,7 @@ def test_headless_ui_soak_memory_flat_detections_stable(model):
 
     repeats = 65  # 30 min 4 s
     source = Looped(EXAMPLE, repeats)
-    engine = Engine(model, EngineConfig())
+    engine = Engine(torch_model, EngineConfig())
     apps: list[SpotterApp] = []
     original_init = SpotterApp.__init__
 
@@ -130,7 +139,7 @@ def test_headless_ui_soak_memory_flat_detections_stable(model):
     SpotterApp.__init__ = remember
     try:
         started = time.monotonic()
-        summary = run_app(source, engine, model.name, "cpu", exit_on_end=True, headless=True)
+        summary = run_app(source, engine, torch_model.name, "cpu", exit_on_end=True, headless=True)
         took = time.monotonic() - started
     finally:
         SpotterApp.__init__ = original_init
@@ -159,13 +168,13 @@ class SlowSink:
                 time.sleep(self.stall_s)
 
 
-def test_a_slow_consumer_counts_overruns_and_stays_current(virtual_mic, model):  # noqa: F811
+def test_a_slow_consumer_counts_overruns_and_stays_current(virtual_mic, listen_model):  # noqa: F811
     """The real capture path on the virtual microphone with a consumer that falls 0.7 s behind a 0.5 s ring
     buffer, twice: the callback keeps writing (no input overflow, no callback error), the lost audio is
     counted (overruns, lost_seconds) and skipped, and after each stall the stream time is wall time again."""
     from spotter.audio import MicrophoneSource
 
-    engine = Engine(model, EngineConfig(skip_stale=True))
+    engine = Engine(listen_model, EngineConfig(skip_stale=True))
     source = MicrophoneSource(virtual_mic.device, buffer_seconds=0.5)
     sink, stop = SlowSink(), threading.Event()
     timer = threading.Timer(4.5, stop.set)
