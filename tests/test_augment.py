@@ -5,7 +5,7 @@ import torch
 
 import pytest
 
-from spotter.training.augment import (AugmentConfig, NoiseMixer, parse_overrides, random_filter, random_gain,
+from spotter.training.augment import (AugmentConfig, NoiseMixer, batch_babble, parse_overrides, random_filter, random_gain,
                                       spec_augment, spectral_blur, speed_perturb, time_shift, vtl_warp)
 
 from conftest import noise, tone
@@ -225,3 +225,22 @@ def test_training_warps_the_log_mel_image_only_when_asked():
     peaks = warped.augment_features(features)[:, 0, :, 50].argmax(dim=1)
     assert (peaks == int(higher[0, 0, :, 50].argmax())).all() and (peaks != int(features[0, 0, :, 50].argmax())).all()
 
+
+
+def test_batch_babble_mixes_other_clips_at_the_snr_asked_and_leaves_silence_alone():
+    freqs = [300.0 + 200.0 * i for i in range(8)]
+    clean = torch.from_numpy(np.stack([tone(f) for f in freqs] + [np.zeros(16000, np.float32)] * 2))
+    mixed = batch_babble(clean, 1.0, (10.0, 10.0), talkers=3, generator=torch.Generator().manual_seed(0))
+    added = mixed - clean
+    snr = 10 * torch.log10(clean[:8].pow(2).mean(1) / added[:8].pow(2).mean(1))
+    torch.testing.assert_close(snr, torch.full_like(snr, 10.0), atol=0.01, rtol=0)
+    assert torch.equal(mixed[8:], clean[8:])  # the silence class stays silent
+    spectrum = torch.fft.rfft(added[:8]).abs()  # 1 Hz bins: each clip hears other tones, never its own
+    for i, f in enumerate(freqs):
+        others = [g for g in freqs if g != f]
+        assert spectrum[i, int(f)] < 0.01 * spectrum[i, [int(g) for g in others]].max()
+    assert torch.equal(batch_babble(clean, 0.0, (10.0, 10.0), talkers=3), clean)
+    assert parse_overrides(["babble_prob=0.5", "babble_snr_db=0,15", "babble_talkers=6"]) == {
+        "babble_prob": 0.5, "babble_snr_db": (0.0, 15.0), "babble_talkers": 6}
+    with pytest.raises(ValueError, match="babble_talkers at least 1"):
+        parse_overrides(["babble_talkers=0"])

@@ -58,6 +58,9 @@ class AugmentConfig:
     reverb_distance: tuple[float, float] = (0.3, 3.0)  # talker to microphone, m
     warp_prob: float = 0.0                    # share of clips whose spectrum is scaled along frequency (VTLP)
     warp: tuple[float, float] = (0.85, 1.15)  # the scale factors: above 1 a shorter vocal tract (formants and pitch up)
+    babble_prob: float = 0.0                  # share of clips with other clips of the batch talking under them
+    babble_snr_db: tuple[float, float] = (5.0, 20.0)  # the clip's speech over the babble
+    babble_talkers: int = 4                   # other clips summed into one clip's babble
 
     def __post_init__(self) -> None:
         lo, hi = self.speed
@@ -71,6 +74,8 @@ class AugmentConfig:
             raise ValueError("reverb_prob must be in [0, 1]")
         if not 0 <= self.warp_prob <= 1 or not 0.5 <= self.warp[0] <= self.warp[1] <= 2.0:
             raise ValueError(f"warp_prob must be in [0, 1] and the warp range {self.warp} within 0.5..2")
+        if not 0 <= self.babble_prob <= 1 or self.babble_talkers < 1:
+            raise ValueError("babble_prob must be in [0, 1] and babble_talkers at least 1")
         if self.snr_reference not in SNR_REFERENCES:
             raise ValueError(f"snr_reference {self.snr_reference!r} must be one of {', '.join(SNR_REFERENCES)}")
 
@@ -186,6 +191,31 @@ def speech_power(x: torch.Tensor, frame: int = 160, floor_db: float = 30.0) -> t
     frames = x[:, : n - n % frame].reshape(b, -1, frame).pow(2).mean(2)
     active = frames >= frames.amax(1, keepdim=True) * 10.0 ** (-floor_db / 10.0)
     return ((frames * active).sum(1) / active.sum(1).clamp_min(1)).unsqueeze(1)
+
+
+def batch_babble(x: torch.Tensor, prob: float, snr_db: tuple[float, float], talkers: int,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """Other people talking under a ``prob`` share of the clips of ``(B, N)``: ``talkers`` other clips of
+    the batch, each rotated in time by a random amount and brought to the same speech power, summed and
+    mixed at a random SNR in ``snr_db`` over the clip's speech (:func:`speech_power`). The babble is made
+    of the corpus' own voices, words and sentences, a new crowd every batch; silent clips (the silence
+    class) are left alone, so that silence stays silence."""
+    b, n = x.shape
+    if prob <= 0 or b < 2:
+        return x
+    device = x.device
+    power = speech_power(x)  # (B, 1)
+    babble = torch.zeros_like(x)
+    for _ in range(talkers):
+        other = (torch.arange(b, device=device) + torch.randint(1, b, (b,), device=device, generator=generator)) % b
+        shift = torch.randint(0, n, (b, 1), device=device, generator=generator)
+        rows = x[other].gather(1, (torch.arange(n, device=device)[None] + shift) % n)
+        babble += rows * torch.sqrt(1.0 / power[other].clamp_min(1e-10)) * (power[other] > 1e-8)
+    snr = torch.empty(b, 1, device=device).uniform_(*snr_db, generator=generator)
+    babble_power = babble.pow(2).mean(1, keepdim=True).clamp_min(1e-12)
+    scale = torch.sqrt(power / babble_power / (10.0 ** (snr / 10.0)))
+    use = (torch.rand(b, 1, device=device, generator=generator) < prob) & (power > 1e-8)
+    return x + use * scale * babble
 
 
 class RoomReverb:

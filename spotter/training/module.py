@@ -42,7 +42,7 @@ from ..checkpoint import make_checkpoint
 from ..errors import SpotterError
 from ..config import CLIP_SAMPLES, KEYWORDS, LABELS, SAMPLE_RATE, UNKNOWN, FrontendConfig
 from ..model import build_model
-from .augment import AugmentConfig, NoiseMixer, RoomReverb, random_filter, random_gain, spec_augment, spectral_blur, speed_perturb, time_shift, vtl_warp
+from .augment import AugmentConfig, NoiseMixer, RoomReverb, batch_babble, random_filter, random_gain, spec_augment, spectral_blur, speed_perturb, time_shift, vtl_warp
 from .options import recipe_defaults
 
 
@@ -126,6 +126,7 @@ class KWSModule(pl.LightningModule):
         if self.rooms is not None:
             x = self.rooms(x, self.aug.reverb_prob)
         x = random_gain(x, *self.aug.gain_db)
+        x = batch_babble(x, self.aug.babble_prob, self.aug.babble_snr_db, self.aug.babble_talkers)
         if self.mixer is not None:
             x = self.mixer(x, self.aug.noise_prob, self.aug.snr_db, reference=self.aug.snr_reference)
         return x
