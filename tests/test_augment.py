@@ -226,7 +226,6 @@ def test_training_warps_the_log_mel_image_only_when_asked():
     assert (peaks == int(higher[0, 0, :, 50].argmax())).all() and (peaks != int(features[0, 0, :, 50].argmax())).all()
 
 
-
 def test_batch_babble_mixes_other_clips_at_the_snr_asked_and_leaves_silence_alone():
     freqs = [300.0 + 200.0 * i for i in range(8)]
     clean = torch.from_numpy(np.stack([tone(f) for f in freqs] + [np.zeros(16000, np.float32)] * 2))

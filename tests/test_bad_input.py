@@ -625,7 +625,7 @@ def test_reconnecting_source_keeps_the_clock_and_counts_over_every_device():
 
     def open_source(retry):
         if retry in (1, 2):
-            raise AudioError(f"no input device matches 'flaky'; input devices: none")
+            raise AudioError("no input device matches 'flaky'; input devices: none")
         opened.append(Flaky(3))
         return opened[-1]
 

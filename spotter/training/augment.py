@@ -212,10 +212,16 @@ def batch_babble(x: torch.Tensor, prob: float, snr_db: tuple[float, float], talk
         rows = x[other].gather(1, (torch.arange(n, device=device)[None] + shift) % n)
         babble += rows * torch.sqrt(1.0 / power[other].clamp_min(1e-10)) * (power[other] > 1e-8)
     snr = torch.empty(b, 1, device=device).uniform_(*snr_db, generator=generator)
-    babble_power = babble.pow(2).mean(1, keepdim=True).clamp_min(1e-12)
-    scale = torch.sqrt(power / babble_power / (10.0 ** (snr / 10.0)))
-    use = (torch.rand(b, 1, device=device, generator=generator) < prob) & (power > 1e-8)
-    return x + use * scale * babble
+    return _add_at_snr(x, babble, babble.pow(2).mean(1, keepdim=True).clamp_min(1e-12), power, snr, prob, generator)
+
+
+def _add_at_snr(x: torch.Tensor, noise: torch.Tensor, noise_power: torch.Tensor, level: torch.Tensor,
+                snr: torch.Tensor, prob: float, generator: torch.Generator | None) -> torch.Tensor:
+    """``x`` with ``noise`` (``(B, N)``, of power ``noise_power``) added to a ``prob`` share of the rows,
+    scaled so that ``level`` is ``snr`` dB above it (all ``(B, 1)``); a row of level 0 gets none."""
+    scale = torch.sqrt(level / noise_power / (10.0 ** (snr / 10.0)))
+    use = torch.rand(x.shape[0], 1, device=x.device, generator=generator) < prob
+    return x + use * scale * noise
 
 
 class RoomReverb:
@@ -280,9 +286,7 @@ class NoiseMixer:
         # Silent clips (the silence class) get the noise at a random level of its own.
         level = torch.where(signal_power > 1e-8, signal_power,
                             noise_power * torch.empty_like(snr).uniform_(0.0, 1.0, generator=generator))
-        scale = torch.sqrt(level / noise_power / (10.0 ** (snr / 10.0)))
-        use = (torch.rand(b, 1, device=x.device, generator=generator) < prob).float()
-        return x + use * scale * segments
+        return _add_at_snr(x, segments, noise_power, level, snr, prob, generator)
 
 
 class AddNoise:
