@@ -182,7 +182,8 @@ def main() -> None:
         results["models"].append(entry)
     print(table(f"Voices it never heard ({machine_line(info)})",
                 ["model", "detector", "person", "role", "recall", "wrong", "FA/h own speech", "latency s", "setting"],
-                rows, notes=[f"{per_keyword} takes of each keyword per person over 5-25 dB {args.noise}"
+                rows, notes=[f"{per_keyword} takes of each keyword per person "
+                             + ("with nothing over them" if args.noise == "none" else f"over 5-25 dB {args.noise}")
                              + (f", in a room ({condition})" if args.room else "") + "; about "
                              f"{minutes:g} min of each person's keyword-free speech; chosen: the best worst-person "
                              f"recall on the selection persons within {args.max_fa_per_hour:g} false alarms per hour"
