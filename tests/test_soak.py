@@ -5,7 +5,8 @@ The soak replays examples/keywords.wav (27.76 s: eight keywords, another word an
 noise and hum) back to back, 130 times = 1 h 0 min 9 s of audio, as fast as possible through the
 real file source, conversion, streaming front end, the shipped model and the detector - the
 path of `spotter listen --wav`, in its default runtime (the exported graph in ONNX Runtime) - and,
-for half an hour, through the terminal UI in a headless run.  The only thing the test adds is the rewind at the end of the file, so one file makes an endless stream.
+for half an hour, through the terminal UI in a headless run.  The only thing the test adds is the
+rewind at the end of the file, so one file makes an endless stream.
 RSS is read from /proc/self/status at every repetition.
 """
 
@@ -107,7 +108,7 @@ def test_one_hour_through_the_engine_memory_flat_detections_stable(listen_model)
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1500)  # measured 198-650 s in the torch runtime (2-core CPU, by the day)
+@pytest.mark.timeout(1500)  # measured 149 s on a slow day (the torch runtime took 198-650 s by the day)
 def test_headless_ui_soak_memory_flat_detections_stable(listen_model):
     """Half an hour of audio (65 repetitions) through the Textual app, headless, as fast as the engine goes:
     the UI thread redraws at 15 Hz meanwhile, every detection reaches its log, memory stays flat. (Half the
