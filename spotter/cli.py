@@ -315,6 +315,8 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
         raise SpotterError("--from-dir and --device exclude each other: enroll from recordings or from a microphone")
     if args.takes < 1:
         raise SpotterError(f"--takes {args.takes}: at least 1 take of each keyword (3-5 recommended)")
+    if args.steps is not None and args.steps < 1:
+        raise SpotterError(f"--steps {args.steps}: at least 1 fine-tuning step (default: 150)")
     profile = args.profile or (None if args.from_dir and args.out else "default")
     if profile is not None:
         profile_dir(profile)  # a bad name is refused before anything is recorded
@@ -324,7 +326,7 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
     keywords = parse_keywords(args.keywords, base.labels)
     if args.from_dir:
         facts = enroll_from_dir(args.from_dir, base, base_path.stem, out, profile, keywords, args.seed,
-                                progress=not args.no_progress)
+                                progress=not args.no_progress, steps=args.steps)
     else:
         from .audio import MicrophoneSource
         from .enroll.record import Session
@@ -340,7 +342,8 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
             from .enroll.ui import ui_session
 
             session = ui_session(source, keywords, args.takes, args.speech_seconds, args.room_seconds, max_word)
-        facts = enroll_live(session, base, base_path.stem, profile, out, args.seed, progress=not args.no_progress)
+        facts = enroll_live(session, base, base_path.stem, profile, out, args.seed, progress=not args.no_progress,
+                            steps=args.steps)
     print(f"wrote {out}: {describe(facts)}")
     if profile:
         print(f"listen with it: spotter listen --profile {profile}")
@@ -650,6 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speech-seconds", type=float, default=30.0,
                    help="seconds of reading a paragraph aloud (default: 30; 0: none)")
     p.add_argument("--room-seconds", type=float, default=10.0, help="seconds of the quiet room (default: 10; 0: none)")
+    p.add_argument("--steps", type=int, default=None, help="fine-tuning steps of 48 clips (default: 150; fewer: "
+                   "quicker and less adapted)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the adaptation (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_enroll)

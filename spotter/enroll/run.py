@@ -31,12 +31,16 @@ def parse_keywords(text: str | None, labels) -> list[str] | None:
 
 
 def enroll(base, enrollment: Enrollment, out: Path, profile: str | None, base_name: str, seed: int = 0,
-           progress: bool = True, trainable: str = "all") -> dict:
+           progress: bool = True, trainable: str = "all", steps: int | None = None) -> dict:
     """Adapt ``base`` to ``enrollment`` and write the enrolled checkpoint to ``out``; its enrollment facts."""
     from ..checkpoint import save_checkpoint
+    from dataclasses import replace
+
     from .adapt import AdaptConfig, adapt
 
-    result = adapt(base, enrollment, AdaptConfig(seed=seed, trainable=trainable), progress=progress)
+    config = AdaptConfig(seed=seed, trainable=trainable)
+    config = config if steps is None else replace(config, steps=steps)
+    result = adapt(base, enrollment, config, progress=progress)
     facts = {"profile": profile, "keywords": enrollment.keywords, "takes": enrollment.counts(),
              "base_model": base_name, "date": dt.date.today().isoformat(), **result.report}
     meta = {**getattr(result.model, "meta", {}), "enrollment": facts}
@@ -45,7 +49,8 @@ def enroll(base, enrollment: Enrollment, out: Path, profile: str | None, base_na
 
 
 def enroll_from_dir(folder, base, base_name: str, out: Path, profile: str | None = None,
-                    keywords: list[str] | None = None, seed: int = 0, progress: bool = True) -> dict:
+                    keywords: list[str] | None = None, seed: int = 0, progress: bool = True,
+                    steps: int | None = None) -> dict:
     """``spotter enroll --from-dir``: every file checked first, so bad input writes nothing."""
     enrollment = read_enrollment(folder, keywords or list(keywords_of(base.labels)),
                                  base.frontend.config.window_samples)
@@ -53,11 +58,11 @@ def enroll_from_dir(folder, base, base_name: str, out: Path, profile: str | None
     if missing:
         raise EnrollmentError(f"--keywords: no takes of {', '.join(missing)} in {folder} (expected "
                               f"{folder}/{missing[0]}/*.wav)")
-    return enroll(base, enrollment, out, profile, base_name, seed, progress)
+    return enroll(base, enrollment, out, profile, base_name, seed, progress, steps=steps)
 
 
 def enroll_live(session, base, base_name: str, profile: str, out: Path, seed: int = 0,
-                progress: bool = True) -> dict:
+                progress: bool = True, steps: int | None = None) -> dict:
     """``spotter enroll --device``: record, save the takes in the profile's folder, enroll from there."""
     recordings = session.run()
     folder = profile_dir(profile) / "recordings"
@@ -68,7 +73,7 @@ def enroll_live(session, base, base_name: str, profile: str, out: Path, seed: in
 
         shutil.rmtree(folder)
     os.replace(staging, folder)
-    return enroll_from_dir(folder, base, base_name, out, profile, list(recordings.takes), seed, progress)
+    return enroll_from_dir(folder, base, base_name, out, profile, list(recordings.takes), seed, progress, steps)
 
 
 def default_out(profile: str) -> Path:
