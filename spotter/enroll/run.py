@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from ..config import keywords_of
@@ -34,8 +35,6 @@ def enroll(base, enrollment: Enrollment, out: Path, profile: str | None, base_na
            progress: bool = True, trainable: str = "all", steps: int | None = None) -> dict:
     """Adapt ``base`` to ``enrollment`` and write the enrolled checkpoint to ``out``; its enrollment facts."""
     from ..checkpoint import save_checkpoint
-    from dataclasses import replace
-
     from .adapt import AdaptConfig, adapt
 
     config = AdaptConfig(seed=seed, trainable=trainable)
