@@ -89,8 +89,9 @@ RUNTIMES = ("auto", "onnx", "torch")
 #: Per-window normalisations of the log-Mel image (FrontendConfig.normalize).
 NORMALIZATIONS = ("none", "mean")
 #: How a trainable Mel filterbank is parametrised (see :mod:`spotter.features`): ``log`` (each filter's weights
-#: in the log domain on its initial band, its area kept) or ``matrix`` (nnAudio's raw matrix).
-MEL_PARAMS = ("log", "matrix")
+#: in the log domain on its initial band, its area kept), ``band`` (triangles that learn their centre and
+#: bandwidth) or ``matrix`` (nnAudio's raw matrix).
+MEL_PARAMS = ("log", "band", "matrix")
 
 
 @dataclass(frozen=True)

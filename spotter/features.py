@@ -38,6 +38,11 @@ Choices, and why:
   a gradient through ``log(mel + 1e-6)`` that is huge in quiet frames, so it is thrown far from its
   start (docs/training.md).  The log-domain weights are ``mel_log``; ``mel.mel_basis`` then stays
   the initial filterbank, and :meth:`LogMel.mel_matrix` is the one in use.
+* **Or as triangles that learn where they are** (``mel_param="band"``): each filter keeps its
+  triangular shape and Slaney area normalisation, and learns two numbers, its centre (``mel_centre``:
+  up to one filter spacing either way, ``tanh``-bounded) and its bandwidth (``mel_width``: a factor
+  0.5-2 on both flanks); at zero they are the fixed filterbank.  80 parameters for 40 filters, where
+  the log domain has one per weight.
 * **Optional per-window mean normalisation** (``normalize="mean"``, cepstral
   mean normalisation done on log-Mel bins): each bin's mean over the
   window is subtracted, so a fixed spectral tilt (microphone, room, a voice's
@@ -50,11 +55,27 @@ Choices, and why:
 
 from __future__ import annotations
 
+import math
+
 import torch
 from nnAudio.features.mel import MelSpectrogram
 from torch import nn
 
 from .config import FrontendConfig
+
+
+# The Slaney Mel scale (librosa's and nnAudio's default, htk=False): linear below 1 kHz, logarithmic above.
+_F_SP, _MIN_LOG_HZ, _LOG_STEP = 200.0 / 3, 1000.0, math.log(6.4) / 27.0
+_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
+
+
+def _hz_to_mel(hz: float) -> float:
+    return hz / _F_SP if hz < _MIN_LOG_HZ else _MIN_LOG_MEL + math.log(hz / _MIN_LOG_HZ) / _LOG_STEP
+
+
+def _mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
+    return torch.where(mel < _MIN_LOG_MEL, mel * _F_SP,
+                       _MIN_LOG_HZ * torch.exp(_LOG_STEP * (mel.clamp_min(_MIN_LOG_MEL) - _MIN_LOG_MEL)))
 
 
 class LogMel(nn.Module):
@@ -68,6 +89,7 @@ class LogMel(nn.Module):
         self.config = config
         self.pad = config.n_fft // 2
         log_domain = config.trainable_mel and config.mel_param == "log"
+        band = config.trainable_mel and config.mel_param == "band"
         self.mel = MelSpectrogram(
             sr=config.sample_rate,
             n_fft=config.n_fft,
@@ -81,7 +103,7 @@ class LogMel(nn.Module):
             fmin=config.fmin,
             fmax=config.fmax,
             norm=1,
-            trainable_mel=config.trainable_mel and not log_domain,
+            trainable_mel=config.trainable_mel and config.mel_param == "matrix",
             trainable_STFT=config.trainable_stft,
             verbose=False,
         )
@@ -92,18 +114,50 @@ class LogMel(nn.Module):
             self.register_buffer("mel_support", support.to(initial.dtype), persistent=False)
             self.register_buffer("mel_area", initial.sum(dim=1, keepdim=True), persistent=False)
             self.mel_log = nn.Parameter(torch.where(support, initial.clamp_min(1e-30).log(), torch.zeros_like(initial)))
+        self.mel_centre: nn.Parameter | None = None
+        self.mel_width: nn.Parameter | None = None
+        if band:
+            fmax = config.fmax if config.fmax is not None else config.sample_rate / 2
+            points = torch.linspace(_hz_to_mel(config.fmin), _hz_to_mel(fmax), config.n_mels + 2, dtype=torch.float64)
+            self.register_buffer("mel_points", points, persistent=False)
+            self.register_buffer("fft_hz", torch.linspace(0, config.sample_rate / 2, config.n_fft // 2 + 1,
+                                                          dtype=torch.float64), persistent=False)
+            self.mel_centre = nn.Parameter(torch.zeros(config.n_mels))
+            self.mel_width = nn.Parameter(torch.zeros(config.n_mels))
 
     def mel_matrix(self) -> torch.Tensor:
         """The Mel filterbank in use ``(n_mels, bins)``: nnAudio's ``mel_basis``, or the log-domain filters."""
+        if self.mel_centre is not None:
+            return self._band_matrix()
         if self.mel_log is None:
             return self.mel.mel_basis
         weights = torch.exp(self.mel_log) * self.mel_support
         return weights * (self.mel_area / weights.sum(dim=1, keepdim=True))
 
+    def _band_matrix(self) -> torch.Tensor:
+        """Triangular filters of learnt centres and bandwidths (Slaney scale and area, as librosa's)."""
+        points = self.mel_points
+        lower, centre, upper = points[:-2], points[1:-1], points[2:]
+        centre_now = centre + torch.tanh(self.mel_centre.double()) * (upper - lower) / 2
+        scale = torch.exp(math.log(2.0) * torch.tanh(self.mel_width.double()))
+        left = _mel_to_hz(centre_now - (centre - lower) * scale)
+        middle = _mel_to_hz(centre_now)
+        right = _mel_to_hz(centre_now + (upper - centre) * scale)
+        hz = self.fft_hz[None, :]
+        rising = (hz - left[:, None]) / (middle - left)[:, None]
+        falling = (right[:, None] - hz) / (right - middle)[:, None]
+        weights = torch.clamp(torch.minimum(rising, falling), min=0.0) * (2.0 / (right - left))[:, None]
+        return weights.to(self.mel.mel_basis.dtype)
+
+    def shape_parameters(self) -> list[nn.Parameter]:
+        """A trainable filterbank's parameters that train at the network's learning rate (log-domain weights, or
+        centres and bandwidths); empty for a fixed one or a raw matrix."""
+        return [p for p in (self.mel_log, self.mel_centre, self.mel_width) if p is not None]
+
     def basis_parameters(self) -> list[torch.Tensor]:
         """The tensors the bases are made from (to notice when a training step changed them)."""
         stft = self.mel.stft
-        return [stft.wcos, stft.wsin, self.mel.mel_basis] + ([self.mel_log] if self.mel_log is not None else [])
+        return [stft.wcos, stft.wsin, self.mel.mel_basis] + self.shape_parameters()
 
     def n_frames(self, n_samples: int) -> int:
         """Frames produced for a clip of ``n_samples`` samples."""
@@ -115,7 +169,7 @@ class LogMel(nn.Module):
         No padding is added: a frame is produced for every full window.  The
         streaming engine uses this to compute only new frames.
         """
-        if self.mel_log is None:
+        if not self.shape_parameters():
             return self.mel(padded)
         return torch.matmul(self.mel_matrix(), self.mel.stft(padded, output_format="Magnitude") ** 2)
 

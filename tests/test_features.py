@@ -140,6 +140,33 @@ def test_log_domain_filters_keep_their_band_sign_and_area():
     assert torch.isfinite(logmel).all()
 
 
+def test_band_filters_start_as_the_fixed_ones_and_stay_triangles_near_their_place():
+    """Centre-and-bandwidth filters are the fixed filterbank at zero; however far training pushes the 80
+    numbers, each filter stays a non-negative triangle of its Slaney area, its peak within one filter spacing
+    of where it was, and at least one frequency bin wide (a filter that sees no bin could never train again)."""
+    fixed, front = LogMel(), LogMel(trainable_mel=True, mel_param="band")
+    assert [n for n, _ in front.named_parameters()] == ["mel_centre", "mel_width"]
+    initial = fixed.mel_matrix()
+    torch.testing.assert_close(front.mel_matrix(), initial, rtol=1e-5, atol=1e-9)
+    x = torch.randn(2, 16000) * 0.1
+    torch.testing.assert_close(front(x), fixed(x), rtol=1e-5, atol=1e-5)
+    peaks = initial.argmax(dim=1)
+    for push in (10.0, -10.0):
+        with torch.no_grad():
+            front.mel_centre.fill_(push)
+            front.mel_width.copy_(push * torch.linspace(-1, 1, 40))  # narrow and wide at both ends
+        moved = front.mel_matrix().detach()
+        assert (moved >= 0).all() and ((moved > 0).sum(dim=1) >= 1).all()
+        spacing = torch.diff(peaks.double()).clamp_min(1)
+        shift = (moved.argmax(dim=1) - peaks).abs()[1:-1].double()
+        assert (shift <= torch.maximum(spacing[:-1], spacing[1:]) + 1).all(), "a peak ran past its neighbour"
+        assert (moved - initial).abs().max() > 0.2 * initial.max(), "the filters did move"
+        assert torch.isfinite(front(x)).all()
+    front.mel_centre.data.zero_(), front.mel_width.data.zero_()
+    front(x).sum().backward()
+    assert front.mel_centre.grad.abs().sum() > 0 and front.mel_width.grad.abs().sum() > 0
+
+
 def test_log_domain_gradient_is_a_share_of_the_filter_output():
     """The log-domain gradient does not grow with small weights: d loss / d theta is bounded by the
     gradient on the log-Mel outputs, unlike the raw matrix's, which is divided by the filter's output."""

@@ -104,15 +104,16 @@ def test_frozen_bases_are_bit_identical_after_training():
     assert any(not torch.equal(a, b.detach()) for a, b in zip(net_start, model.net.parameters())), "the network trained"
 
 
-@pytest.mark.parametrize("mel,stft,param", [(True, False, "log"), (True, False, "matrix"), (False, True, "log"),
-                                            (True, True, "log"), (False, False, "log")])
+@pytest.mark.parametrize("mel,stft,param", [(True, False, "log"), (True, False, "matrix"), (True, False, "band"),
+                                            (False, True, "log"), (True, True, "log"), (False, False, "log")])
 def test_gradients_reach_exactly_the_trainable_bases(mel, stft, param):
     model = build_model("bcresnet-1", trainable_mel=mel, trainable_stft=stft, frontend=FrontendConfig(mel_param=param))
     torch.nn.functional.cross_entropy(model(batch_of_clips(2)), torch.tensor([1, 2])).backward()
     stft_module = model.frontend.mel.stft
-    mel_weights = model.frontend.mel_log if param == "log" else model.frontend.mel.mel_basis
-    for name, tensor, trainable in (("mel", mel_weights, mel), ("stft.wsin", stft_module.wsin, stft),
-                                    ("stft.wcos", stft_module.wcos, stft)):
+    fe = model.frontend
+    mel_weights = {"log": [fe.mel_log], "band": [fe.mel_centre, fe.mel_width], "matrix": [fe.mel.mel_basis]}[param]
+    for name, tensor, trainable in ([("mel", w, mel) for w in mel_weights] + [("stft.wsin", stft_module.wsin, stft),
+                                                                              ("stft.wcos", stft_module.wcos, stft)]):
         if trainable:
             assert isinstance(tensor, torch.nn.Parameter) and tensor.grad is not None
             assert tensor.grad.abs().sum() > 0, f"{name}: zero gradient"
@@ -120,6 +121,7 @@ def test_gradients_reach_exactly_the_trainable_bases(mel, stft, param):
             assert tensor is None or (not tensor.requires_grad and tensor.grad is None)
     names = {n for n, _ in model.named_parameters()}
     assert ("frontend.mel_log" in names) == (mel and param == "log")
+    assert ("frontend.mel_centre" in names) == ("frontend.mel_width" in names) == (mel and param == "band")
     assert ("frontend.mel.mel_basis" in names) == (mel and param == "matrix")
     assert ("frontend.mel.stft.wsin" in names) == stft and ("frontend.mel.stft.wcos" in names) == stft
 

@@ -9,7 +9,8 @@ Optimiser and schedule, by default (see :func:`default_hparams`):
 * Trainable front-end parameters are in their own parameter groups without
   weight decay (decay would pull the basis functions towards zero): the raw
   bases (``stft.wsin/wcos``, a raw ``mel_basis``) at their own learning rate
-  (``frontend_lr``), log-domain Mel weights (``mel_log``) at the network's; both can
+  (``frontend_lr``), log-domain Mel weights (``mel_log``) or the filters' centres and
+  bandwidths (``mel_centre``, ``mel_width``) at the network's; both can
   stay frozen for the first ``frontend_freeze_epochs`` (the network learns to
   read the fixed spectrogram before the spectrogram moves), and ``frontend_decay``
   pulls them back towards their start (L2-SP: ``decay/2 * ||theta - theta_0||^2``
@@ -197,17 +198,17 @@ class KWSModule(pl.LightningModule):
     # -- optimisation ----------------------------------------------------------
     def param_groups(self) -> list[dict]:
         """The network; the trainable front end's raw bases (STFT kernels, a raw Mel matrix) at ``frontend_lr``;
-        log-domain Mel weights at the network's lr (their gradients are on the network's scale: shares of
-        a filter's output). Neither front-end group has weight decay (it would pull the bases to zero)."""
+        log-domain Mel weights, or the filters' centres and bandwidths, at the network's lr (their gradients are
+        on the network's scale: shares of a filter's output). Neither front-end group has weight decay (it would pull the bases to zero)."""
         hp = self.hparams
         groups = [{"params": self.model.network_parameters(), "lr": hp.lr, "weight_decay": hp.weight_decay,
                    "name": "network"}]
-        mel_log = self.model.frontend.mel_log
-        raw = [p for p in self.model.frontend_parameters() if p is not mel_log]
+        shape = self.model.frontend.shape_parameters()
+        raw = [p for p in self.model.frontend_parameters() if all(p is not q for q in shape)]
         if raw:
             groups.append({"params": raw, "lr": hp.frontend_lr, "weight_decay": 0.0, "name": "frontend"})
-        if mel_log is not None:
-            groups.append({"params": [mel_log], "lr": hp.lr, "weight_decay": 0.0, "name": "frontend_mel"})
+        if shape:
+            groups.append({"params": shape, "lr": hp.lr, "weight_decay": 0.0, "name": "frontend_mel"})
         return groups
 
     def configure_optimizers(self):

@@ -83,7 +83,8 @@ class TrainOptions:
     trainable_mel: bool = option(False, "train the Mel filterbank (nnAudio trainable_mel)", "model", hparam=True)
     trainable_stft: bool = option(False, "train the STFT kernels (nnAudio trainable_STFT)", "model", hparam=True)
     mel_param: str = option("log", "how a trainable Mel filterbank learns: 'log' (each filter's weights in the log "
-                            "domain on its band, its area kept) or 'matrix' (nnAudio's raw matrix; default: "
+                            "domain on its band, its area kept), 'band' (triangles that learn their centre and bandwidth) or 'matrix' "
+                            "(nnAudio's raw matrix; default: "
                             "%(default)s)", "model", choices=MEL_PARAMS, hparam=True, requires="trainable_mel")
     normalize: str = option("none", "per-window normalisation of the log-Mel image: 'mean' subtracts each Mel bin's "
                             "mean over the window (level and fixed spectral tilt drop out; default: %(default)s)",
@@ -132,8 +133,9 @@ class TrainOptions:
         "(keys: spotter.training.augment.AugmentConfig); repeatable", "optimisation", metavar="KEY=VALUE",
         summary=False)
     seed: int = option(0, "random seed (default: %(default)s)", "optimisation")
-    init: str | None = option(None, "start from this model's weights (fine-tuning; same architecture and front end; "
-                              "an ensemble gives its first member's; output rows of labels it lacks start fresh) "
+    init: str | None = option(None, "start from this model's weights (fine-tuning; same architecture and front end, "
+                              "or its fixed front end made trainable; an ensemble gives its first member's; output "
+                              "rows of labels it lacks start fresh) "
                               "instead of random ones; the schedule runs from its start", "optimisation",
                               metavar="CKPT")
     init_member: int = option(1, "with --init of an ensemble: start from this member's weights (1 = the first; "
