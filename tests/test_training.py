@@ -316,6 +316,35 @@ def test_init_member_picks_which_member_of_an_ensemble_starts_the_run(tmp_path, 
     assert capsys.readouterr().err.strip() == "spotter: error: --init-member 0: members count from 1"
 
 
+def test_init_from_a_fixed_front_end_starts_one_that_trains(tmp_path):
+    # A trained model with the fixed front end starts a run that trains its Mel filters or STFT kernels (the
+    # paired fine-tunes of docs/training.md): the network is copied, the trainable bases start at the fixed ones,
+    # so the new model scores audio as the old one did. A trained front end cannot start a fixed one.
+    from spotter.checkpoint import save_checkpoint
+    from spotter.config import FrontendConfig
+    from spotter.model import build_model
+    from spotter.training.run import init_weights
+
+    torch.manual_seed(0)
+    fixed = build_model("bcresnet-1").eval()
+    path = save_checkpoint(fixed, tmp_path / "fixed.pt")
+    audio = torch.from_numpy(np.random.default_rng(0).normal(0, 0.1, (2, 16000)).astype(np.float32))
+    for mel, stft, param in ((True, False, "log"), (True, False, "band"), (False, True, "log"), (True, True, "log")):
+        model = build_model("bcresnet-1", trainable_mel=mel, trainable_stft=stft,
+                            frontend=FrontendConfig(mel_param=param)).eval()
+        init_weights(model, path)
+        ours = model.state_dict()
+        assert all(torch.equal(value, ours[key]) for key, value in fixed.state_dict().items() if key.startswith("net."))
+        assert torch.allclose(model.frontend.mel_matrix(), fixed.frontend.mel_matrix(), rtol=1e-5, atol=1e-9)
+        with torch.no_grad():
+            assert torch.allclose(model(audio), fixed(audio), atol=1e-3)
+    trained = build_model("bcresnet-1", trainable_mel=True)
+    with torch.no_grad():
+        trained.frontend.mel_log.add_(0.1 * torch.randn_like(trained.frontend.mel_log))
+    with pytest.raises(SpotterError, match="not the same kind of model: front end"):
+        init_weights(build_model("bcresnet-1"), save_checkpoint(trained, tmp_path / "trained.pt"))
+
+
 def test_eval_under_noise_at_a_stated_snr(corpus, tmp_path, capsys):
     # `spotter eval --snr`: the shipped model on held-out espeak voices, clean and with the corpus' own test-region
     # noise at fixed speech SNRs. Accuracy falls as the SNR falls, the same seed gives the same result.

@@ -184,7 +184,9 @@ def init_weights(model, checkpoint, member: int = 1) -> None:
     BC-ResNet). A model of other labels (custom keywords) is the same kind: every layer but the output layer is
     copied, and of the output layer the rows of the labels both have (``unknown``, ``silence``, shared
     keywords); the new keywords' rows keep their fresh initialisation. An ensemble's weights start a single
-    network of its members' architecture: member ``member`` (1 = the first, the shipped model's member A)."""
+    network of its members' architecture: member ``member`` (1 = the first, the shipped model's member A).
+    A model with a fixed front end can start one that trains its Mel filterbank or STFT kernels: the network
+    is copied and the trainable bases start where the fixed ones are."""
     import torch
 
     from ..checkpoint import load_model
@@ -200,14 +202,22 @@ def init_weights(model, checkpoint, member: int = 1) -> None:
         raise SpotterError(f"--init-member {member}: {checkpoint} is a single network, not an ensemble; "
                            "leave out --init-member")
 
+    # A fixed front end may start a run that trains it: its bases are where a trainable front end starts.
+    trains = ("trainable_mel", "trainable_stft", "mel_param")
+    made_trainable = not (source.frontend.config.trainable_mel or source.frontend.config.trainable_stft)
+
     def frontend(m) -> dict:  # a BC-ResNet's weights fit any window length (a linear model's shapes do not)
-        return {k: v for k, v in m.frontend.config.to_dict().items() if k != "window_samples"}
+        skip = ("window_samples",) + (trains if made_trainable else ())
+        return {k: v for k, v in m.frontend.config.to_dict().items() if k not in skip}
 
     differences = [f"{what} {theirs} (this run: {ours})" for what, theirs, ours in (
         ("model", source.name, model.name),
         ("front end", frontend(source), frontend(model)),
     ) if theirs != ours]
     theirs, ours = source.state_dict(), model.state_dict()
+    if made_trainable:  # log-domain weights, centres and bandwidths start where they give the fixed filters
+        shape = {f"frontend.{name}" for name in ("mel_log", "mel_centre", "mel_width")}
+        theirs = {**theirs, **{key: value for key, value in ours.items() if key in shape}}
     outputs = {f"net.{name}.{p}" for name in output_layers(model.net) for p in ("weight", "bias")}
     if not differences and (theirs.keys() != ours.keys()
                             or any(theirs[k].shape != ours[k].shape for k in ours if k not in outputs)
