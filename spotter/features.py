@@ -78,6 +78,11 @@ def _mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
                        _MIN_LOG_HZ * torch.exp(_LOG_STEP * (mel.clamp_min(_MIN_LOG_MEL) - _MIN_LOG_MEL)))
 
 
+#: The attributes of :class:`LogMel` that parametrise a trainable Mel filterbank's shape (log-domain weights, or
+#: centres and bandwidths): they train at the network's learning rate and start where they give the fixed filters.
+SHAPE_PARAMETERS = ("mel_log", "mel_centre", "mel_width")
+
+
 class LogMel(nn.Module):
     """Waveform batch ``(B, samples)`` -> log-Mel ``(B, 1, n_mels, frames)``."""
 
@@ -126,7 +131,7 @@ class LogMel(nn.Module):
             self.mel_width = nn.Parameter(torch.zeros(config.n_mels))
 
     def mel_matrix(self) -> torch.Tensor:
-        """The Mel filterbank in use ``(n_mels, bins)``: nnAudio's ``mel_basis``, or the log-domain filters."""
+        """The Mel filterbank in use ``(n_mels, bins)``: nnAudio's ``mel_basis``, the log-domain or the band filters."""
         if self.mel_centre is not None:
             return self._band_matrix()
         if self.mel_log is None:
@@ -152,7 +157,7 @@ class LogMel(nn.Module):
     def shape_parameters(self) -> list[nn.Parameter]:
         """A trainable filterbank's parameters that train at the network's learning rate (log-domain weights, or
         centres and bandwidths); empty for a fixed one or a raw matrix."""
-        return [p for p in (self.mel_log, self.mel_centre, self.mel_width) if p is not None]
+        return [p for p in (getattr(self, name) for name in SHAPE_PARAMETERS) if p is not None]
 
     def basis_parameters(self) -> list[torch.Tensor]:
         """The tensors the bases are made from (to notice when a training step changed them)."""

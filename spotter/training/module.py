@@ -199,7 +199,8 @@ class KWSModule(pl.LightningModule):
     def param_groups(self) -> list[dict]:
         """The network; the trainable front end's raw bases (STFT kernels, a raw Mel matrix) at ``frontend_lr``;
         log-domain Mel weights, or the filters' centres and bandwidths, at the network's lr (their gradients are
-        on the network's scale: shares of a filter's output). Neither front-end group has weight decay (it would pull the bases to zero)."""
+        on the network's scale: shares of a filter's output). Neither front-end group has weight decay (it would
+        pull the bases to zero)."""
         hp = self.hparams
         groups = [{"params": self.model.network_parameters(), "lr": hp.lr, "weight_decay": hp.weight_decay,
                    "name": "network"}]

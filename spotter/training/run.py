@@ -190,6 +190,7 @@ def init_weights(model, checkpoint, member: int = 1) -> None:
     import torch
 
     from ..checkpoint import load_model
+    from ..features import SHAPE_PARAMETERS
     from ..model import EnsembleNet, KeywordModel, member_names, output_layers
 
     source = load_model(checkpoint, device="cpu")
@@ -216,7 +217,7 @@ def init_weights(model, checkpoint, member: int = 1) -> None:
     ) if theirs != ours]
     theirs, ours = source.state_dict(), model.state_dict()
     if made_trainable:  # log-domain weights, centres and bandwidths start where they give the fixed filters
-        shape = {f"frontend.{name}" for name in ("mel_log", "mel_centre", "mel_width")}
+        shape = {f"frontend.{name}" for name in SHAPE_PARAMETERS}
         theirs = {**theirs, **{key: value for key, value in ours.items() if key in shape}}
     outputs = {f"net.{name}.{p}" for name in output_layers(model.net) for p in ("weight", "bias")}
     if not differences and (theirs.keys() != ours.keys()
