@@ -199,6 +199,11 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         print(path)
     change = ", ".join(f"{k} {v:.2%}" for k, v in result["relative_change"].items())
     print(f"relative change from the initial bases: {change}")
+    moves = result["mel_filter_moves"]
+    largest = sorted(range(len(moves["centre_hz"])), key=lambda i: -abs(moves["centre_shift_hz"][i]))[:3]
+    print("Mel filters moved most: " + ", ".join(
+        f"{moves['centre_hz'][i]:.0f} Hz {moves['centre_shift_hz'][i]:+.1f} Hz (width x{moves['width_ratio'][i]:.3f})"
+        for i in largest))
     return 0
 
 
@@ -778,7 +783,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plot", help="pictures of the Mel filters and Fourier kernels, initial vs trained",
                        description="Plot the checkpoint's 40 Mel filters and STFT Fourier kernels (2, 10, 20, 50; "
-                       "sine and cosine) beside the initial fixed ones: what trainable bases learned.")
+                       "sine and cosine) beside the initial fixed ones, and where each Mel filter moved (centre, width): "
+                       "what trainable bases learned.")
     p.add_argument("checkpoint", nargs="?", default=None, help="checkpoint file or model name (default: the shipped model)")
     p.add_argument("--out", required=True, help="folder for the PNGs")
     p.set_defaults(func=_cmd_plot)

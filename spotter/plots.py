@@ -6,7 +6,11 @@
   initial (fixed) bases beside the checkpoint's;
 * ``fourier_kernels.png`` - STFT kernels 2, 10, 20 and 50 (sine and cosine),
   initial beside the checkpoint's;
-* ``basis_change.json`` - how far each basis moved (relative L2 norm).
+* ``mel_filter_moves.png`` - where each Mel filter moved: the shift of its centre (the centroid of its
+  weights, in Hz) and the change of its width (their spread), over its initial centre frequency; moves of
+  a few Hz, which do not show among the filters themselves;
+* ``basis_change.json`` - how far each basis moved (relative L2 norm), and ``mel_filter_moves.json``
+  the filters' centres, shifts and width ratios as numbers.
 """
 
 from __future__ import annotations
@@ -35,6 +39,41 @@ def basis_arrays(model) -> dict[str, np.ndarray]:
 def basis_change(initial: dict, trained: dict) -> dict[str, float]:
     """Relative L2 change of each basis tensor."""
     return {k: float(np.linalg.norm(trained[k] - initial[k]) / np.linalg.norm(initial[k])) for k in initial}
+
+
+def mel_filter_moves(initial: np.ndarray, trained: np.ndarray, sample_rate: int) -> dict[str, list[float]]:
+    """Each Mel filter's centre (centroid of its weights over frequency, Hz) initially, how far the trained
+    filter's centre moved (Hz) and the ratio of its width (standard deviation of its weights over frequency)
+    to the initial one. Works for any parametrisation: it reads the filterbanks themselves."""
+    freqs = np.linspace(0, sample_rate / 2, initial.shape[1])
+
+    def centre_and_width(bank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        weights = np.clip(bank.astype(np.float64), 0, None)
+        weights = weights / weights.sum(axis=1, keepdims=True)
+        centre = weights @ freqs
+        spread = np.sqrt(np.einsum("mf,mf->m", weights, (freqs[None, :] - centre[:, None]) ** 2))
+        return centre, spread
+
+    centre0, width0 = centre_and_width(initial)
+    centre1, width1 = centre_and_width(trained)
+    return {"centre_hz": centre0.tolist(), "centre_shift_hz": (centre1 - centre0).tolist(),
+            "width_ratio": (width1 / width0).tolist()}
+
+
+def mel_filter_moves_figure(moves: dict[str, list[float]], trainable: bool):
+    """Two panels over each filter's initial centre (Hz, log scale): its centre shift (Hz) and width change (%)."""
+    plt = pyplot()
+    centre = np.asarray(moves["centre_hz"])
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
+    top.stem(centre, moves["centre_shift_hz"], basefmt="k-")
+    top.set_ylabel("centre shift (Hz)")
+    top.set_title("where each Mel filter moved" + ("" if trainable else " (frozen: nowhere)"))
+    bottom.stem(centre, 100 * (np.asarray(moves["width_ratio"]) - 1), basefmt="k-")
+    bottom.set_ylabel("width change (%)")
+    bottom.set_xscale("log")
+    bottom.set_xlabel("filter's initial centre (Hz)")
+    fig.tight_layout()
+    return fig
 
 
 def mel_filters_figure(initial: np.ndarray, trained: np.ndarray, sample_rate: int, trainable: bool):
@@ -93,7 +132,10 @@ def plot_checkpoint(model, out_dir: str | Path) -> dict:
                 out / "mel_filters.png")
     save_figure(fourier_kernels_figure(initial, trained, cfg.trainable_stft, cfg.sample_rate),
                 out / "fourier_kernels.png")
+    moves = mel_filter_moves(initial["mel_basis"], trained["mel_basis"], cfg.sample_rate)
+    save_figure(mel_filter_moves_figure(moves, cfg.trainable_mel), out / "mel_filter_moves.png")
     change = basis_change(initial, trained)
     (out / "basis_change.json").write_text(json.dumps(change, indent=1))
-    return {"files": [str(out / "mel_filters.png"), str(out / "fourier_kernels.png"), str(out / "basis_change.json")],
-            "relative_change": change}
+    (out / "mel_filter_moves.json").write_text(json.dumps(moves, indent=1))
+    names = ("mel_filters.png", "fourier_kernels.png", "mel_filter_moves.png", "basis_change.json", "mel_filter_moves.json")
+    return {"files": [str(out / name) for name in names], "relative_change": change, "mel_filter_moves": moves}

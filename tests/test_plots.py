@@ -13,7 +13,9 @@ import torch
 
 from spotter.checkpoint import load_model, save_checkpoint
 from spotter.model import build_model
-from spotter.plots import KERNELS, basis_arrays, fourier_kernels_figure, mel_filters_figure, pyplot
+from spotter.config import FrontendConfig
+from spotter.plots import (KERNELS, basis_arrays, fourier_kernels_figure, mel_filter_moves, mel_filter_moves_figure,
+                           mel_filters_figure, pyplot)
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +52,38 @@ def test_plot_cli_writes_the_pictures_and_the_basis_change(trained_checkpoint, t
         expected = np.linalg.norm(trained[key] - initial[key]) / np.linalg.norm(initial[key])
         assert change[key] == pytest.approx(expected, rel=1e-6) and 0.05 < change[key] < 0.2
     assert "relative change from the initial bases: mel_basis" in run.stdout
+    assert _png_size(out / "mel_filter_moves.png") == (9 * 110, 5 * 110)
+    moves = json.loads((out / "mel_filter_moves.json").read_text())
+    assert moves == mel_filter_moves(initial["mel_basis"], trained["mel_basis"], 16000)
+    assert "Mel filters moved most: " in run.stdout
+
+
+def test_plot_mel_filter_moves_finds_the_filter_that_moved_and_the_one_that_widened(tmp_path):
+    """Band filters: filter 20's centre pushed half a spacing up, filter 10 made sqrt(2) wider on the Mel scale;
+    the measure names those two and no other, by about those amounts, through a saved checkpoint."""
+    model = build_model("linear", trainable_mel=True, frontend=FrontendConfig(mel_param="band"))
+    with torch.no_grad():
+        model.frontend.mel_centre[20] = np.arctanh(0.5)
+        model.frontend.mel_width[10] = np.arctanh(0.5)
+    path = save_checkpoint(model, tmp_path / "band.pt")
+    initial = basis_arrays(build_model("linear"))["mel_basis"]
+    moves = mel_filter_moves(initial, basis_arrays(load_model(path, device="cpu"))["mel_basis"], 16000)
+    centre, shift, width = (np.asarray(moves[k]) for k in ("centre_hz", "centre_shift_hz", "width_ratio"))
+    assert np.all(np.diff(centre) > 0) and 50 < centre[0] < 100 and 6500 < centre[-1] < 8000
+    spacing = (centre[21] - centre[19]) / 2
+    assert shift[20] == pytest.approx(spacing / 2, rel=0.1)  # half a filter spacing, in Hz
+    assert width[10] == pytest.approx(np.sqrt(2), rel=0.05) and abs(shift[10]) < 0.01 * spacing
+    others = np.ones(40, bool)
+    others[[10, 20]] = False
+    assert np.abs(shift[others]).max() < 1e-3 and np.abs(width[others] - 1).max() < 1e-6
+    fig = mel_filter_moves_figure(moves, trainable=True)
+    try:
+        top, bottom = fig.axes
+        np.testing.assert_allclose(top.containers[0].markerline.get_ydata(), shift)
+        np.testing.assert_allclose(bottom.containers[0].markerline.get_ydata(), 100 * (width - 1))
+        np.testing.assert_allclose(top.containers[0].markerline.get_xdata(), centre)
+    finally:
+        pyplot().close(fig)
 
 
 def test_plot_mel_filters_holds_each_of_the_40_filters_initial_and_trained(trained_checkpoint):
