@@ -6,12 +6,15 @@ trainable row minus its fixed row, seed by seed (the same seed gives both the sa
 and, with the front end frozen at first, the same first epochs). A paired row (``then-*``: the seed's
 fixed run continued with a trainable front end) is compared with ``then-fixed``, the same run continued
 with the fixed front end. Differences are on data/flite200 where both runs were scored on it (five
-times flite40's takes of the same persons), else on data/flite40."""
+times flite40's takes of the same persons), else on data/flite40; their mean comes with a 95% interval
+(Student's t over the seeds): an interval that holds 0 is a difference the seeds do not resolve."""
 
 import json
 import statistics
 import sys
 from pathlib import Path
+
+from scipy import stats
 
 MODELS = ("linear", "bcresnet-1", "bcresnet-3")
 # Experiments beside the table (docs/experiments/configs): melmatrix, the raw matrix; melfrozen, the log-domain
@@ -52,17 +55,29 @@ def spread(values: list) -> str:
     return f"{statistics.mean(values):.1%} ± {sd:.1%}".replace("%", "", 1)
 
 
-def minus(run: dict, ref: dict, part: str) -> str:
+def minus(run: dict, ref: dict, part: str) -> float | None:
+    """Points of accuracy ``run`` has over ``ref`` (the same seed's fixed run) on ``part`` (sel or test)."""
     for key in (part + "200", part):
         if run[key] is not None and ref[key] is not None:
-            return f"{(run[key] - ref[key]) * 100:+.1f}"
-    return "?"
+            return (run[key] - ref[key]) * 100
+    return None
+
+
+def differences(values: list) -> str:
+    """Per seed, then the mean and its 95% interval: "-0.4 +1.1 +0.0 = +0.2 [-1.6, +2.0]"."""
+    per_seed = " ".join("?" if v is None else f"{v:+.1f}" for v in values)
+    known = [v for v in values if v is not None]
+    if len(known) < 2:
+        return per_seed
+    mean = statistics.mean(known)
+    half = stats.t.ppf(0.975, len(known) - 1) * statistics.stdev(known) / len(known) ** 0.5
+    return f"{per_seed} = {mean:+.1f} [{mean - half:+.1f}, {mean + half:+.1f}]"
 
 
 def main(root: str = "runs") -> None:
     print("| model | front end | trainable params | seeds | held-out voices | flite selection (slt, awb) "
           "| flite test (rms, kal16, kal) | flite200 selection | flite200 test "
-          "| selection minus fixed, per seed | test minus fixed, per seed | minutes |")
+          "| selection minus fixed, per seed = mean [95%] | test minus fixed, per seed = mean [95%] | minutes |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for model in MODELS:
         reference = {}
@@ -75,7 +90,7 @@ def main(root: str = "runs") -> None:
             if not runs:
                 continue
             sel_diff, diff = ("" if fe in ("fixed", "then-fixed") else
-                              " ".join(minus(runs[s], reference[s], part) for s in runs if s in reference)
+                              differences([minus(runs[s], reference[s], part) for s in runs if s in reference])
                               for part in ("sel", "test"))
             col = {k: [r[k] for r in runs.values()] for k in ("held", "sel", "test", "sel200", "test200", "minutes")}
             print(f"| {model} | {fe} | {PARAMS[fe]:,} | {len(runs)} | {spread(col['held'])} | {spread(col['sel'])} "
