@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from spotter.checkpoint import load_model, save_checkpoint
-from spotter.model import build_model
 from spotter.config import FrontendConfig
+from spotter.model import build_model
 from spotter.plots import (KERNELS, basis_arrays, fourier_kernels_figure, mel_filter_moves, mel_filter_moves_figure,
                            mel_filters_figure, pyplot)
 
