@@ -128,14 +128,16 @@ def plot_checkpoint(model, out_dir: str | Path) -> dict:
     cfg = model.frontend.config
     initial = basis_arrays(build_model(model.name, frontend=cfg))
     trained = basis_arrays(model)
-    save_figure(mel_filters_figure(initial["mel_basis"], trained["mel_basis"], cfg.sample_rate, cfg.trainable_mel),
-                out / "mel_filters.png")
-    save_figure(fourier_kernels_figure(initial, trained, cfg.trainable_stft, cfg.sample_rate),
-                out / "fourier_kernels.png")
     moves = mel_filter_moves(initial["mel_basis"], trained["mel_basis"], cfg.sample_rate)
-    save_figure(mel_filter_moves_figure(moves, cfg.trainable_mel), out / "mel_filter_moves.png")
     change = basis_change(initial, trained)
-    (out / "basis_change.json").write_text(json.dumps(change, indent=1))
-    (out / "mel_filter_moves.json").write_text(json.dumps(moves, indent=1))
-    names = ("mel_filters.png", "fourier_kernels.png", "mel_filter_moves.png", "basis_change.json", "mel_filter_moves.json")
-    return {"files": [str(out / name) for name in names], "relative_change": change, "mel_filter_moves": moves}
+    figures = {"mel_filters.png": mel_filters_figure(initial["mel_basis"], trained["mel_basis"], cfg.sample_rate,
+                                                     cfg.trainable_mel),
+               "fourier_kernels.png": fourier_kernels_figure(initial, trained, cfg.trainable_stft, cfg.sample_rate),
+               "mel_filter_moves.png": mel_filter_moves_figure(moves, cfg.trainable_mel)}
+    for name, fig in figures.items():
+        save_figure(fig, out / name)
+    numbers = {"basis_change.json": change, "mel_filter_moves.json": moves}
+    for name, value in numbers.items():
+        (out / name).write_text(json.dumps(value, indent=1))
+    return {"files": [str(out / name) for name in [*figures, *numbers]], "relative_change": change,
+            "mel_filter_moves": moves}
