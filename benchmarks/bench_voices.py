@@ -148,8 +148,7 @@ def main() -> None:
     for spec in args.model or [None]:
         path = resolve(spec)
         model = load_model(path, device="cpu")
-        # one cache per checkpoint file and version: a retrained checkpoint never reuses old posteriors
-        key = f"{checkpoint_key(path)}-{int(path.stat().st_mtime)}"
+        key = checkpoint_key(path, model)  # by the weights: a retrained checkpoint never reuses old posteriors
         post = {name: (cached_posteriors(model, kw, root / "posteriors", key=f"{key}-{condition}"),
                        cached_posteriors(model, sp, root / "posteriors", key=key))
                 for name, (kw, sp) in streams.items()}

@@ -413,7 +413,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     path = resolve(args.model)
     model = load_model(path, device=select_device(args.device_type))
-    streams = [cached_posteriors(model, wav, args.posteriors, key=checkpoint_key(path), batched=not args.engine) for wav in args.streams]
+    key = checkpoint_key(path, model)
+    streams = [cached_posteriors(model, wav, args.posteriors, key=key, batched=not args.engine) for wav in args.streams]
     found = tune(streams, model.labels, max_fa_per_hour=args.max_fa_per_hour, tolerance_s=args.tolerance,
                  max_latency_s=args.max_latency, per_keyword=args.per_keyword, margin_steps=args.margin_steps,
                  objective=args.objective)
@@ -737,7 +738,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score the streams through the streaming engine, as listen does, instead of in batches "
                         "(the same posteriors, several times slower)")
     p.add_argument("--posteriors", metavar="DIR",
-                   help="keep each stream's posteriors in DIR and reuse them while newer than the stream")
+                   help="keep each stream's posteriors in DIR and reuse them while newer than the stream, "
+                        "for the same weights (a retrained checkpoint is scored again)")
     p.add_argument("--device-type", choices=DEVICE_TYPES, default="cpu",
                    help="where the batched scoring runs (default: cpu; cuda scores hours of audio in seconds)")
     p.set_defaults(func=_cmd_tune)

@@ -151,3 +151,34 @@ def test_spotter_tune_ranks_settings_saves_the_best_and_reuses_posteriors(tmp_pa
     header, best = worst.stdout.splitlines()[1:3]
     assert header.split()[:4] == ["worst", "on", "stream", "recall"]
     assert best.split()[:3] == ["100.0%", "keywords.wav", "100.0%"]  # one stream: its recall is the worst
+
+
+def test_cached_posteriors_follow_the_weights_not_the_file(tmp_path):
+    """A checkpoint retrained in place must not reuse its old weights' posteriors (tuning a new model on
+    them would be silently wrong); re-saved with a new detector, or named by another path, it reuses them."""
+    from pathlib import Path
+
+    import torch
+
+    from spotter.checkpoint import load_model, save_checkpoint
+    from spotter.evaluation.tuning import cached_posteriors, checkpoint_key
+    from spotter.model import build_model
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "keywords.wav"
+    torch.manual_seed(0)
+    path = save_checkpoint(build_model("bcresnet-1").eval(), tmp_path / "model.pt")
+    first = load_model(path, device="cpu")
+    key = checkpoint_key(path, first)
+    assert checkpoint_key(Path("model.pt"), first) == key  # relative or absolute: the same weights
+    save_checkpoint(first, path, meta={"detector": {"threshold": 0.5}})  # as `spotter tune --save` rewrites it
+    assert checkpoint_key(path, load_model(path, device="cpu")) == key
+    cache = tmp_path / "posteriors"
+    before = cached_posteriors(first, example, cache, key=key)
+    with torch.no_grad():  # retrained in place: other weights at the same path
+        first.net.classifier[-1].bias.add_(torch.linspace(-2.0, 2.0, len(first.labels)))
+    save_checkpoint(first, path)
+    second = load_model(path, device="cpu")
+    assert checkpoint_key(path, second) != key
+    after = cached_posteriors(second, example, cache, key=checkpoint_key(path, second))
+    assert len(list(cache.glob("*.pkl"))) == 2
+    assert not np.allclose(after.probs, before.probs, atol=1e-3)  # scored again, not read from the old file

@@ -12,6 +12,7 @@ budget.  ``spotter tune`` is the command-line front of this (:func:`tune`).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import pickle
 from dataclasses import dataclass, replace
@@ -204,9 +205,15 @@ MIN_COUNT_GRID = (1, 2, 3)
 KEYWORD_GRID = (0.7, 0.75, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995)
 
 
-def checkpoint_key(path: str | Path) -> str:
-    """A name for a checkpoint's cached posteriors: its path without suffix, slashes as underscores."""
-    return str(Path(path).with_suffix("")).strip("/").replace("/", "_")
+def checkpoint_key(path: str | Path, model) -> str:
+    """A name for a model's cached posteriors: its checkpoint's file name and a digest of its weights.
+    A checkpoint retrained in place never reuses the posteriors of its old weights; the same weights
+    share them under any path, relative or absolute, and after `spotter tune --save` rewrote the file."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return f"{Path(path).stem}-{digest.hexdigest()[:12]}"
 
 
 def cached_posteriors(model, wav: str | Path, folder: str | Path | None = None, key: str = "model",
