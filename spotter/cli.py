@@ -101,8 +101,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise SpotterError(f"--onnx {out}: the graph's file name must end in .onnx")
     print(f"spotter: exporting {path} ...", file=sys.stderr, flush=True)
     whole, streaming = export_onnx(load_model(path, device="cpu"), out)
+    from .exported import screen_paths
+
+    pair = [p for p in screen_paths(whole) if p.is_file()]
+    also = f", and the screening pair {pair[0].name}, {pair[1].name}" if pair else ""
     print(f"spotter: wrote {whole} (the whole classifier: waveform -> probs) and {streaming} (the streaming form "
-          "that listen runs); both match torch within 1e-4", file=sys.stderr)
+          f"that listen runs){also}; all match torch within 1e-4", file=sys.stderr)
     return 0
 
 
@@ -278,7 +282,8 @@ def _cmd_listen(args: argparse.Namespace) -> int:
 
     options = ListenOptions(wav=args.wav, device=args.device, realtime=args.realtime, reconnect=args.reconnect,
                             model=_profile_model(args), device_type=args.device_type, threads=args.threads,
-                            runtime=args.runtime, gate=not args.no_gate, hop_ms=args.hop_ms, json=args.json,
+                            runtime=args.runtime, gate=not args.no_gate, screen=not args.no_screen, hop_ms=args.hop_ms,
+                            json=args.json,
                             posteriors=args.posteriors, ui=not args.no_ui)
     return listen(options, _detector(args))
 
@@ -593,8 +598,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a checkpoint as ONNX graphs, for listening without torch",
                        description="Write a checkpoint as ONNX graphs with its labels, front-end and detector "
                        "settings in their metadata: OUT.onnx, the whole classifier (waveform -> probabilities), "
-                       "and OUT.stream.onnx, the streaming form `spotter listen --runtime onnx` runs. Both are "
-                       "checked against torch. Needs pip install 'spotter[export]'.")
+                       "and OUT.stream.onnx, the streaming form `spotter listen --runtime onnx` runs; for an ensemble "
+                       "also OUT.screen.onnx and OUT.rest.onnx, its first member and the others, which listen runs "
+                       "apart to skip the others where they cannot change a detection. All are checked against "
+                       "torch. Needs pip install 'spotter[export]'.")
     p.add_argument("checkpoint", nargs="?", default=None,
                    help="checkpoint file or shipped model name (default: the shipped model)")
     p.add_argument("--onnx", metavar="OUT.onnx", default=None,
@@ -629,6 +636,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-gate", action="store_true",
                    help="score every hop with the network, even in silence (default: a silence gate scores hops "
                    "whose audio stays near the room's noise floor as silence without running it)")
+    p.add_argument("--no-screen", action="store_true",
+                   help="run every member of an ensemble on every hop (default, in the onnx runtime: the others "
+                   "run only when the first member's keyword probability could lead to a detection; the same "
+                   "detections for about half the work in speech)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object per line for each detection, then a summary line")
     p.add_argument("--posteriors", action="store_true", help="with --json: also a line per hop with class probabilities")

@@ -129,6 +129,31 @@ def detector_settings(meta: dict | None = None, labels=None, source: str = "mode
     return config
 
 
+#: Kept below the exact bound of :func:`screen_limit`, so float rounding cannot let a hop through.
+SCREEN_MARGIN = 1e-4
+
+
+def screen_limit(config: DetectorConfig, members: int) -> float:
+    """The first member's keyword probability (summed over the keywords) below which the other members of
+    an ensemble of ``members`` need not run: whatever they say, no hop whose smoothing holds this hop can
+    reach a threshold, and the first member's probabilities, fed to the detector in the ensemble's
+    place, cannot either; so every detection is the one the whole ensemble would give.
+
+    Why: a hop counts towards a detection only if its smoothed score, the mean over ``n`` hops of
+    ``smoothing_hops``, reaches the lowest threshold ``T``; with every other hop at most 1, that needs
+    this hop's keyword sum ``s >= L = n T - (n - 1)``. The ensemble's keyword sum is the mean of its
+    members', so ``s <= (s_1 + members - 1) / members``, which is below ``L`` when
+    ``s_1 < members L - (members - 1)``; and that is at most ``L``, so ``s_1`` itself stays below it
+    too. A score of one keyword ("class") is at most the keyword sum, so the bound holds for both
+    scores. 0 (never screen) when the settings leave no room, or for a single network."""
+    if members < 2:
+        return 0.0
+    lowest = min([config.threshold, *config.thresholds.values()])
+    n = max(1, config.smoothing_hops)
+    per_hop = n * lowest - (n - 1)
+    return max(0.0, members * per_hop - (members - 1) - SCREEN_MARGIN)
+
+
 def _any_keyword(smoothed: np.ndarray, keyword_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per row of ``smoothed`` (hops x classes): the most probable keyword's class index and the keywords'
     summed probability. One function for the hop-by-hop and the offline detector, summing in one fixed

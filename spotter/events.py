@@ -41,6 +41,7 @@ class PosteriorUpdate:
     dropped_windows: int = 0
     overflows: int = 0
     gated: bool = False  # the silence gate scored this hop as silence; the network did not run
+    screened: bool = False  # an ensemble's first member alone gave ``probs`` (it ruled a keyword out)
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -48,7 +49,8 @@ class PosteriorUpdate:
                 "probs": {k: round(float(p), 4) for k, p in zip(self.labels, self.probs)},
                 "smoothed": {k: round(float(p), 4) for k, p in zip(self.labels, self.smoothed)},
                 "level_dbfs": round(self.level_dbfs, 1), "inference_ms": round(self.inference_ms, 2),
-                "dropped_windows": self.dropped_windows, "overflows": self.overflows, "gated": self.gated}
+                "dropped_windows": self.dropped_windows, "overflows": self.overflows, "gated": self.gated,
+                "screened": self.screened}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())

@@ -28,10 +28,17 @@ class ExportedModelError(SpotterError):
     """An exported graph that cannot be used, or a runtime that cannot run; the message says why."""
 
 
-def stream_path(path: str | os.PathLike) -> Path:
-    """The streaming form's file beside a whole-classifier graph: ``X.onnx`` -> ``X.stream.onnx``."""
+def stream_path(path: str | os.PathLike, form: str = ".stream") -> Path:
+    """The streaming form's file beside a whole-classifier graph: ``X.onnx`` -> ``X.stream.onnx``
+    (``form`` ``.screen``, ``.rest``: the screening pair's files)."""
     path = Path(path)
-    return path.with_name(path.name[: -len(ONNX_SUFFIX)] + ".stream" + ONNX_SUFFIX)
+    return path.with_name(path.name[: -len(ONNX_SUFFIX)] + form + ONNX_SUFFIX)
+
+
+def screen_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """An ensemble's screening pair beside its whole graph: ``X.screen.onnx`` (the first member's
+    streaming form) and ``X.rest.onnx`` (the other members); see :mod:`spotter.export`."""
+    return stream_path(path, ".screen"), stream_path(path, ".rest")
 
 
 def graph_beside(checkpoint: str | os.PathLike) -> Path:
@@ -81,6 +88,7 @@ class ExportedModel:
     """A model's exported graphs: the checkpoint's facts, whole windows scored, and the streaming form."""
 
     runtime = "onnx"
+    members = 1  # ensemble members, where the screening pair is there to run them apart
 
     def __init__(self, path: Path, threads: int = 1, providers: list[str] | None = None) -> None:
         self.source = str(path)
@@ -108,36 +116,79 @@ class ExportedModel:
                                      "beside it; export again with: spotter export CKPT --onnx OUT.onnx")
         self.stream_session = _session(self.stream_file, threads, providers)
         self.device = "cuda" if "CUDAExecutionProvider" in self.session.get_providers() else "cpu"
+        self.screen_sessions = self._screening_pair(path, threads, providers)
+
+    def _screening_pair(self, path: Path, threads: int, providers: list[str] | None):
+        """An ensemble's screen and rest graphs (:mod:`spotter.export`) when both lie beside the whole
+        graph and come from the same checkpoint, else None (every window then runs every member)."""
+        files = screen_paths(path)
+        if not all(f.is_file() for f in files):
+            return None
+        sessions = tuple(_session(f, threads, providers) for f in files)
+        infos = [s.get_modelmeta().custom_metadata_map for s in sessions]
+        if any(i.get("checkpoint_sha256") != self.checkpoint_sha256 or i.get("labels") != json.dumps(list(self.labels))
+               for i in infos):
+            return None  # left over from another export: not this model's members
+        self.members = int(infos[0].get("members", "2"))
+        return sessions
 
     def probs(self, waveforms: np.ndarray) -> np.ndarray:
         """Class probabilities ``(B, classes)`` of windows ``(B, frontend.config.window_samples)`` (the whole graph)."""
         return self.session.run(["probs"], {"waveform": np.ascontiguousarray(waveforms, dtype=np.float32)})[0]
 
-    def window_scorer(self, max_lag: int) -> "ExportedWindowScorer":
-        return ExportedWindowScorer(self, max_lag)
+    def window_scorer(self, max_lag: int, screen: bool = True) -> "ExportedWindowScorer":
+        return ExportedWindowScorer(self, max_lag, screen)
 
 
 class ExportedWindowScorer:
     """The onnx runtime's per-window work for the streaming engine: the frames a window still needs
-    (:class:`WindowFramer`), then the streaming graph with its cache of inner log-Mel frames."""
+    (:class:`WindowFramer`), then the streaming graph with its cache of inner log-Mel frames.
+
+    With ``screen`` and a model whose screening pair was exported, windows go through the first
+    member's streaming graph and the other members' graph after it: :meth:`probs` runs both (the
+    ensemble's probabilities), :meth:`screened_probs` runs the others only when the first member's
+    keyword probability reaches a limit (:func:`spotter.detector.screen_limit`)."""
 
     runtime = "onnx"
 
-    def __init__(self, model: ExportedModel, max_lag: int) -> None:
+    def __init__(self, model: ExportedModel, max_lag: int, screen: bool = True) -> None:
+        from .config import keywords_of
+
         cfg = model.frontend.config
         self.framer = WindowFramer(cfg.n_fft, cfg.hop_length, cfg.window_samples, max_lag)
         if (self.framer.edge, self.framer.n_inner) != (model.edge, model.n_inner):
             raise ExportedModelError(f"exported graph {model.source}: its frame layout ({model.edge}, {model.n_inner}) "
                                      "does not match this spotter's; export it again")
         self.session = model.stream_session
+        self.screen, self.rest = (model.screen_sessions if screen and model.screen_sessions else (None, None))
+        self.members = model.members if self.screen is not None else 1  # 1: no screening
+        self.keyword_index = np.array([model.labels.index(k) for k in keywords_of(model.labels)], dtype=int)
         self.cache = np.zeros((cfg.n_mels, self.framer.n_inner), dtype=np.float32)
         self.device = model.device
 
-    def probs(self, end: int) -> np.ndarray:
+    def _frames(self, end: int) -> np.ndarray:
         plan = self.framer.plan(end)
-        frames = np.concatenate([plan.left, plan.right, plan.new])
-        probs, self.cache = self.session.run(["probs", "next_cache"], {"frames": frames, "cache": self.cache})
+        return np.concatenate([plan.left, plan.right, plan.new])
+
+    def probs(self, end: int) -> np.ndarray:
+        """The window's class probabilities, every member run."""
+        if self.screen is not None:
+            return self.screened_probs(end, 0.0)[0]
+        probs, self.cache = self.session.run(["probs", "next_cache"], {"frames": self._frames(end), "cache": self.cache})
         return probs[0]
+
+    def screened_probs(self, end: int, limit: float) -> tuple[np.ndarray, bool]:
+        """The ensemble's class probabilities, or the first member's alone (and True) when its keyword
+        probability stays below ``limit`` (0: never)."""
+        if self.screen is None:
+            return self.probs(end), False
+        first, self.cache, window = self.screen.run(None, {"frames": self._frames(end), "cache": self.cache})
+        first = first[0]
+        if limit > 0 and float(first[self.keyword_index].sum()) < limit:
+            return first, True
+        rest = self.rest.run(None, {"window": window})[0][0]
+        m = self.members
+        return (first + (m - 1) * rest) / m, False
 
 
 def load_exported(path: str | os.PathLike, threads: int = 1, device_type: str = "cpu") -> ExportedModel:

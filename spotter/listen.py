@@ -30,6 +30,7 @@ class ListenOptions:
     threads: int = 1
     runtime: str = "auto"  # onnx | torch | auto (spotter.exported.open_exported)
     gate: bool = True  # the silence gate (spotter.gate); --no-gate scores every hop with the network
+    screen: bool = True  # an ensemble's other members only when the first could lead to a detection; --no-screen
     hop_ms: float = 100.0
     json: bool = False
     posteriors: bool = False
@@ -107,6 +108,7 @@ def format_summary(summary: dict) -> str:
     """The closing line of a plain-text run."""
     return (f"spotter: {summary['seconds']:.1f} s of audio, {summary['detections']} detections, "
             f"{summary['windows']} windows ({summary['gated_windows']} gated as silence, "
+            f"{summary['screened_windows']} screened by the first member, "
             f"{summary['inference_ms_mean']:.1f} ms each scored), "
             f"{summary['dropped_windows']} dropped, {summary['overflows']} input overflows")
 
@@ -121,7 +123,7 @@ def listen(options: ListenOptions, detector) -> int:
     source = open_source(options)  # before the model: a bad file or device is reported at once
     model = load_streaming_model(options.model, options.device_type, options.threads, options.runtime)
     engine = Engine(model, EngineConfig(hop_ms=options.hop_ms, skip_stale=options.live, detector=detector(model),
-                                        gate=GateConfig() if options.gate else None))
+                                        gate=GateConfig() if options.gate else None, screen=options.screen))
     as_json = options.json or not sys.stdout.isatty()
     device = f"{engine.scorer.device}, {engine.scorer.runtime}"
     if not as_json and options.ui:  # a terminal: the live UI

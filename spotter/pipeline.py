@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 
 from .config import SAMPLE_RATE
-from .detector import Detector, DetectorConfig, detector_from_meta
+from .detector import Detector, DetectorConfig, detector_from_meta, screen_limit
 from .events import PosteriorUpdate
 from .errors import SpotterError
 from .gate import GateConfig, SilenceGate
@@ -76,6 +76,10 @@ class EngineConfig:
     # The silence gate (spotter.gate): None scores every window with the network (``listen --no-gate``).
     # It applies to models with a "silence" class.
     gate: GateConfig | None = None
+    # Screening (onnx runtime, an ensemble exported with its screening pair): the other members run only
+    # when the first one's keyword probability could lead to a detection (spotter.detector.screen_limit);
+    # the same detections. False runs every member on every window (``listen --no-screen``).
+    screen: bool = True
 
     @property
     def hop_samples(self) -> int:
@@ -86,6 +90,7 @@ class EngineConfig:
 class EngineStats:
     windows: int = 0
     gated_windows: int = 0  # windows the silence gate scored as silence without running the network
+    screened_windows: int = 0  # windows an ensemble's first member scored alone (see EngineConfig.screen)
     dropped_windows: int = 0
     detections: int = 0
     samples: int = 0  # samples received
@@ -101,10 +106,11 @@ class EngineStats:
         return self.inference_ms_total / scored if scored else 0.0
 
 
-def window_scorer(model, max_lag: int):
-    """What scores the engine's windows: an exported model's own (no torch), else the torch runtime's."""
+def window_scorer(model, max_lag: int, screen: bool = True):
+    """What scores the engine's windows: an exported model's own (no torch; screening the ensemble's
+    members where it can and ``screen``), else the torch runtime's."""
     if hasattr(model, "window_scorer"):  # spotter.exported.ExportedModel
-        return model.window_scorer(max_lag)
+        return model.window_scorer(max_lag, screen)
     from .streaming import TorchWindowScorer
 
     return TorchWindowScorer(model.eval(), max_lag)
@@ -124,7 +130,8 @@ class Engine:
             raise EngineConfigError(f"--hop-ms {self.config.hop_ms:g} must be a positive multiple of "
                              f"{1000 * frame_hop / SAMPLE_RATE:g} ms (the spectrogram's frame hop)")
         self.model = model
-        self.scorer = window_scorer(model, max_lag=hop)  # windows end at most a hop back
+        self.scorer = window_scorer(model, max_lag=hop, screen=self.config.screen)  # windows end at most a hop back
+        self._members = getattr(self.scorer, "members", 1)  # > 1: the scorer can screen them
         self.framer = self.scorer.framer  # the stream's audio and clock
         self.labels = tuple(model.labels)
         detector = self.config.detector
@@ -143,11 +150,14 @@ class Engine:
         self.overflows = 0  # reported by the source, passed through in events
         self.paused = False
         self._last_hop_audio = np.zeros(hop, dtype=np.float32)
+        self.screened = False  # the last window was scored by an ensemble's first member alone
 
     def _score(self, end: int) -> tuple[np.ndarray, bool]:
-        """The window's class probabilities, and whether the silence gate gave them (no network run)."""
+        """The window's class probabilities, and whether the silence gate gave them (no network run).
+        Whether the screen left the other members out is in ``self.screened``."""
         s = self.stats
         s.windows += 1
+        self.screened = False
         if self.gate is not None:
             new = max(0, min(end - self._gate_end, self.framer.window))  # samples the gate has not seen
             self._gate_end = end
@@ -158,7 +168,11 @@ class Engine:
                 return self._silence, True
         self.quiet_windows = 0
         started = time.perf_counter()
-        probs = self.scorer.probs(end)
+        if self._members > 1:
+            probs, self.screened = self.scorer.screened_probs(end, screen_limit(self.detector.config, self._members))
+            s.screened_windows += self.screened
+        else:
+            probs = self.scorer.probs(end)
         ms = (time.perf_counter() - started) * 1000
         s.inference_ms_last = ms
         s.inference_ms_total += ms
@@ -219,7 +233,8 @@ class Engine:
             events.append(PosteriorUpdate(
                 time=t, labels=self.labels, probs=tuple(probs.tolist()), smoothed=tuple(smoothed.tolist()),
                 level_dbfs=20 * math.log10(level), inference_ms=self.stats.inference_ms_last,
-                dropped_windows=self.stats.dropped_windows, overflows=self.overflows, gated=gated))
+                dropped_windows=self.stats.dropped_windows, overflows=self.overflows, gated=gated,
+                screened=self.screened))
             events.extend(detections)
             self.stats.detections += len(detections)
         return events
@@ -232,7 +247,7 @@ class Engine:
     def summary(self) -> dict:
         s = self.stats
         return {"event": "summary", "seconds": round(self.framer.stream_samples / SAMPLE_RATE, 3),
-                "windows": s.windows, "gated_windows": s.gated_windows, "lost_seconds": round(s.lost_samples / SAMPLE_RATE, 3),
+                "windows": s.windows, "gated_windows": s.gated_windows, "screened_windows": s.screened_windows, "lost_seconds": round(s.lost_samples / SAMPLE_RATE, 3),
                 "detections": s.detections, "dropped_windows": s.dropped_windows, "overflows": self.overflows,
                 "inference_ms_mean": round(s.inference_ms_mean, 3), "inference_ms_max": round(s.inference_ms_max, 3)}
 

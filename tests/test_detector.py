@@ -206,3 +206,58 @@ def test_one_array_passed_again_and_again_scores_as_fresh_copies_would(score, sm
             fired_copied += f2
     assert fired_shared == fired_copied
     assert {d.keyword for d in fired_shared} == {"no", "yes"}  # "yes" at 0.5 fires only after the threshold moved
+
+
+def _member_posterior(rng, keyword_sum: float, keyword: int) -> np.ndarray:
+    """Random class probabilities whose ten keywords sum to ``keyword_sum``, most of it on ``keyword``."""
+    v = np.zeros(len(LABELS))
+    v[:10] = keyword_sum * rng.dirichlet(np.full(10, 0.3))
+    v[keyword] += keyword_sum * rng.uniform(5, 300)
+    v[:10] *= keyword_sum / v[:10].sum()
+    v[10:] = (1 - keyword_sum) * rng.dirichlet(np.ones(2))
+    return v
+
+
+@pytest.mark.parametrize("score, threshold, per_keyword, smoothing, members", [
+    ("any-keyword", 0.85, {}, 2, 2),  # the shipped settings
+    ("class", 0.95, {}, 1, 2), ("class", 0.92, {"no": 0.88}, 2, 3), ("any-keyword", 0.9, {}, 2, 3)])
+def test_screening_members_fires_exactly_what_the_whole_ensemble_fires(score, threshold, per_keyword, smoothing,
+                                                                       members):
+    """The engine runs an ensemble's other members only when the first member's keyword probability reaches
+    screen_limit, and feeds the first member's probabilities alone otherwise: the detections must be the
+    ensemble's, on sequences where the first member often sits just below the limit while the others are sure."""
+    from spotter.detector import screen_limit
+
+    cfg = DetectorConfig(threshold=threshold, thresholds=per_keyword, smoothing_hops=smoothing, min_count=2,
+                         refractory_s=0.3, score=score)
+    limit = screen_limit(cfg, members)
+    assert 0 < limit < min([threshold, *per_keyword.values()])
+    rng = np.random.default_rng(smoothing * 7 + members)
+    whole, screened_det = Detector(LABELS, cfg), Detector(LABELS, cfg)
+    want, got, screened, i = [], [], 0, 0
+    while i < 6000:  # runs of 1-8 hops of one keyword: the first member unsure, near the limit or sure
+        keyword, length = int(rng.integers(10)), int(rng.integers(1, 9))
+        level = rng.choice([rng.uniform(0, 1), limit + rng.uniform(-0.05, 0.05), rng.uniform(0.9, 1)])
+        others_sure = rng.random() < 0.7
+        for _ in range(length):
+            first = _member_posterior(rng, float(np.clip(level + rng.normal(0, 0.02), 0, 1)), keyword)
+            others = [_member_posterior(rng, rng.uniform(0.97, 1) if others_sure else rng.uniform(0, 1), keyword)
+                      for _ in range(members - 1)]
+            ensemble = (first + sum(others)) / members
+            i += 1
+            t = round(i * 0.1, 3)
+            want += whole.update(t, ensemble)[1]
+            skip = first[:10].sum() < limit
+            screened += skip
+            got += screened_det.update(t, first if skip else ensemble)[1]
+    assert got == want and len(want) > 100 and screened > 1500
+
+
+def test_screen_limit_of_the_shipped_settings_and_where_there_is_no_room():
+    from spotter.detector import screen_limit
+
+    shipped = DetectorConfig(threshold=0.85, smoothing_hops=2, min_count=3, score="any-keyword")
+    # a hop's ensemble sum must reach 2 x 0.85 - 1 = 0.7 to count; with two members the first must reach 0.4
+    assert screen_limit(shipped, 2) == pytest.approx(0.4, abs=1e-3) and screen_limit(shipped, 2) < 0.4
+    assert screen_limit(shipped, 1) == 0.0  # one network: nothing to screen
+    assert screen_limit(DetectorConfig(threshold=0.5, smoothing_hops=4), 2) == 0.0  # no hop can be ruled out

@@ -17,6 +17,7 @@ from spotter.checkpoint import load_model, save_checkpoint
 from spotter.cli import main
 from spotter.exported import ExportedModelError, file_sha256, load_exported, open_exported
 from spotter.model import build_model
+from spotter.detector import detector_settings
 from spotter.pipeline import Engine, EngineConfig
 
 pytest.importorskip("onnxruntime")
@@ -27,7 +28,7 @@ SHIPPED = ROOT / "checkpoints" / "bcresnet-3-synth.pt"
 
 
 def _posteriors_and_detections(model, audio):
-    events = Engine(model, EngineConfig()).feed(audio)  # every window, no gate
+    events = Engine(model, EngineConfig(screen=False)).feed(audio)  # every window and member, no gate
     probs = np.array([e.probs for e in events if hasattr(e, "probs")])
     detections = [(e.keyword, round(e.time, 3)) for e in events if hasattr(e, "keyword")]
     return probs, detections
@@ -143,3 +144,69 @@ def test_bench_times_both_runtimes():
     assert onnx["runtime"] == "onnx" and onnx["runtime_version"].startswith("onnxruntime")
     assert plain["runtime"] == "torch" and plain["runtime_version"].startswith("torch")
     assert onnx["window_ms_median"] > 0 and plain["window_ms_median"] > 0
+    # the shipped pair is screened in the onnx runtime; the every-member figure is timed too and is the dearer
+    assert onnx["members"] == 2 and plain["members"] == 1 and 0 <= onnx["screened_percent"] <= 100
+    assert onnx["window_ms_every_member_median"] > 0
+
+
+def _run(model, audio, screen):
+    engine = Engine(model, EngineConfig(screen=screen))  # every window, no gate
+    events = engine.feed(audio)
+    probs = np.array([e.probs for e in events if hasattr(e, "probs")])
+    detections = [(e.keyword, round(e.time, 3), e.confidence) for e in events if hasattr(e, "keyword")]
+    summary = engine.summary()
+    summary["screened"] = np.array([e.screened for e in events if hasattr(e, "probs")])
+    return probs, detections, summary
+
+
+def test_screening_the_shipped_pair_gives_the_same_detections_for_less_work():
+    """listen runs the second member only where the first one's keyword probability could lead to a
+    detection: on the example recording the same detections, the ensemble's probabilities wherever both
+    ran, and where only the first ran the whole ensemble was far from any threshold."""
+    from spotter.detector import screen_limit
+
+    audio = sf.read(EXAMPLE, dtype="float32")[0]
+    exported = load_exported(SHIPPED.with_suffix(".onnx"))
+    assert exported.members == 2 and exported.screen_sessions is not None  # shipped beside the checkpoint
+    want, want_detections, plain = _run(exported, audio, screen=False)
+    got, got_detections, screened = _run(exported, audio, screen=True)
+    assert plain["screened_windows"] == 0 and screened["screened_windows"] >= 100  # of 277 windows
+    assert len(got_detections) == len(want_detections) == 8
+    for (kw, t, confidence), (want_kw, want_t, want_confidence) in zip(got_detections, want_detections):
+        assert (kw, t) == (want_kw, want_t) and abs(confidence - want_confidence) < 1e-5
+    keywords = slice(0, 10)
+    first_alone = screened["screened"]
+    assert first_alone.sum() == screened["screened_windows"] and not plain["screened"].any()
+    assert (got[first_alone, keywords].sum(axis=1) < screen_limit(detector_settings(exported.meta), 2)).all()
+    assert np.abs(got[~first_alone] - want[~first_alone]).max() <= 1e-5  # both members ran: the ensemble
+    assert want[first_alone, keywords].sum(axis=1).max() < 2 * 0.85 - 1  # below what a detection needs
+    assert np.abs(got[first_alone] - want[first_alone]).max() > 0.05  # and these really were one member's
+
+
+def test_an_exported_ensemble_brings_its_screening_pair_and_a_single_network_none(tmp_path, capsys):
+    pytest.importorskip("onnxscript")
+    from spotter.model import ensemble
+
+    torch.manual_seed(0)
+    pair = ensemble([build_model("bcresnet-1").eval(), build_model("bcresnet-1").eval()])
+    ckpt = save_checkpoint(pair, tmp_path / "pair.pt")
+    assert main(["export", str(ckpt)]) == 0  # checks every graph against torch
+    assert "pair.screen.onnx, pair.rest.onnx" in capsys.readouterr().err
+    assert open_exported(str(ckpt), "onnx").members == 2
+    save_checkpoint(build_model("bcresnet-1").eval(), ckpt)  # a single network exported over it
+    assert main(["export", str(ckpt)]) == 0
+    assert not (tmp_path / "pair.screen.onnx").exists() and not (tmp_path / "pair.rest.onnx").exists()
+    single = open_exported(str(ckpt), "onnx")
+    assert single.members == 1 and single.screen_sessions is None
+    assert main(["listen", "--wav", str(EXAMPLE), "--model", str(ckpt), "--json", "--runtime", "onnx"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["screened_windows"] == 0
+
+
+def test_listen_screens_by_default_and_not_with_no_screen(capsys):
+    counts = {}
+    for flags in ([], ["--no-screen"]):
+        assert main(["listen", "--wav", str(EXAMPLE), "--json", "--runtime", "onnx", *flags]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        counts[tuple(flags)] = (json.loads(lines[-1])["screened_windows"], sum('"detection"' in x for x in lines))
+    assert counts[()][0] > 50 and counts[("--no-screen",)][0] == 0
+    assert counts[()][1] == counts[("--no-screen",)][1] == 8
