@@ -7,7 +7,7 @@ does it: the model in the runtime and on the device ``listen`` would pick
 (:func:`spotter.pipeline.window_scorer`) fed one hop of audio (only the new
 frames are computed), then the network on the newest window and the
 probabilities back on the CPU (what ``Engine._score`` does). For an ensemble
-whose screening pair was exported (onnx runtime), windows are timed as
+(in the onnx runtime, one whose screening pair was exported), windows are timed as
 ``listen`` scores them (the other members only when the first member's
 keyword probability reaches :func:`spotter.detector.screen_limit`) and, in a
 second run, with every member on every window, as while a keyword is said:

@@ -282,9 +282,8 @@ def _cmd_listen(args: argparse.Namespace) -> int:
 
     options = ListenOptions(wav=args.wav, device=args.device, realtime=args.realtime, reconnect=args.reconnect,
                             model=_profile_model(args), device_type=args.device_type, threads=args.threads,
-                            runtime=args.runtime, gate=not args.no_gate, screen=not args.no_screen, hop_ms=args.hop_ms,
-                            json=args.json,
-                            posteriors=args.posteriors, ui=not args.no_ui)
+                            runtime=args.runtime, gate=not args.no_gate, screen=not args.no_screen,
+                            hop_ms=args.hop_ms, json=args.json, posteriors=args.posteriors, ui=not args.no_ui)
     return listen(options, _detector(args))
 
 
@@ -637,7 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score every hop with the network, even in silence (default: a silence gate scores hops "
                    "whose audio stays near the room's noise floor as silence without running it)")
     p.add_argument("--no-screen", action="store_true",
-                   help="run every member of an ensemble on every hop (default, in the onnx runtime: the others "
+                   help="run every member of an ensemble on every hop (default: the others "
                    "run only when the first member's keyword probability could lead to a detection; the same "
                    "detections for about half the work in speech)")
     p.add_argument("--json", action="store_true",

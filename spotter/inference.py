@@ -196,6 +196,25 @@ def inference_classifier(model) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda features: fast(model.frontend.normalize(features))
 
 
+class _FirstMember:
+    """An ensemble's first member in its inference form, on windows its front end has normalised."""
+
+    def __init__(self, model: KeywordModel) -> None:
+        self.normalize = model.frontend.normalize
+        self.net = folded(model.net.members[0])
+
+
+def screening_classifiers(model) -> tuple[_FirstMember, Callable[[torch.Tensor], torch.Tensor]] | None:
+    """For screening an ensemble (:func:`spotter.detector.screen_limit`): its first member, and the other
+    members (stacked and folded; logits whose softmax is their mean probability) on the normalised
+    window; None for a single network."""
+    if not isinstance(model, KeywordModel) or not isinstance(model.net, EnsembleNet):
+        return None
+    rest = list(model.net.members[1:])
+    others = folded(rest[0]) if len(rest) == 1 else folded(stacked(EnsembleNet(rest)))
+    return _FirstMember(model), others
+
+
 class MergedMeanBlock(nn.Module):
     """A :class:`BCResBlock` whose frequency average and temporal depthwise convolution are one
     depthwise convolution spanning all ``n_freq`` rows with the temporal weights divided by

@@ -76,9 +76,10 @@ class EngineConfig:
     # The silence gate (spotter.gate): None scores every window with the network (``listen --no-gate``).
     # It applies to models with a "silence" class.
     gate: GateConfig | None = None
-    # Screening (onnx runtime, an ensemble exported with its screening pair): the other members run only
-    # when the first one's keyword probability could lead to a detection (spotter.detector.screen_limit);
-    # the same detections. False runs every member on every window (``listen --no-screen``).
+    # Screening an ensemble (in the onnx runtime when its screening pair was exported): the other members run
+    # only when the first one's keyword probability could lead to a detection (spotter.detector.screen_limit);
+    # the same detections. False runs every member on every window (``listen --no-screen``; posteriors kept
+    # to be scored under other detector settings).
     screen: bool = True
 
     @property
@@ -107,13 +108,13 @@ class EngineStats:
 
 
 def window_scorer(model, max_lag: int, screen: bool = True):
-    """What scores the engine's windows: an exported model's own (no torch; screening the ensemble's
-    members where it can and ``screen``), else the torch runtime's."""
+    """What scores the engine's windows: an exported model's own (no torch), else the torch runtime's;
+    either screens an ensemble's members when ``screen`` (and, in the onnx runtime, the pair was exported)."""
     if hasattr(model, "window_scorer"):  # spotter.exported.ExportedModel
         return model.window_scorer(max_lag, screen)
     from .streaming import TorchWindowScorer
 
-    return TorchWindowScorer(model.eval(), max_lag)
+    return TorchWindowScorer(model.eval(), max_lag, screen)
 
 
 class Engine:

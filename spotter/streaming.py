@@ -121,20 +121,46 @@ class StreamingFeatures:
 
 class TorchWindowScorer:
     """The torch runtime's per-window work for :class:`spotter.pipeline.Engine`: incremental features, the
-    model in its inference form (:func:`spotter.inference.inference_classifier`), class probabilities."""
+    model in its inference form (:func:`spotter.inference.inference_classifier`), class probabilities.
+
+    With ``screen`` and an ensemble, :meth:`screened_probs` runs its first member and the others only when
+    the first member's keyword probability reaches a limit (:func:`spotter.detector.screen_limit`), as the
+    onnx runtime does (:class:`spotter.exported.ExportedWindowScorer`)."""
 
     runtime = "torch"
 
-    def __init__(self, model, max_lag: int) -> None:
-        from .inference import inference_classifier
+    def __init__(self, model, max_lag: int, screen: bool = True) -> None:
+        from .config import keywords_of
+        from .inference import inference_classifier, screening_classifiers
 
         self.features = StreamingFeatures(model.frontend, max_lag=max_lag)
         self.framer = self.features.framer
         self.classify = inference_classifier(model)  # stacked and folded for inference (the same outputs)
         self.device = str(next(model.parameters()).device.type)
+        pair = screening_classifiers(model) if screen else None
+        self.first, self.rest = pair or (None, None)
+        self.members = len(model.net.members) if pair else 1  # 1: no screening
+        labels = tuple(model.labels)
+        self.keyword_index = torch.tensor([labels.index(k) for k in keywords_of(labels)], dtype=torch.long)
 
     @torch.inference_mode()
     def probs(self, end: int) -> np.ndarray:
+        """The window's class probabilities, every member run."""
         with float32_convolutions():  # on a GPU: float32, not TF32, so the scores equal the CPU's
             logits = self.classify(self.features.window_features(end))
         return torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()
+
+    @torch.inference_mode()
+    def screened_probs(self, end: int, limit: float) -> tuple[np.ndarray, bool]:
+        """The ensemble's class probabilities, or the first member's alone (and True) when its keyword
+        probability stays below ``limit`` (0: never)."""
+        if self.first is None:
+            return self.probs(end), False
+        with float32_convolutions():
+            window = self.first.normalize(self.features.window_features(end))
+            first = torch.softmax(self.first.net(window).float(), dim=-1)[0].cpu()
+            if limit > 0 and float(first[self.keyword_index].sum()) < limit:
+                return first.numpy(), True
+            rest = torch.softmax(self.rest(window).float(), dim=-1)[0].cpu()
+        m = self.members
+        return ((first + (m - 1) * rest) / m).numpy(), False

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,7 +77,7 @@ def test_streaming_engine_scores_the_ensemble_as_offline():
     model = ensemble([_member(4), _member(5)])
     stream = np.concatenate([noise(0.6, amp=0.02, seed=7), chirp(200, 5000, 0.7), tone(900, 0.5, amp=0.3),
                              noise(0.8, amp=0.2, seed=8)]).astype(np.float32)
-    engine, updates = Engine(model, EngineConfig()), []
+    engine, updates = Engine(model, EngineConfig(screen=False)), []  # every member on every window
     for i in range(0, stream.size, 700):
         updates += [e for e in engine.feed(stream[i: i + 700]) if isinstance(e, PosteriorUpdate)]
     hop = SAMPLE_RATE // 10
@@ -189,10 +190,41 @@ def test_the_engine_scores_the_shipped_ensemble_stacked_and_folded_as_offline():
     assert isinstance(model.net, EnsembleNet) and isinstance(stacked(model.net), StackedNet)
     assert isinstance(folded(stacked(model.net)).net, FoldedBCResNet)  # and folded
     stream = np.concatenate([noise(0.5, amp=0.02, seed=9), chirp(300, 4000, 0.6), tone(700, 0.4, amp=0.3)])
-    engine = Engine(model, EngineConfig())
+    engine = Engine(model, EngineConfig(screen=False))
     assert engine.scorer.classify != model.classify  # the engine runs the stacked, folded network
     updates = [e for e in engine.feed(stream.astype(np.float32)) if isinstance(e, PosteriorUpdate)]
     padded = np.concatenate([np.zeros(SAMPLE_RATE, np.float32), stream.astype(np.float32)])
     ends = [round(u.time * SAMPLE_RATE) for u in updates]
     offline = _probs(model, torch.from_numpy(np.stack([padded[e: e + SAMPLE_RATE] for e in ends]))).numpy()
     np.testing.assert_allclose(np.array([u.probs for u in updates]), offline, atol=1e-5)
+
+
+def test_the_torch_runtime_screens_the_shipped_pair_as_the_onnx_runtime_does():
+    """The second member runs only where the first one's keyword probability could lead to a detection:
+    the same detections as with every member, the ensemble's probabilities wherever both ran, and the
+    posteriors kept for tuning other settings are every member's."""
+    import soundfile as sf
+
+    from spotter.detector import detector_from_meta, screen_limit
+    from spotter.evaluation.tuning import stream_posteriors
+
+    model = load_model(device="cpu")
+    example = Path(__file__).resolve().parents[1] / "examples" / "keywords.wav"
+    audio = sf.read(example, dtype="float32")[0]
+    runs = {}
+    for screen in (False, True):
+        engine = Engine(model, EngineConfig(screen=screen))
+        events = engine.feed(audio)
+        updates = [e for e in events if isinstance(e, PosteriorUpdate)]
+        runs[screen] = ([(e.keyword, round(e.time, 3)) for e in events if hasattr(e, "keyword")],
+                        np.array([u.probs for u in updates]), np.array([u.screened for u in updates]),
+                        engine.summary()["screened_windows"])
+    (want, every, _, none), (got, probs, screened, count) = runs[False], runs[True]
+    assert got == want and len(want) == 8
+    assert none == 0 and count == screened.sum() >= 100  # of 277 windows
+    np.testing.assert_allclose(probs[~screened], every[~screened], atol=1e-5)
+    limit = screen_limit(detector_from_meta(model.meta), 2)
+    assert (probs[screened, :10].sum(axis=1) < limit).all()
+    assert every[screened, :10].sum(axis=1).max() < 2 * 0.85 - 1  # the pair, too, far from a detection there
+    kept = stream_posteriors(model, example)  # for re-scoring: every member's
+    np.testing.assert_allclose(kept.probs, every, atol=1e-5)
