@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 import numpy as np
 
@@ -152,6 +153,16 @@ def screen_limit(config: DetectorConfig, members: int) -> float:
     n = max(1, config.smoothing_hops)
     per_hop = n * lowest - (n - 1)
     return max(0.0, members * per_hop - (members - 1) - SCREEN_MARGIN)
+
+
+def screen_members(first: np.ndarray, limit: float, keyword_index: np.ndarray, members: int,
+                   others: Callable[[], np.ndarray]) -> tuple[np.ndarray, bool]:
+    """One window of a screened ensemble: the first member's probabilities alone (and True) when its
+    keyword probability stays below ``limit`` (:func:`screen_limit`; 0: never), else the mean of all
+    ``members``, with ``others()`` (the other members' mean probabilities) computed only then."""
+    if limit > 0 and float(first[keyword_index].sum()) < limit:
+        return first, True
+    return (first + (members - 1) * others()) / members, False
 
 
 def _any_keyword(smoothed: np.ndarray, keyword_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

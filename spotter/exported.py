@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import RUNTIMES, FrontendConfig
+from .detector import screen_members
 from .errors import SpotterError
 from .framing import WindowFramer
 
@@ -88,7 +89,6 @@ class ExportedModel:
     """A model's exported graphs: the checkpoint's facts, whole windows scored, and the streaming form."""
 
     runtime = "onnx"
-    members = 1  # ensemble members, where the screening pair is there to run them apart
 
     def __init__(self, path: Path, threads: int = 1, providers: list[str] | None = None) -> None:
         self.source = str(path)
@@ -116,21 +116,21 @@ class ExportedModel:
                                      "beside it; export again with: spotter export CKPT --onnx OUT.onnx")
         self.stream_session = _session(self.stream_file, threads, providers)
         self.device = "cuda" if "CUDAExecutionProvider" in self.session.get_providers() else "cpu"
-        self.screen_sessions = self._screening_pair(path, threads, providers)
+        self.screen_sessions, self.members = self._screening_pair(path, threads, providers)
 
     def _screening_pair(self, path: Path, threads: int, providers: list[str] | None):
-        """An ensemble's screen and rest graphs (:mod:`spotter.export`) when both lie beside the whole
-        graph and come from the same checkpoint, else None (every window then runs every member)."""
+        """An ensemble's screen and rest graphs (:mod:`spotter.export`) and its number of members, when
+        both lie beside the whole graph and come from the same checkpoint; else (None, 1): every window
+        then runs every member."""
         files = screen_paths(path)
         if not all(f.is_file() for f in files):
-            return None
+            return None, 1
         sessions = tuple(_session(f, threads, providers) for f in files)
         infos = [s.get_modelmeta().custom_metadata_map for s in sessions]
         if any(i.get("checkpoint_sha256") != self.checkpoint_sha256 or i.get("labels") != json.dumps(list(self.labels))
                for i in infos):
-            return None  # left over from another export: not this model's members
-        self.members = int(infos[0].get("members", "2"))
-        return sessions
+            return None, 1  # left over from another export: not this model's members
+        return sessions, int(infos[0].get("members", "2"))
 
     def probs(self, waveforms: np.ndarray) -> np.ndarray:
         """Class probabilities ``(B, classes)`` of windows ``(B, frontend.config.window_samples)`` (the whole graph)."""
@@ -183,12 +183,8 @@ class ExportedWindowScorer:
         if self.screen is None:
             return self.probs(end), False
         first, self.cache, window = self.screen.run(None, {"frames": self._frames(end), "cache": self.cache})
-        first = first[0]
-        if limit > 0 and float(first[self.keyword_index].sum()) < limit:
-            return first, True
-        rest = self.rest.run(None, {"window": window})[0][0]
-        m = self.members
-        return (first + (m - 1) * rest) / m, False
+        return screen_members(first[0], limit, self.keyword_index, self.members,
+                              lambda: self.rest.run(None, {"window": window})[0][0])
 
 
 def load_exported(path: str | os.PathLike, threads: int = 1, device_type: str = "cpu") -> ExportedModel:

@@ -248,7 +248,8 @@ class Engine:
     def summary(self) -> dict:
         s = self.stats
         return {"event": "summary", "seconds": round(self.framer.stream_samples / SAMPLE_RATE, 3),
-                "windows": s.windows, "gated_windows": s.gated_windows, "screened_windows": s.screened_windows, "lost_seconds": round(s.lost_samples / SAMPLE_RATE, 3),
+                "windows": s.windows, "gated_windows": s.gated_windows, "screened_windows": s.screened_windows,
+                "lost_seconds": round(s.lost_samples / SAMPLE_RATE, 3),
                 "detections": s.detections, "dropped_windows": s.dropped_windows, "overflows": self.overflows,
                 "inference_ms_mean": round(s.inference_ms_mean, 3), "inference_ms_max": round(s.inference_ms_max, 3)}
 

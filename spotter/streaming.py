@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from .compute import float32_convolutions
+from .detector import screen_members
 from .features import LogMel
 from .framing import StreamingError, WindowFramer
 
@@ -141,7 +142,7 @@ class TorchWindowScorer:
         self.first, self.rest = pair or (None, None)
         self.members = len(model.net.members) if pair else 1  # 1: no screening
         labels = tuple(model.labels)
-        self.keyword_index = torch.tensor([labels.index(k) for k in keywords_of(labels)], dtype=torch.long)
+        self.keyword_index = np.array([labels.index(k) for k in keywords_of(labels)], dtype=int)
 
     @torch.inference_mode()
     def probs(self, end: int) -> np.ndarray:
@@ -158,9 +159,6 @@ class TorchWindowScorer:
             return self.probs(end), False
         with float32_convolutions():
             window = self.first.normalize(self.features.window_features(end))
-            first = torch.softmax(self.first.net(window).float(), dim=-1)[0].cpu()
-            if limit > 0 and float(first[self.keyword_index].sum()) < limit:
-                return first.numpy(), True
-            rest = torch.softmax(self.rest(window).float(), dim=-1)[0].cpu()
-        m = self.members
-        return ((first + (m - 1) * rest) / m).numpy(), False
+            first = torch.softmax(self.first.net(window).float(), dim=-1)[0].cpu().numpy()
+            return screen_members(first, limit, self.keyword_index, self.members,
+                                  lambda: torch.softmax(self.rest(window).float(), dim=-1)[0].cpu().numpy())
