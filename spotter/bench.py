@@ -59,7 +59,7 @@ def run_bench(model: str | None = None, device_type: str = "auto", threads: int 
     if hop <= 0 or hop % frame_hop:
         raise SpotterError(f"--hop-ms {hop_ms:g} must be a positive multiple of {1000 * frame_hop / SAMPLE_RATE:g} ms")
     scorer = window_scorer(net, max_lag=hop)  # as the engine scores windows
-    members = getattr(scorer, "members", 1)
+    members = scorer.members
     limit = screen_limit(detector_from_meta(getattr(net, "meta", {})), members)  # 0: every member always
     audio = _audio(max(2.0, (2 * iterations + warmup) * hop / SAMPLE_RATE + 1.0))
     scorer.framer.push(audio[:SAMPLE_RATE])  # a full window of real audio first
@@ -69,11 +69,8 @@ def run_bench(model: str | None = None, device_type: str = "auto", threads: int 
         nonlocal position, screened
         scorer.framer.push(audio[position:position + hop])
         position += hop
-        end = scorer.framer.stream_samples
-        if members > 1:  # probabilities on the CPU: waits for a GPU
-            screened += scorer.screened_probs(end, 0.0 if every_member else limit)[1]
-        else:
-            scorer.probs(end)
+        # probabilities on the CPU: waits for a GPU
+        screened += scorer.screened_probs(scorer.framer.stream_samples, 0.0 if every_member else limit)[1]
 
     def timed(every_member: bool) -> tuple[np.ndarray, float, float]:
         times = np.empty(iterations)
@@ -86,8 +83,7 @@ def run_bench(model: str | None = None, device_type: str = "auto", threads: int 
 
     for _ in range(warmup):
         one_window(True)
-    full, full_cpu_s, full_wall_s = timed(True) if members > 1 else (None, 0.0, 0.0)
-    screened = 0
+    full, full_cpu_s, full_wall_s = timed(True) if members > 1 else (None, 0.0, 0.0)  # limit 0: none screened
     times, cpu_s, wall_s = timed(False)
     median, p99 = float(np.median(times)), float(np.percentile(times, 99))
     cpu_percent = cpu_s / iterations / (hop / SAMPLE_RATE) * 100

@@ -8,6 +8,10 @@ front-end parameters.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # numpy is imported where it is used: `import spotter` stays light
+    import numpy as np
 
 SAMPLE_RATE = 16_000
 CLIP_SECONDS = 1.0
@@ -57,6 +61,15 @@ def keywords_of(labels) -> tuple[str, ...]:
     """The keywords of a model's label set, in output order: every label but ``unknown`` and ``silence``
     (Speech Commands' ten for the shipped model; a custom model's own words for another)."""
     return tuple(label for label in labels if label not in (UNKNOWN, SILENCE))
+
+
+def keyword_indices(labels) -> np.ndarray:
+    """The output indices of :func:`keywords_of` ``labels``."""
+    import numpy as np
+
+    labels = tuple(labels)
+    return np.array([labels.index(k) for k in keywords_of(labels)], dtype=int)
+
 
 #: All 35 words of Google Speech Commands v2 (the keywords plus 25 "unknown" words).
 ALL_WORDS = (

@@ -152,7 +152,7 @@ class ExportedWindowScorer:
     runtime = "onnx"
 
     def __init__(self, model: ExportedModel, max_lag: int, screen: bool = True) -> None:
-        from .config import keywords_of
+        from .config import keyword_indices
 
         cfg = model.frontend.config
         self.framer = WindowFramer(cfg.n_fft, cfg.hop_length, cfg.window_samples, max_lag)
@@ -162,7 +162,7 @@ class ExportedWindowScorer:
         self.session = model.stream_session
         self.screen, self.rest = (model.screen_sessions if screen and model.screen_sessions else (None, None))
         self.members = model.members if self.screen is not None else 1  # 1: no screening
-        self.keyword_index = np.array([model.labels.index(k) for k in keywords_of(model.labels)], dtype=int)
+        self.keyword_index = keyword_indices(model.labels)
         self.cache = np.zeros((cfg.n_mels, self.framer.n_inner), dtype=np.float32)
         self.device = model.device
 

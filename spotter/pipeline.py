@@ -132,7 +132,6 @@ class Engine:
                              f"{1000 * frame_hop / SAMPLE_RATE:g} ms (the spectrogram's frame hop)")
         self.model = model
         self.scorer = window_scorer(model, max_lag=hop, screen=self.config.screen)  # windows end at most a hop back
-        self._members = getattr(self.scorer, "members", 1)  # > 1: the scorer can screen them
         self.framer = self.scorer.framer  # the stream's audio and clock
         self.labels = tuple(model.labels)
         detector = self.config.detector
@@ -169,11 +168,8 @@ class Engine:
                 return self._silence, True
         self.quiet_windows = 0
         started = time.perf_counter()
-        if self._members > 1:
-            probs, self.screened = self.scorer.screened_probs(end, screen_limit(self.detector.config, self._members))
-            s.screened_windows += self.screened
-        else:
-            probs = self.scorer.probs(end)
+        probs, self.screened = self.scorer.screened_probs(end, screen_limit(self.detector.config, self.scorer.members))
+        s.screened_windows += self.screened
         ms = (time.perf_counter() - started) * 1000
         s.inference_ms_last = ms
         s.inference_ms_total += ms

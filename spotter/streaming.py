@@ -131,7 +131,7 @@ class TorchWindowScorer:
     runtime = "torch"
 
     def __init__(self, model, max_lag: int, screen: bool = True) -> None:
-        from .config import keywords_of
+        from .config import keyword_indices
         from .inference import inference_classifier, screening_classifiers
 
         self.features = StreamingFeatures(model.frontend, max_lag=max_lag)
@@ -141,8 +141,7 @@ class TorchWindowScorer:
         pair = screening_classifiers(model) if screen else None
         self.first, self.rest = pair or (None, None)
         self.members = len(model.net.members) if pair else 1  # 1: no screening
-        labels = tuple(model.labels)
-        self.keyword_index = np.array([labels.index(k) for k in keywords_of(labels)], dtype=int)
+        self.keyword_index = keyword_indices(model.labels)
 
     @torch.inference_mode()
     def probs(self, end: int) -> np.ndarray:
