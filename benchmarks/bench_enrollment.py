@@ -108,11 +108,19 @@ def test_noise(seconds: float, rng: np.random.Generator, babble_clips, kind: str
     return (x / np.sqrt(np.mean(x**2))).astype(np.float32)
 
 
+def snr_path(stream: Path) -> Path:
+    """Where a keyword stream's per-word SNRs are kept: ``X.wav`` -> ``X.snr.json`` (a list of dB, one per
+    labelled word in time order; None for a stream with nothing over its words)."""
+    return stream.with_suffix(".snr.json")
+
+
 def keyword_stream(name: str, per_keyword: int, rng: np.random.Generator, babble_clips, folder: Path,
-                   noise_kind: str = "babble", words=KEYWORDS, label: str | None = None, tag: str = "keywords") -> Path:
+                   noise_kind: str = "babble", words=KEYWORDS, label: str | None = None, tag: str = "keywords",
+                   clip=None) -> Path:
     """Other takes of the person's keywords (``words``) over test noise (``noise_kind``, see :func:`test_noise`)
     at 5-25 dB SNR, with its labels CSV: each row labelled by its word, or by ``label`` when given (``unknown``
-    for words that are not keywords); written as ``<name>-<tag>.wav``."""
+    for words that are not keywords); written as ``<name>-<tag>.wav``, each word's SNR in :func:`snr_path`.
+    ``clip(word)``: the audio of one take (default: the person ``name`` saying it, a new occasion each time)."""
     import soundfile as sf
 
     from spotter.data.labels import LabelEvent, write_labels
@@ -125,7 +133,7 @@ def keyword_stream(name: str, per_keyword: int, rng: np.random.Generator, babble
     rng.shuffle(items)
     pieces, events, t = [], [], 0
     for word in items:
-        x = say(word, person_voice(name, rng))
+        x = clip(word) if clip else say(word, person_voice(name, rng))
         x = x / max(1e-6, np.abs(x).max()) * 10 ** (rng.uniform(-12, -3) / 20)
         gap = int(rng.uniform(1.2, 2.5) * SR)
         t += gap
@@ -135,18 +143,20 @@ def keyword_stream(name: str, per_keyword: int, rng: np.random.Generator, babble
     pieces.append(np.zeros(SR, np.float32))
     clean = np.concatenate(pieces)
     bed = test_noise(len(clean) / SR, rng, babble_clips, noise_kind)[: len(clean)]
-    out = clean.copy()
+    out, snrs = clean.copy(), []
     for e in events:  # each word at its own SNR over its speech
         a, b = int(e.start * SR), int(e.end * SR)
         power = float(speech_power(torch.from_numpy(clean[a:b][None]))[0, 0])
         lo, hi = max(0, a - SR), min(len(out), b + SR)
         snr = rng.uniform(5, 25)
+        snrs.append(None if noise_kind == "none" else round(float(snr), 2))
         out[lo:hi] += bed[lo:hi] * np.sqrt(power / 10 ** (snr / 10))
     quiet = np.sqrt(np.mean(clean[clean != 0] ** 2)) * 10 ** (-25 / 20)
     out += bed * quiet * (out == clean)  # between words: the bed at 25 dB below speech
     path = folder / f"{name}-{tag}.wav"
     sf.write(str(path), np.clip(out, -1, 1), SR, subtype="PCM_16")
     write_labels(path.with_suffix(".csv"), events)
+    snr_path(path).write_text(json.dumps(snrs) + "\n")
     return path
 
 
