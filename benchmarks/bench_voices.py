@@ -135,10 +135,12 @@ def in_room(kw: Path, room: tuple[str, float, float], root: Path, noise_kind: st
 
 
 def found_words(detections, labels) -> list[tuple[str, bool]]:
-    """Each keyword said in a stream, in time order, and whether a detection named it within the tolerance."""
+    """Each keyword said in a stream, in time order, and whether it was found: as ``score_stream`` counts it,
+    the first detection from its start to the tolerance after its end names it."""
     said = sorted((e for e in labels if e.label in KEYWORDS), key=lambda e: e.start)
-    return [(e.label, any(d.keyword == e.label and e.start <= d.time <= e.end + TOLERANCE_S for d in detections))
-            for e in said]
+    times = sorted(detections, key=lambda d: d.time)
+    first = [next((d for d in times if e.start <= d.time <= e.end + TOLERANCE_S), None) for e in said]
+    return [(e.label, d is not None and d.keyword == e.label) for e, d in zip(said, first)]
 
 
 def where_lost(found: list[tuple[str, bool]], snrs: list | None) -> dict:
