@@ -134,13 +134,10 @@ def in_room(kw: Path, room: tuple[str, float, float], root: Path, noise_kind: st
     return out
 
 
-def found_words(detections, labels) -> list[tuple[str, bool]]:
-    """Each keyword said in a stream, in time order, and whether it was found: as ``score_stream`` counts it,
-    the first detection from its start to the tolerance after its end names it."""
-    said = sorted((e for e in labels if e.label in KEYWORDS), key=lambda e: e.start)
-    times = sorted(detections, key=lambda d: d.time)
-    first = [next((d for d in times if e.start <= d.time <= e.end + TOLERANCE_S), None) for e in said]
-    return [(e.label, d is not None and d.keyword == e.label) for e, d in zip(said, first)]
+def found_words(score, labels) -> list[tuple[str, bool]]:
+    """Each keyword said in a stream, in time order, and whether ``score`` (the stream's ``score_stream``) found it."""
+    said = sorted((e for e in labels if e.label in KEYWORDS), key=lambda e: (e.start, e.end))
+    return [(e.label, found) for e, found in zip(said, score.found, strict=True)]
 
 
 def where_lost(found: list[tuple[str, bool]], snrs: list | None) -> dict:
@@ -160,8 +157,7 @@ def person_figures(kw, sp, labels, detector, snrs=None) -> dict:
     from spotter.evaluation.streams import score_stream
     from spotter.evaluation.tuning import detections_of
 
-    detections = detections_of(kw, labels, detector)
-    k = score_stream(detections, kw.labels, kw.duration_s, tolerance_s=TOLERANCE_S)
+    k = score_stream(detections_of(kw, labels, detector), kw.labels, kw.duration_s, tolerance_s=TOLERANCE_S)
     alarms, hours = k.false_alarms, kw.duration_s / 3600
     if sp is not None:
         alarms += score_stream(detections_of(sp, labels, detector), sp.labels, sp.duration_s,
@@ -170,7 +166,7 @@ def person_figures(kw, sp, labels, detector, snrs=None) -> dict:
     return {"recall": k.matched / k.keywords, "keywords": k.keywords, "wrong": k.wrong,
             "false_alarms": alarms, "fa_per_hour": alarms / hours, "hours": hours,
             "latency_median_s": float(np.median(k.latencies_s)) if k.latencies_s else None,
-            **where_lost(found_words(detections, kw.labels), snrs)}
+            **where_lost(found_words(k, kw.labels), snrs)}
 
 
 def budget_figures(streams, labels, detector) -> dict:
@@ -282,7 +278,8 @@ def main() -> None:
                     "and the keywords never found",
                     ["model", "detector", "person", "role", *(f"{lo}-{hi} dB" for lo, hi in SNR_BANDS), "never found"],
                     lost))
-    results.update(machine=info, quick=args.quick, reference_corpus=args.reference_corpus and str(args.reference_corpus), noise=args.noise, room=args.room and condition,
+    results.update(machine=info, quick=args.quick, noise=args.noise, room=args.room and condition,
+                   reference_corpus=args.reference_corpus and str(args.reference_corpus),
                    per_keyword=per_keyword, speech_minutes=minutes,
                    max_fa_per_hour=args.max_fa_per_hour, budget_speech=[str(w) for w in args.budget_speech])
     name = "voices" + ("" if condition == "babble" else f"-{condition}") + ("-quick" if args.quick else "")

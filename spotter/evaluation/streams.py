@@ -56,10 +56,11 @@ class StreamScore:
     per_keyword_recall: dict[str, float] = field(default_factory=dict)
     per_keyword_total: dict[str, int] = field(default_factory=dict)
     latencies_s: tuple[float, ...] = field(default=(), repr=False)  # each matched utterance's, in time order
+    found: tuple[bool, ...] = field(default=(), repr=False)  # each keyword utterance, in time order: matched?
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        del out["latencies_s"]
+        del out["latencies_s"], out["found"]
         return out
 
     def format_table(self) -> str:
@@ -153,4 +154,4 @@ def score_stream(detections: Iterable, labels: Sequence[LabelEvent], duration_s:
         latency_p95_s=float(np.percentile(latencies, 95)) if latencies else None,
         duration_s=float(duration_s), tolerance_s=float(tolerance_s),
         per_keyword_recall=per_keyword_recall, per_keyword_total=per_keyword_total,
-        latencies_s=tuple(latencies))
+        latencies_s=tuple(latencies), found=tuple(bool(c) for c in correct))
