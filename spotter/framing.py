@@ -58,6 +58,7 @@ class WindowFramer:
         self.audio_start = 0  # prefixed index of self._buf[0]
         self.total = window_samples  # prefixed samples received (the 1 s of leading silence included)
         self.cached_end: int | None = None  # frame index (prefixed) one past the last inner frame handed out
+        self._frame_index: dict[int, np.ndarray] = {}  # frame count -> (count, n_fft) sample indices
 
     @property
     def stream_samples(self) -> int:
@@ -108,10 +109,15 @@ class WindowFramer:
         return self._buf[start - self.audio_start: stop - self.audio_start]
 
     def _frames(self, audio: np.ndarray, count: int) -> np.ndarray:
-        """The first ``count`` frames of ``audio`` (frame starts ``hop`` apart): a ``(count, n_fft)`` copy."""
+        """The first ``count`` frames of ``audio`` (frame starts ``hop`` apart): a ``(count, n_fft)`` copy.
+        ``audio`` holds exactly those frames ((count - 1) * hop + n_fft samples)."""
         if count <= 0:
             return np.zeros((0, self.n_fft), dtype=np.float32)
-        return np.lib.stride_tricks.sliding_window_view(audio, self.n_fft)[:: self.hop][:count].copy()
+        index = self._frame_index.get(count)
+        if index is None:  # one gather per frame count (a hop's, a restart's, the edges'): cheaper each hop than strides
+            index = np.arange(count)[:, None] * self.hop + np.arange(self.n_fft)
+            self._frame_index[count] = index
+        return audio[index]
 
     def plan(self, end: int | None = None) -> FramePlan:
         """What the window ending at real sample ``end`` (default: the newest) needs computed; the
