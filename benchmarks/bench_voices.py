@@ -69,19 +69,13 @@ def role(name: str) -> str:
     return "selection" if name in SELECTION else "test" if name in TEST else "reference"
 
 
-def trimmed(x: np.ndarray, floor_db: float = 40.0) -> np.ndarray:
-    """A corpus clip cut to its word: 10 ms frames within ``floor_db`` of the loudest, 30 ms around them."""
-    frames = x[: len(x) // 160 * 160].reshape(-1, 160)
-    power = (frames.astype(np.float64) ** 2).mean(1)
-    loud = np.flatnonzero(power >= power.max() * 10 ** (-floor_db / 10))
-    return x[max(0, loud[0] - 3) * 160: (loud[-1] + 4) * 160]
-
-
 def reference_stream(corpus: Path, per_keyword: int, babble, root: Path, noise_kind: str = "babble") -> Path:
     """A keyword stream like the persons' (the same noise, levels, gaps and SNRs) of a corpus's held-out
     voices (its validation and test lists): voices of the engines a model was trained on, but not heard
     in training. What a person loses against it is the voice's; what it loses itself is the noise's."""
     import soundfile as sf
+
+    from spotter.data.tts.audio import trim
 
     held = [line.strip() for name in ("validation_list.txt", "testing_list.txt")
             for line in (corpus / name).read_text().splitlines() if line.strip()]
@@ -98,7 +92,7 @@ def reference_stream(corpus: Path, per_keyword: int, babble, root: Path, noise_k
         x, sr = sf.read(str(corpus / chosen[word].pop()), dtype="float32")
         if sr != SR or x.ndim != 1:
             raise SystemExit(f"--reference-corpus {corpus}: {word} clips must be 16 kHz mono (found {sr} Hz)")
-        return trimmed(x)
+        return trim(x, floor_db=40.0, margin=0.03)  # the word: 10 ms frames within 40 dB of the loudest, 30 ms around
 
     tag = f"keywords-{corpus.name}"
     kw = root / noise_kind / f"{REFERENCE}-{tag}.wav"

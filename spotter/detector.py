@@ -167,9 +167,9 @@ def screen_members(first: np.ndarray, limit: float, keyword_index: np.ndarray, m
 
 def _any_keyword(smoothed: np.ndarray, keyword_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per row of ``smoothed`` (hops x classes): the most probable keyword's class index and the keywords'
-    summed probability. One function for the hop-by-hop and the offline detector, summing in one fixed
-    order (numpy's ``sum`` orders the additions by array shape, so one row and many rows would differ
-    in the last bit)."""
+    summed probability, for the offline detector. The keywords are added in one fixed order (numpy's
+    ``sum`` orders the additions by array shape, so one row and many rows would differ in the last bit),
+    the order :func:`_any_keyword_row` keeps for the hop-by-hop detector."""
     keyword_probs = smoothed[:, keyword_index]
     total = keyword_probs[:, 0].copy()
     for j in range(1, keyword_probs.shape[1]):
@@ -190,13 +190,10 @@ def _any_keyword_row(smoothed: np.ndarray, keyword_index: np.ndarray) -> tuple[i
 def _mean_rows(rows) -> np.ndarray:
     """The mean of equal-length float64 rows, added first to last and divided once, as numpy's mean over
     axis 0 and :func:`smoothed_posteriors` do it (bit for bit), without stacking them first."""
-    rows = iter(rows)
-    total = next(rows).copy()
-    count = 1
-    for row in rows:
-        total += row
-        count += 1
-    total /= count
+    total = rows[0].copy()
+    for i in range(1, len(rows)):
+        total += rows[i]
+    total /= len(rows)
     return total
 
 

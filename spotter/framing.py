@@ -110,7 +110,7 @@ class WindowFramer:
 
     def _frames(self, audio: np.ndarray, count: int) -> np.ndarray:
         """The first ``count`` frames of ``audio`` (frame starts ``hop`` apart): a ``(count, n_fft)`` copy.
-        ``audio`` holds exactly those frames ((count - 1) * hop + n_fft samples)."""
+        ``audio`` holds at least those frames' (count - 1) * hop + n_fft samples."""
         if count <= 0:
             return np.zeros((0, self.n_fft), dtype=np.float32)
         index = self._frame_index.get(count)
