@@ -676,3 +676,51 @@ def test_the_reading_holds_no_keyword():
 
     words = set(re.findall(r"[a-z']+", PARAGRAPH.lower()))
     assert len(words) > 50 and not words & set(KEYWORDS), f"keywords in the reading: {sorted(words & set(KEYWORDS))}"
+
+
+def _held_back_stream(peaks, speech_bursts):
+    """Posteriors of a re-tune stream: one held-back take of each keyword in turn, the keyword at ``peaks[k]``
+    for 5 hops (the rest ``unknown``), then a minute of the user's speech with ``speech_bursts`` (keyword,
+    probability) in it, 5 hops each (the base detector's 3-hop mean holds the peak for 3 hops: it fires)."""
+    from spotter.config import KEYWORDS, LABELS
+    from spotter.data.labels import LabelEvent
+    from spotter.evaluation.tuning import StreamPosteriors
+
+    hop, words, labels = 0.1, list(KEYWORDS), []
+    seconds = 3 * len(words) + 60
+    times = np.round(np.arange(1, int(seconds / hop) + 1) * hop, 3)
+    probs = np.zeros((times.size, len(LABELS)))
+    probs[:, LABELS.index("unknown")] = 1.0
+
+    def burst(t, keyword, p, hops):
+        i = int(round(t / hop))
+        probs[i:i + hops] = 0.0
+        probs[i:i + hops, LABELS.index(keyword)] = p
+        probs[i:i + hops, LABELS.index("unknown")] = 1 - p
+
+    for i, word in enumerate(words):
+        t = 1.0 + 3 * i
+        labels.append(LabelEvent(word, t, t + 0.4, word))
+        burst(t + 0.3, word, peaks.get(word, 0.99), 5)
+    start = 3 * len(words)
+    labels.append(LabelEvent("speech", start, seconds, "(own speech)"))
+    for j, (keyword, p) in enumerate(speech_bursts):
+        burst(start + 10 + 15 * j, keyword, p, 5)
+    return StreamPosteriors("held-back", times, probs, labels, float(seconds))
+
+
+def test_the_retune_takes_the_highest_threshold_that_still_finds_the_held_back_takes():
+    from spotter.config import LABELS
+    from spotter.detector import DetectorConfig
+    from spotter.enroll.adapt import THRESHOLDS, retune
+
+    base = DetectorConfig(threshold=0.85, smoothing_hops=3, min_count=3, score="any-keyword")
+    sure = retune(_held_back_stream({}, []), LABELS, base)
+    assert sure.threshold == max(THRESHOLDS) == 0.96
+    assert (sure.smoothing_hops, sure.min_count, sure.score) == (3, 3, "any-keyword")
+    # "go" peaks at 0.94: 0.96 would miss it, 0.92 finds every take
+    assert retune(_held_back_stream({"go": 0.94}, []), LABELS, base).threshold == 0.92
+    # "up" at 0.90 in the speech: 0.88 fires there, so 0.92 (just above it) is not trusted either
+    assert retune(_held_back_stream({"go": 0.94}, [("up", 0.90)]), LABELS, base).threshold == 0.96
+    # the speech fires at every threshold: the base detector stays
+    assert retune(_held_back_stream({}, [("no", 0.99)]), LABELS, base) == base
