@@ -10,15 +10,16 @@ takes vary as a person's do (tempo 0.9-1.12, mean pitch +-8%, vocal tract +-3%).
 * enrollment recordings, as `spotter enroll --from-dir` reads them: 1, 3 or 5 takes of each of
   the 10 keywords (a word with 0.4-0.8 s of the person's room around it), ~30 s of the person
   reading keyword-free sentences, 10 s of their room (pink noise and hum);
-* test streams never used in enrollment: other takes of the keywords (6 per keyword) over noise of
-  a kind the adaptation never mixes in (babble of other voices) at 5-25 dB SNR over the
-  word; and `--speech-minutes` of the person's keyword-free speech (other sentences).
+* test streams never used in enrollment: other takes of the keywords (6 per keyword) in the person's
+  quiet room, the same takes over noise of a kind the adaptation never mixes in (babble of other
+  voices) at 5-25 dB SNR over the word; and `--speech-minutes` of the person's keyword-free speech
+  (other sentences).
 
 For each person and number of takes it enrolls the shipped model, or `--model`'s (spotter.enroll.adapt,
 the same code as `spotter enroll`) and reports, against that base model in the same run: the person's keyword
-recall, wrong names and false alarms per hour on their own speech, and the recall on the *other*
-persons' streams and false alarms on their speech with the enrolled model (it must not get worse
-for anyone else). Writes results/enrollment.json.
+recall in their quiet room and over babble, wrong names and false alarms per hour on their own speech, and
+the recall on the *other* persons' streams and false alarms on their speech with the enrolled model (it must
+not get worse for anyone else). Writes results/enrollment.json.
 """
 
 from __future__ import annotations
@@ -200,15 +201,16 @@ def score(model, detector, wav: Path, cache: dict) -> dict:
 
 
 def threshold_sweep(adapted, own_streams, cache) -> list[dict]:
-    """The enrolled model's recall on the person's keyword stream and false alarms in their speech at every
-    threshold 0.50-0.99 (its detector's other settings kept): the trade-off, whatever the re-tune chose."""
+    """The enrolled model's recall on the person's keyword streams (over babble; ``quiet_recall`` in their
+    room) and false alarms in their speech at every threshold 0.50-0.99 (its detector's other settings
+    kept): the trade-off, whatever the re-tune chose."""
     import dataclasses
 
     out = []
     for threshold in np.round(np.arange(0.50, 0.995, 0.01), 2):
         detector = dataclasses.replace(adapted.detector, threshold=float(threshold))
-        kw, sp = (score(adapted.model, detector, wav, cache) for wav in own_streams)
-        out.append({"threshold": float(threshold), "recall": kw["recall"],
+        kw, sp, quiet = (score(adapted.model, detector, wav, cache) for wav in own_streams)
+        out.append({"threshold": float(threshold), "recall": kw["recall"], "quiet_recall": quiet["recall"],
                     "false_alarms": kw["false_alarms"] + sp["false_alarms"]})
     return out
 
@@ -251,13 +253,16 @@ def main() -> None:
     for name in names:  # test streams first: the same for every enrolled model
         kw = keyword_stream(name, 2 if quick else args.test_takes, np.random.default_rng(_seed(name)),
                             babble, folder)
+        quiet = keyword_stream(name, 2 if quick else args.test_takes, np.random.default_rng(_seed(name)),
+                               babble, folder, noise_kind="none", tag="quiet")  # the same takes, no babble
         n_sentences = max(1, int(speech_minutes * 60 / 3.0))
         sentences = [test_sentences[i % len(test_sentences)] for i in range(n_sentences)]
         sp = speech_stream(name, sentences, np.random.default_rng(_seed(name) + 1), folder)
-        streams[name] = (kw, sp)
+        streams[name] = (kw, sp, quiet)
     cache: dict = {}
-    baseline = {name: {"keywords": score(base, base_detector, kw, cache), "speech": score(base, base_detector, sp, cache)}
-                for name, (kw, sp) in streams.items()}
+    baseline = {name: {"keywords": score(base, base_detector, kw, cache), "speech": score(base, base_detector, sp, cache),
+                       "quiet": score(base, base_detector, quiet, cache)}
+                for name, (kw, sp, quiet) in streams.items()}
     rows, results = [], {"baseline": baseline, "enrolled": []}
     for name in names:
         for n in counts:
@@ -267,35 +272,43 @@ def main() -> None:
             seconds = time.perf_counter() - t0
             mine = {"keywords": score(adapted.model, adapted.detector, streams[name][0], cache),
                     "speech": score(adapted.model, adapted.detector, streams[name][1], cache),
+                    "quiet": score(adapted.model, adapted.detector, streams[name][2], cache),
                     "keywords_base_detector": score(adapted.model, base_detector, streams[name][0], cache),
                     "speech_base_detector": score(adapted.model, base_detector, streams[name][1], cache)}
             others = {o: {"keywords": score(adapted.model, adapted.detector, streams[o][0], cache),
-                          "speech": score(adapted.model, adapted.detector, streams[o][1], cache)}
+                          "speech": score(adapted.model, adapted.detector, streams[o][1], cache),
+                          "quiet": score(adapted.model, adapted.detector, streams[o][2], cache)}
                       for o in names if o != name}
             sweep = threshold_sweep(adapted, streams[name], cache)
             best = max((r for r in sweep if r["false_alarms"] <= 1), key=lambda r: r["recall"],
                        default={"recall": 0.0, "threshold": float("nan")})  # every threshold fires twice or more
             other_recall = np.mean([v["keywords"]["recall"] for v in others.values()]) if others else None
             other_base = np.mean([baseline[o]["keywords"]["recall"] for o in others]) if others else None
+            other_quiet = np.mean([v["quiet"]["recall"] for v in others.values()]) if others else None
+            other_quiet_base = np.mean([baseline[o]["quiet"]["recall"] for o in others]) if others else None
             results["enrolled"].append({"voice": name, "takes": n, "seconds": round(seconds, 1),
                                         "detector": adapted.detector.to_meta(), "report": adapted.report,
                                         "own": mine, "others": others, "sweep": sweep})
-            rows.append((name, n, baseline[name]["keywords"]["recall"], mine["keywords"]["recall"],
+            rows.append((name, n, baseline[name]["quiet"]["recall"], mine["quiet"]["recall"],
+                         baseline[name]["keywords"]["recall"], mine["keywords"]["recall"],
                          mine["keywords_base_detector"]["recall"], mine["speech_base_detector"]["fa_per_hour"],
                          mine["keywords"]["wrong"], baseline[name]["speech"]["fa_per_hour"],
-                         mine["speech"]["fa_per_hour"], other_base, other_recall,
+                         mine["speech"]["fa_per_hour"], other_quiet_base, other_quiet, other_base, other_recall,
                          np.mean([v["speech"]["fa_per_hour"] for v in others.values()]) if others else None,
                          round(seconds, 0), adapted.detector.threshold))
-            print(f"  {name} {n} takes: recall {baseline[name]['keywords']['recall']:.3f} -> "
-                  f"{mine['keywords']['recall']:.3f}, own FA/h {mine['speech']['fa_per_hour']:.1f}, others "
+            print(f"  {name} {n} takes: recall in the quiet room {baseline[name]['quiet']['recall']:.3f} -> "
+                  f"{mine['quiet']['recall']:.3f}, over babble {baseline[name]['keywords']['recall']:.3f} -> "
+                  f"{mine['keywords']['recall']:.3f}, own FA/h {mine['speech']['fa_per_hour']:.1f}, others over babble "
                   f"{other_base if other_base is None else round(other_base, 3)} -> "
                   f"{other_recall if other_recall is None else round(other_recall, 3)} ({seconds:.0f} s); "
                   f"at most 1 false alarm in the speech: recall {best['recall']:.3f} at {best['threshold']:.2f}",
                   flush=True)
     info = machine()
     print(table(f"Enrollment ({machine_line(info)}; trainable {args.trainable})",
-                ["voice", "takes", "recall before", "after", "after, base detector", "own FA/h, base detector", "wrong", "own FA/h before", "after",
-                 "others' recall before", "after", "others' FA/h after", "enroll s", "threshold"], rows,
+                ["voice", "takes", "quiet room: recall before", "after", "over babble: recall before", "after",
+                 "after, base detector", "own FA/h, base detector", "wrong", "own FA/h before", "after",
+                 "others' quiet recall before", "after", "others' babble recall before", "after", "others' FA/h after",
+                 "enroll s", "threshold"], rows,
                 notes=[f"test takes per keyword: {2 if quick else args.test_takes}; keyword-free speech per person: "
                        f"{speech_minutes:g} min; wall time {time.perf_counter() - started:.0f} s"]))
     results.update(machine=info, trainable=args.trainable, quick=quick, speech_minutes=speech_minutes)
