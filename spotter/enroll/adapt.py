@@ -276,12 +276,12 @@ def retune(stream, labels, base_detector: DetectorConfig) -> DetectorConfig:
 
     configs = [replace(base_detector, threshold=t, thresholds={}) for t in THRESHOLDS]
     rows = {r["config"].threshold: r for r in grid_search([stream], labels, configs, 0.75, 1e9)}
-    best = None
-    for lower, t in zip((None, *THRESHOLDS), THRESHOLDS):
-        quiet = rows[t]["false_alarms"] == 0 and (lower is None or rows[lower]["false_alarms"] == 0)
-        if quiet and (best is None or rows[t]["recall"] >= rows[best]["recall"]):
-            best = t
-    return replace(base_detector, threshold=best, thresholds={}) if best is not None else base_detector
+    quiet = [t for lower, t in zip((None, *THRESHOLDS), THRESHOLDS)
+             if rows[t]["false_alarms"] == 0 and (lower is None or rows[lower]["false_alarms"] == 0)]
+    if not quiet:
+        return base_detector
+    best = max(quiet, key=lambda t: (rows[t]["recall"], t))  # the most takes found, then the highest
+    return replace(base_detector, threshold=best, thresholds={})
 
 
 def adapt(base, enrollment: Enrollment, config: AdaptConfig = AdaptConfig(), progress: bool = False) -> AdaptResult:
