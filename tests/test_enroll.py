@@ -724,3 +724,22 @@ def test_the_retune_takes_the_highest_threshold_that_still_finds_the_held_back_t
     assert retune(_held_back_stream({"go": 0.94}, [("up", 0.90)]), LABELS, base).threshold == 0.96
     # the speech fires at every threshold: the base detector stays
     assert retune(_held_back_stream({}, [("no", 0.99)]), LABELS, base) == base
+
+
+def test_with_one_take_nothing_is_held_back_and_the_threshold_is_the_top_of_the_grid(tmp_path):
+    from spotter.checkpoint import load_model
+    from spotter.detector import detector_from_meta
+    from spotter.enroll.adapt import THRESHOLDS, AdaptConfig, adapt
+    from spotter.enroll.profile import read_enrollment
+
+    folder = tmp_path / "takes"
+    write_takes(folder, ["yes", "no"], n=1)
+    write(folder / "_speech_" / "reading.wav", reading(8.0))
+    base = load_model(None, device="cpu")
+    result = adapt(base, read_enrollment(folder, ["yes", "no"]), AdaptConfig(steps=2))
+    assert result.report["held_back"] == {} and "after" not in result.report
+    shipped = detector_from_meta(base.meta)
+    assert shipped.threshold < max(THRESHOLDS) == result.detector.threshold
+    assert (result.detector.smoothing_hops, result.detector.min_count, result.detector.score) == \
+        (shipped.smoothing_hops, shipped.min_count, shipped.score)
+    assert result.model.meta["detector"]["threshold"] == max(THRESHOLDS)

@@ -16,7 +16,8 @@ with the parameters pulled towards their starting values (L2-SP), BatchNorm stat
 ``trainable="all"`` (the default) trains the whole network at a small learning rate;
 ``"head"`` only each network's classifier layers (docs/enrollment.md has the measurement). Then the
 detector's threshold is re-chosen on a stream of the held-back takes and the user's speech, and
-the base and adapted spotters are both scored on it (the before/after figures).
+the base and adapted spotters are both scored on it (the before/after figures); with one take of each
+keyword nothing is held back and the threshold is the top of the grid.
 """
 
 from __future__ import annotations
@@ -297,7 +298,9 @@ def adapt(base, enrollment: Enrollment, config: AdaptConfig = AdaptConfig(), pro
               "takes": enrollment.counts(), "held_back": {k: len(v) for k, v in held.items() if v},
               "speech_s": round(sum(len(x) for x in enrollment.speech) / SAMPLE_RATE, 1),
               "room_s": round(sum(len(x) for x in enrollment.noise) / SAMPLE_RATE, 1)}
-    detector = base_detector
+    # nothing held back (one take of each keyword): the top of the grid, unchecked. On the selection
+    # persons' 1-take models it is what the re-tune's margin gives (docs/experiments.md, "One take")
+    detector = replace(base_detector, threshold=max(THRESHOLDS), thresholds={})
     if any(held.values()):
         with tempfile.TemporaryDirectory() as tmp:
             from ..evaluation.tuning import stream_posteriors
