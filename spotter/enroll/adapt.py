@@ -270,18 +270,18 @@ def stream_score(stream, labels, detector: DetectorConfig) -> dict:
 
 def retune(stream, labels, base_detector: DetectorConfig) -> DetectorConfig:
     """The highest threshold (from :data:`THRESHOLDS`) that finds the most held-back keywords while neither
-    it nor the next lower one fires on the user's speech (a margin); the base detector's other settings
-    kept. The highest, because enrollment's 30 s of speech are too few to show the false alarms of a lower
-    one: the enrolled model scores its user's other syllables as keywords more often than the base model."""
+    it nor the next lower one fires on the user's speech (a margin), else the top; the base detector's
+    other settings kept. The highest, because enrollment's 30 s of speech are too few to show the false
+    alarms of a lower one: the enrolled model scores its user's other syllables as keywords more often
+    than the base model."""
     from ..evaluation.tuning import grid_search
 
     configs = [replace(base_detector, threshold=t, thresholds={}) for t in THRESHOLDS]
     rows = {r["config"].threshold: r for r in grid_search([stream], labels, configs, 0.75, 1e9)}
     quiet = [t for lower, t in zip((None, *THRESHOLDS), THRESHOLDS)
              if rows[t]["false_alarms"] == 0 and (lower is None or rows[lower]["false_alarms"] == 0)]
-    if not quiet:
-        return base_detector
-    best = max(quiet, key=lambda t: (rows[t]["recall"], t))  # the most takes found, then the highest
+    # the most takes found, then the highest; when every threshold fires on the speech, the top (it fires least)
+    best = max(quiet, key=lambda t: (rows[t]["recall"], t)) if quiet else max(THRESHOLDS)
     return replace(base_detector, threshold=best, thresholds={})
 
 
@@ -298,8 +298,8 @@ def adapt(base, enrollment: Enrollment, config: AdaptConfig = AdaptConfig(), pro
               "takes": enrollment.counts(), "held_back": {k: len(v) for k, v in held.items() if v},
               "speech_s": round(sum(len(x) for x in enrollment.speech) / SAMPLE_RATE, 1),
               "room_s": round(sum(len(x) for x in enrollment.noise) / SAMPLE_RATE, 1)}
-    # nothing held back (one take of each keyword): the top of the grid, unchecked. On the selection
-    # persons' 1-take models it is what the re-tune's margin gives (docs/experiments.md, "One take")
+    # nothing held back (one take of each keyword): the top of the grid, unchecked; on the selection persons'
+    # 1-take models, what the re-tune's margin gives the worse of them (docs/experiments.md, "One take")
     detector = replace(base_detector, threshold=max(THRESHOLDS), thresholds={})
     if any(held.values()):
         with tempfile.TemporaryDirectory() as tmp:
