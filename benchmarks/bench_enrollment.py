@@ -200,6 +200,11 @@ def score(model, detector, wav: Path, cache: dict) -> dict:
     return {**s, "fa_per_hour": s["false_alarms"] / (stream.duration_s / 3600), "hours": stream.duration_s / 3600}
 
 
+def scores(model, detector, streams: dict, cache: dict) -> dict:
+    """:func:`score` of each of a person's streams (``keywords``, ``speech``, ``quiet``), by name."""
+    return {kind: score(model, detector, wav, cache) for kind, wav in streams.items()}
+
+
 def threshold_sweep(adapted, own_streams, cache) -> list[dict]:
     """The enrolled model's recall on the person's keyword streams (over babble; ``quiet_recall`` in their
     room) and false alarms in their speech at every threshold 0.50-0.99 (its detector's other settings
@@ -209,9 +214,10 @@ def threshold_sweep(adapted, own_streams, cache) -> list[dict]:
     out = []
     for threshold in np.round(np.arange(0.50, 0.995, 0.01), 2):
         detector = dataclasses.replace(adapted.detector, threshold=float(threshold))
-        kw, sp, quiet = (score(adapted.model, detector, wav, cache) for wav in own_streams)
-        out.append({"threshold": float(threshold), "recall": kw["recall"], "quiet_recall": quiet["recall"],
-                    "false_alarms": kw["false_alarms"] + sp["false_alarms"]})
+        s = scores(adapted.model, detector, own_streams, cache)
+        out.append({"threshold": float(threshold), "recall": s["keywords"]["recall"],
+                    "quiet_recall": s["quiet"]["recall"],
+                    "false_alarms": s["keywords"]["false_alarms"] + s["speech"]["false_alarms"]})
     return out
 
 
@@ -258,11 +264,9 @@ def main() -> None:
         n_sentences = max(1, int(speech_minutes * 60 / 3.0))
         sentences = [test_sentences[i % len(test_sentences)] for i in range(n_sentences)]
         sp = speech_stream(name, sentences, np.random.default_rng(_seed(name) + 1), folder)
-        streams[name] = (kw, sp, quiet)
+        streams[name] = {"keywords": kw, "speech": sp, "quiet": quiet}
     cache: dict = {}
-    baseline = {name: {"keywords": score(base, base_detector, kw, cache), "speech": score(base, base_detector, sp, cache),
-                       "quiet": score(base, base_detector, quiet, cache)}
-                for name, (kw, sp, quiet) in streams.items()}
+    baseline = {name: scores(base, base_detector, own, cache) for name, own in streams.items()}
     rows, results = [], {"baseline": baseline, "enrolled": []}
     for name in names:
         for n in counts:
@@ -270,15 +274,10 @@ def main() -> None:
             t0 = time.perf_counter()  # what `spotter enroll` spends once the recordings are in (not the synthesis)
             adapted = adapt(base, data, AdaptConfig(trainable=args.trainable, seed=n))
             seconds = time.perf_counter() - t0
-            mine = {"keywords": score(adapted.model, adapted.detector, streams[name][0], cache),
-                    "speech": score(adapted.model, adapted.detector, streams[name][1], cache),
-                    "quiet": score(adapted.model, adapted.detector, streams[name][2], cache),
-                    "keywords_base_detector": score(adapted.model, base_detector, streams[name][0], cache),
-                    "speech_base_detector": score(adapted.model, base_detector, streams[name][1], cache)}
-            others = {o: {"keywords": score(adapted.model, adapted.detector, streams[o][0], cache),
-                          "speech": score(adapted.model, adapted.detector, streams[o][1], cache),
-                          "quiet": score(adapted.model, adapted.detector, streams[o][2], cache)}
-                      for o in names if o != name}
+            mine = {**scores(adapted.model, adapted.detector, streams[name], cache),
+                    "keywords_base_detector": score(adapted.model, base_detector, streams[name]["keywords"], cache),
+                    "speech_base_detector": score(adapted.model, base_detector, streams[name]["speech"], cache)}
+            others = {o: scores(adapted.model, adapted.detector, streams[o], cache) for o in names if o != name}
             sweep = threshold_sweep(adapted, streams[name], cache)
             best = max((r for r in sweep if r["false_alarms"] <= 1), key=lambda r: r["recall"],
                        default={"recall": 0.0, "threshold": float("nan")})  # every threshold fires twice or more

@@ -268,6 +268,11 @@ def stream_score(stream, labels, detector: DetectorConfig) -> dict:
             if k in ("recall", "matched", "keywords", "wrong", "missed", "false_alarms")}
 
 
+def _at(detector: DetectorConfig, threshold: float) -> DetectorConfig:
+    """``detector`` with one threshold for every keyword."""
+    return replace(detector, threshold=threshold, thresholds={})
+
+
 def retune(stream, labels, base_detector: DetectorConfig) -> DetectorConfig:
     """The highest threshold (from :data:`THRESHOLDS`) that finds the most held-back keywords while neither
     it nor the next lower one fires on the user's speech (a margin), else the top; the base detector's
@@ -276,13 +281,13 @@ def retune(stream, labels, base_detector: DetectorConfig) -> DetectorConfig:
     than the base model."""
     from ..evaluation.tuning import grid_search
 
-    configs = [replace(base_detector, threshold=t, thresholds={}) for t in THRESHOLDS]
+    configs = [_at(base_detector, t) for t in THRESHOLDS]
     rows = {r["config"].threshold: r for r in grid_search([stream], labels, configs, 0.75, 1e9)}
     quiet = [t for lower, t in zip((None, *THRESHOLDS), THRESHOLDS)
              if rows[t]["false_alarms"] == 0 and (lower is None or rows[lower]["false_alarms"] == 0)]
     # the most takes found, then the highest; when every threshold fires on the speech, the top (it fires least)
     best = max(quiet, key=lambda t: (rows[t]["recall"], t)) if quiet else max(THRESHOLDS)
-    return replace(base_detector, threshold=best, thresholds={})
+    return _at(base_detector, best)
 
 
 def adapt(base, enrollment: Enrollment, config: AdaptConfig = AdaptConfig(), progress: bool = False) -> AdaptResult:
@@ -300,7 +305,7 @@ def adapt(base, enrollment: Enrollment, config: AdaptConfig = AdaptConfig(), pro
               "room_s": round(sum(len(x) for x in enrollment.noise) / SAMPLE_RATE, 1)}
     # nothing held back (one take of each keyword): the top of the grid, unchecked; on the selection persons'
     # 1-take models, what the re-tune's margin gives the worse of them (docs/experiments.md, "One take")
-    detector = replace(base_detector, threshold=max(THRESHOLDS), thresholds={})
+    detector = _at(base_detector, max(THRESHOLDS))
     if any(held.values()):
         with tempfile.TemporaryDirectory() as tmp:
             from ..evaluation.tuning import stream_posteriors
