@@ -1,6 +1,6 @@
 """Lean listening: torch eager, torch folded, the onnx runtime and the silence gate side by side.
 
-    python benchmarks/bench_lean.py [--quick] [--model CKPT] [--out DIR]
+    python benchmarks/bench_lean.py [--quick] [--model CKPT] [--repeats 3] [--out DIR]
 
 1. **Per window** (one thread, batch 1, the same process; the forms take turns in blocks of hops,
    six rounds, so a machine that slows down slows them alike while each keeps its weights in cache
@@ -13,7 +13,8 @@
    onnx whole: the whole graph on the full window (what the streaming form saves); gate: a hop the
    silence gate scores as silence. The hops are a person reading (as below).
 2. **Listening** (whole ``spotter listen --wav FILE --realtime --json --no-ui`` processes, paced
-   like a microphone; onnx in speech also with ``--no-screen``): share of one core over 30 s while a
+   like a microphone; onnx in speech also with ``--no-screen``): share of one core over 30 s (the median
+   of ``--repeats`` runs in speech and in the silent room, every run's kept) while a
    person reads (keyword-free speech of data/voice-streams/speech, made by bench_voices.py; a
    generated vowel-like stream when absent) and in a silent room (noise at -70 dBFS), CPU time from the scheduler (/proc/PID/task/*/schedstat);
    resident memory (VmHWM); time from the process start to the first scored window
@@ -176,6 +177,15 @@ def listening(wav: Path, runtime: str, measure_s: float, settle_s: float = 3.0, 
     return {"cpu_percent": round(100 * (cpu1 - cpu0) / (wall1 - wall0), 2), "peak_rss_mb": round(rss_mb, 1)}
 
 
+def listening_runs(wav: Path, runtime: str, measure_s: float, repeats: int, **options) -> dict:
+    """:func:`listening` ``repeats`` times, one after another: the median run's share of one core (a single
+    30 s run moves by a fifth from run to run), every run's, and the highest peak memory."""
+    runs = [listening(wav, runtime, measure_s, **options) for _ in range(max(1, repeats))]
+    shares = [r["cpu_percent"] for r in runs]
+    return {"cpu_percent": round(float(np.median(shares)), 2), "cpu_percent_runs": shares,
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
+
+
 def first_window_s(wav: Path, runtime: str, runs: int = 3) -> float:
     """Median seconds from starting ``spotter listen`` to its first posteriors line."""
     samples = []
@@ -259,11 +269,14 @@ def main() -> None:
     p = parser(__doc__.split("\n\n")[0])
     p.add_argument("--model", type=Path, default=ROOT / "checkpoints" / "bcresnet-3-synth.pt",
                    help="checkpoint with its exported graph beside it (default: the shipped model)")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="listening runs in speech and in the silent room per runtime; the median counts (default: 3)")
     args = p.parse_args()
     quiet_warnings()
     info = machine()
     print(f"machine: {machine_line(info)}", flush=True)
     measure_s = 10.0 if args.quick else 30.0
+    repeats = 1 if args.quick else args.repeats
     result = {"machine": info, "model": str(args.model), "targets": TARGETS}
     result["per_window"] = per_window(args.model, 100 if args.quick else 600)
     eager = result["per_window"]["torch eager"]["median_ms"]
@@ -275,8 +288,8 @@ def main() -> None:
         runs = {}
         for runtime in ("torch", "onnx"):
             runs[runtime] = {
-                "speech": listening(speech, runtime, measure_s),
-                "silence": listening(silence, runtime, measure_s),
+                "speech": listening_runs(speech, runtime, measure_s, repeats),
+                "silence": listening_runs(silence, runtime, measure_s, repeats),
                 "silence_no_gate": listening(silence, runtime, measure_s, gate=False),
                 "first_window_s": first_window_s(speech, runtime),
             }
