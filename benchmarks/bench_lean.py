@@ -269,14 +269,15 @@ def main() -> None:
     p = parser(__doc__.split("\n\n")[0])
     p.add_argument("--model", type=Path, default=ROOT / "checkpoints" / "bcresnet-3-synth.pt",
                    help="checkpoint with its exported graph beside it (default: the shipped model)")
-    p.add_argument("--repeats", type=int, default=3,
-                   help="listening runs in speech and in the silent room per runtime; the median counts (default: 3)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="listening runs in speech and in the silent room per runtime; the median counts "
+                        "(default: 3, 1 with --quick)")
     args = p.parse_args()
     quiet_warnings()
     info = machine()
     print(f"machine: {machine_line(info)}", flush=True)
     measure_s = 10.0 if args.quick else 30.0
-    repeats = 1 if args.quick else args.repeats
+    repeats = args.repeats if args.repeats is not None else 1 if args.quick else 3
     result = {"machine": info, "model": str(args.model), "targets": TARGETS}
     result["per_window"] = per_window(args.model, 100 if args.quick else 600)
     eager = result["per_window"]["torch eager"]["median_ms"]
