@@ -19,7 +19,8 @@ For each person and number of takes it enrolls the shipped model, or `--model`'s
 the same code as `spotter enroll`) and reports, against that base model in the same run: the person's keyword
 recall in their quiet room and over babble, wrong names and false alarms per hour on their own speech, and
 the recall on the *other* persons' streams and false alarms on their speech with the enrolled model (it must
-not get worse for anyone else). Writes results/enrollment.json.
+not get worse for anyone else); each alone and with its base model beside it, as `spotter listen` runs an
+enrolled model (spotter.guard). Writes results/enrollment.json.
 """
 
 from __future__ import annotations
@@ -188,16 +189,40 @@ def enrollment(name: str, takes: int, sentences, rng: np.random.Generator):
     return Enrollment(out, [speech(name, sentences, rng)], [room_noise(10.0, rng)])
 
 
-def score(model, detector, wav: Path, cache: dict) -> dict:
-    from spotter.enroll.adapt import stream_score
+def posteriors(model, wav: Path, cache: dict):
     from spotter.evaluation.tuning import stream_posteriors
 
     key = (id(model), str(wav))
     if key not in cache:  # the model is kept with its posteriors, so its id is never reused
         cache[key] = (model, stream_posteriors(model, wav, batched=True))
-    stream = cache[key][1]
-    s = stream_score(stream, model.labels, detector)
+    return cache[key][1]
+
+
+def _figures(detections, stream, labels) -> dict:
+    from spotter.config import keywords_of
+    from spotter.evaluation.streams import score_stream
+
+    s = score_stream(detections, stream.labels, stream.duration_s, keywords=keywords_of(labels)).to_dict()
+    s = {k: v for k, v in s.items() if k in ("recall", "matched", "keywords", "wrong", "missed", "false_alarms")}
     return {**s, "fa_per_hour": s["false_alarms"] / (stream.duration_s / 3600), "hours": stream.duration_s / 3600}
+
+
+def score(model, detector, wav: Path, cache: dict) -> dict:
+    from spotter.evaluation.tuning import detections_of
+
+    stream = posteriors(model, wav, cache)
+    return _figures(detections_of(stream, model.labels, detector), stream, model.labels)
+
+
+def guarded_score(adapted, base, base_detector, wav: Path, cache: dict) -> dict:
+    """:func:`score` of the enrolled model with its base model beside it, as `spotter listen` runs it
+    (spotter.guard; the base model's stored posteriors)."""
+    from spotter.guard import guarded_offline
+
+    mine, theirs = posteriors(adapted.model, wav, cache), posteriors(base, wav, cache)
+    detections = guarded_offline(adapted.model.labels, adapted.detector, base_detector, adapted.model.guard.config,
+                                 mine.times, mine.probs, theirs.probs)
+    return _figures(detections, mine, adapted.model.labels)
 
 
 def scores(model, detector, streams: dict, cache: dict) -> dict:
@@ -278,6 +303,8 @@ def main() -> None:
                     "keywords_base_detector": score(adapted.model, base_detector, streams[name]["keywords"], cache),
                     "speech_base_detector": score(adapted.model, base_detector, streams[name]["speech"], cache)}
             others = {o: scores(adapted.model, adapted.detector, streams[o], cache) for o in names if o != name}
+            guarded = {o: {kind: guarded_score(adapted, base, base_detector, wav, cache) for kind, wav in s.items()}
+                       for o, s in streams.items()}  # posteriors already scored above: replays only
             sweep = threshold_sweep(adapted, streams[name], cache)
             best = max((r for r in sweep if r["false_alarms"] <= 1), key=lambda r: r["recall"],
                        default={"recall": 0.0, "threshold": float("nan")})  # every threshold fires twice or more
@@ -287,14 +314,18 @@ def main() -> None:
             other_quiet_base = np.mean([baseline[o]["quiet"]["recall"] for o in others]) if others else None
             results["enrolled"].append({"voice": name, "takes": n, "seconds": round(seconds, 1),
                                         "detector": adapted.detector.to_meta(), "report": adapted.report,
-                                        "own": mine, "others": others, "sweep": sweep})
+                                        "own": mine, "others": others, "sweep": sweep, "guarded": guarded})
             rows.append((name, n, baseline[name]["quiet"]["recall"], mine["quiet"]["recall"],
                          baseline[name]["keywords"]["recall"], mine["keywords"]["recall"],
                          mine["keywords_base_detector"]["recall"], mine["speech_base_detector"]["fa_per_hour"],
                          mine["keywords"]["wrong"], baseline[name]["speech"]["fa_per_hour"],
                          mine["speech"]["fa_per_hour"], other_quiet_base, other_quiet, other_base, other_recall,
                          np.mean([v["speech"]["fa_per_hour"] for v in others.values()]) if others else None,
-                         round(seconds, 0), adapted.detector.threshold))
+                         round(seconds, 0), adapted.detector.threshold,
+                         guarded[name]["quiet"]["recall"], guarded[name]["keywords"]["recall"],
+                         guarded[name]["speech"]["fa_per_hour"],
+                         np.mean([guarded[o]["quiet"]["recall"] for o in others]) if others else None,
+                         np.mean([guarded[o]["keywords"]["recall"] for o in others]) if others else None))
             print(f"  {name} {n} takes: recall in the quiet room {baseline[name]['quiet']['recall']:.3f} -> "
                   f"{mine['quiet']['recall']:.3f}, over babble {baseline[name]['keywords']['recall']:.3f} -> "
                   f"{mine['keywords']['recall']:.3f}, own FA/h {mine['speech']['fa_per_hour']:.1f}, others over babble "
@@ -307,7 +338,8 @@ def main() -> None:
                 ["voice", "takes", "quiet room: recall before", "after", "over babble: recall before", "after",
                  "after, base detector", "own FA/h, base detector", "wrong", "own FA/h before", "after",
                  "others' quiet recall before", "after", "others' babble recall before", "after", "others' FA/h after",
-                 "enroll s", "threshold"], rows,
+                 "enroll s", "threshold", "with the base beside: quiet", "babble", "own FA/h",
+                 "others' quiet", "others' babble"], rows,
                 notes=[f"test takes per keyword: {2 if quick else args.test_takes}; keyword-free speech per person: "
                        f"{speech_minutes:g} min; wall time {time.perf_counter() - started:.0f} s"]))
     results.update(machine=info, trainable=args.trainable, quick=quick, speech_minutes=speech_minutes)

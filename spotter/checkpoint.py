@@ -8,6 +8,9 @@ tensors::
      "frontend": {FrontendConfig fields}, "state_dict": {...},
      "meta": {free-form: data, epochs, metrics, ...}}
 
+An enrolled checkpoint (:mod:`spotter.enroll`) also keeps its base model, a checkpoint dict of
+its own under ``"base"``, which runs beside it (:mod:`spotter.guard`).
+
 Lightning checkpoints written by ``spotter train`` carry the same dict under
 the key ``"spotter"`` and are accepted too.  Loading always uses
 ``torch.load(..., weights_only=True)``: a checkpoint from a stranger cannot
@@ -36,8 +39,8 @@ VERSION = 1
 
 
 def make_checkpoint(model: KeywordModel, meta: dict | None = None) -> dict:
-    """The checkpoint dict for ``model`` (tensors moved to CPU)."""
-    return {
+    """The checkpoint dict for ``model`` (tensors moved to CPU); with its base model when it keeps one."""
+    ckpt = {
         "format": FORMAT,
         "version": VERSION,
         "model": model.name,
@@ -46,6 +49,10 @@ def make_checkpoint(model: KeywordModel, meta: dict | None = None) -> dict:
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": dict(meta or {}),
     }
+    beside = getattr(model, "guard", None)
+    if beside is not None:
+        ckpt["base"] = make_checkpoint(beside.model, getattr(beside.model, "meta", {}))
+    return ckpt
 
 
 def save_checkpoint(model: KeywordModel, path: str | os.PathLike, meta: dict | None = None) -> Path:
@@ -133,6 +140,21 @@ def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> KeywordMode
         detail = " ".join(str(err).split())
         raise CheckpointError(f"{source}: weights do not fit architecture {ckpt['model']!r}: {detail[:300]}") from None
     model.meta = dict(ckpt.get("meta", {}))
+    if "base" in ckpt:  # an enrolled model: its base model runs beside it
+        from .detector import DetectorConfigError, detector_from_meta
+        from .guard import BaseBeside, GuardConfig
+
+        what = f"{source} (the base model it keeps)"
+        base = ckpt["base"]
+        missing = [k for k in ("model", "labels", "frontend", "state_dict") if k not in base] if isinstance(base, dict) else ["all"]
+        if missing:
+            raise CheckpointError(f"{what}: incomplete, missing {', '.join(missing)}")
+        base_model = model_from_checkpoint(base, source=what)
+        try:
+            model.guard = BaseBeside(base_model, detector_from_meta(base_model.meta, source=what),
+                                     GuardConfig.from_meta(model.meta.get("guard")))
+        except DetectorConfigError as err:
+            raise CheckpointError(f"{source}: {err}") from None
     return model
 
 
@@ -147,4 +169,7 @@ def load_model(path_or_name: str | os.PathLike | None = None, device: str | torc
     path = resolve(path_or_name)
     model = model_from_checkpoint(read_checkpoint(path), source=f"checkpoint {path}")
     model.source = str(path)
+    beside = getattr(model, "guard", None)
+    if beside is not None:
+        beside.model.to(device).eval()
     return model.to(device).eval()

@@ -58,6 +58,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
         "params": count_parameters(model),
         "meta": ckpt.get("meta", {}),
     }
+    if isinstance(ckpt.get("base"), dict):  # an enrolled model's base model, kept beside it (spotter.guard)
+        info["base"] = {"model": ckpt["base"].get("model"), "meta": ckpt["base"].get("meta", {})}
     if args.json:
         print(json.dumps(info, default=str))
         return 0
@@ -75,6 +77,14 @@ def _cmd_info(args: argparse.Namespace) -> int:
             from .enroll.run import describe
 
             print(f"{'enrolled:':<11}{describe(value)}")
+            continue
+        if key == "guard" and isinstance(value, dict) and "base" in info:
+            base_meta = info["base"]["meta"]
+            threshold = (base_meta.get("detector") or {}).get("threshold")
+            print(f"{'beside:':<11}its base model ({info['base']['model']}"
+                  + (f", threshold {threshold:.2f}" if isinstance(threshold, (int, float)) else "")
+                  + f"): its detections stand too; it vetoes this model's when sure of another keyword "
+                  f"(smoothed probability {value.get('veto')} in the last {value.get('hops')} hops)")
             continue
         if key == "members" and isinstance(value, list):
             print(f"members:   {len(value)} models, class probabilities averaged")
@@ -283,7 +293,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     options = ListenOptions(wav=args.wav, device=args.device, realtime=args.realtime, reconnect=args.reconnect,
                             model=_profile_model(args), device_type=args.device_type, threads=args.threads,
                             runtime=args.runtime, gate=not args.no_gate, screen=not args.no_screen,
-                            hop_ms=args.hop_ms, json=args.json, posteriors=args.posteriors, ui=not args.no_ui)
+                            base=not args.no_base, hop_ms=args.hop_ms, json=args.json, posteriors=args.posteriors, ui=not args.no_ui)
     return listen(options, _detector(args))
 
 
@@ -639,6 +649,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run every member of an ensemble on every hop (default: the others "
                    "run only when the first member's keyword probability could lead to a detection; the same "
                    "detections for about half the work in speech)")
+    p.add_argument("--no-base", action="store_true",
+                   help="an enrolled model alone (default: the base model it keeps runs beside it: its detections "
+                   "stand too, and it vetoes the enrolled model's when sure of another keyword)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object per line for each detection, then a summary line")
     p.add_argument("--posteriors", action="store_true", help="with --json: also a line per hop with class probabilities")

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from .errors import SpotterError
-from .exported import FORMAT, VERSION, file_sha256, screen_paths, stream_path
+from .exported import FORMAT, VERSION, base_path, file_sha256, screen_paths, stream_path
 from .framing import WindowFramer
 from .inference import merged_means, stacked
 from .model import EnsembleNet, KeywordModel
@@ -192,6 +192,13 @@ def export_onnx(model: KeywordModel, out: str | os.PathLike) -> tuple[Path, Path
               {**_metadata(model, "rest", framer), **extra})
     else:
         for stale in screen_paths(out):  # another model's pair must not stay beside this one
+            stale.unlink(missing_ok=True)
+    beside = getattr(model, "guard", None)
+    if beside is not None:  # an enrolled model: its base model's graphs beside (spotter.guard)
+        export_onnx(beside.model, base_path(out))
+    else:
+        base = base_path(out)
+        for stale in (base, stream_path(base), *screen_paths(base)):
             stale.unlink(missing_ok=True)
     verify(model, out)
     return out, streaming

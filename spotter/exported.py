@@ -42,6 +42,12 @@ def screen_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     return stream_path(path, ".screen"), stream_path(path, ".rest")
 
 
+def base_path(path: str | os.PathLike) -> Path:
+    """An enrolled model's base model's graphs beside its own: ``X.onnx`` -> ``X.base.onnx`` (its own
+    streaming form and screening pair beside that, :mod:`spotter.guard`)."""
+    return stream_path(path, ".base")
+
+
 def graph_beside(checkpoint: str | os.PathLike) -> Path:
     """Where a checkpoint's exported graph lives: ``X.pt`` -> ``X.onnx``."""
     return Path(checkpoint).with_suffix(ONNX_SUFFIX)
@@ -117,6 +123,21 @@ class ExportedModel:
         self.stream_session = _session(self.stream_file, threads, providers)
         self.device = "cuda" if "CUDAExecutionProvider" in self.session.get_providers() else "cpu"
         self.screen_sessions, self.members = self._screening_pair(path, threads, providers)
+        self.guard = None
+        if "guard" in self.meta:  # an enrolled model: its base model's graphs beside (spotter.guard)
+            from .detector import DetectorConfigError, detector_from_meta
+            from .guard import BaseBeside, GuardConfig
+
+            base = base_path(path)
+            if not base.is_file():
+                raise ExportedModelError(f"exported graph {path}: the graph of the base model it keeps, {base.name}, "
+                                         "is missing beside it; export again with: spotter export CKPT --onnx OUT.onnx")
+            try:
+                base_model = ExportedModel(base, threads, providers)
+                self.guard = BaseBeside(base_model, detector_from_meta(base_model.meta, source=str(base)),
+                                        GuardConfig.from_meta(self.meta["guard"]))
+            except DetectorConfigError as err:
+                raise ExportedModelError(f"exported graph {path}: {err}") from None
 
     def _screening_pair(self, path: Path, threads: int, providers: list[str] | None):
         """An ensemble's screen and rest graphs (:mod:`spotter.export`) and its number of members, when

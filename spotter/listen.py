@@ -31,6 +31,7 @@ class ListenOptions:
     runtime: str = "auto"  # onnx | torch | auto (spotter.exported.open_exported)
     gate: bool = True  # the silence gate (spotter.gate); --no-gate scores every hop with the network
     screen: bool = True  # an ensemble's other members only when the first could lead to a detection; --no-screen
+    base: bool = True  # an enrolled model's base model beside it (spotter.guard); --no-base runs it alone
     hop_ms: float = 100.0
     json: bool = False
     posteriors: bool = False
@@ -123,7 +124,8 @@ def listen(options: ListenOptions, detector) -> int:
     source = open_source(options)  # before the model: a bad file or device is reported at once
     model = load_streaming_model(options.model, options.device_type, options.threads, options.runtime)
     engine = Engine(model, EngineConfig(hop_ms=options.hop_ms, skip_stale=options.live, detector=detector(model),
-                                        gate=GateConfig() if options.gate else None, screen=options.screen))
+                                        gate=GateConfig() if options.gate else None, screen=options.screen,
+                                        guard=options.base))
     as_json = options.json or not sys.stdout.isatty()
     device = f"{engine.scorer.device}, {engine.scorer.runtime}"
     if not as_json and options.ui:  # a terminal: the live UI

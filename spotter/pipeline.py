@@ -38,6 +38,7 @@ from .detector import Detector, DetectorConfig, detector_from_meta, screen_limit
 from .events import PosteriorUpdate
 from .errors import SpotterError
 from .gate import GateConfig, SilenceGate
+from .guard import Guard, guard_refractory
 
 
 class EngineConfigError(SpotterError, ValueError):
@@ -81,6 +82,9 @@ class EngineConfig:
     # the same detections. False runs every member on every window (``listen --no-screen``; posteriors kept
     # to be scored under other detector settings).
     screen: bool = True
+    # An enrolled model's base model beside it (spotter.guard), when its checkpoint keeps one: both run on every
+    # window. False runs the enrolled model alone (``listen --no-base``).
+    guard: bool = True
 
     @property
     def hop_samples(self) -> int:
@@ -138,6 +142,17 @@ class Engine:
         if detector is None:
             detector = detector_from_meta(getattr(model, "meta", {}), source=getattr(model, "name", "model"))
         self.detector = Detector(self.labels, detector)
+        beside = getattr(model, "guard", None) if self.config.guard else None
+        self.guard = self.base_scorer = self.base_detector = None
+        if beside is not None:  # an enrolled model: its base model runs beside it (spotter.guard)
+            if tuple(beside.model.labels) != self.labels:
+                raise EngineConfigError(f"the base model kept beside {getattr(model, 'name', 'the model')} has other "
+                                        f"labels ({', '.join(beside.model.labels)}): enroll it again")
+            self.base_scorer = window_scorer(beside.model, max_lag=hop, screen=self.config.screen)
+            self.base_detector = Detector(self.labels, beside.detector)
+            self.guard = Guard(self.labels, beside.config, guard_refractory(detector, beside.detector))
+        self._framers = [self.framer] + ([self.base_scorer.framer] if self.base_scorer else [])
+        self._base_probs = None  # the base model's probabilities of the last window
         use_gate = self.config.gate is not None and "silence" in self.labels
         self.gate = SilenceGate(self.config.gate, self.framer.window) if use_gate else None
         self._silence = SilenceGate.silence(self.labels) if use_gate else None  # one array for every gated hop
@@ -165,11 +180,15 @@ class Engine:
                 s.gated_windows += 1
                 self.quiet_windows += 1
                 s.inference_ms_last = 0.0
+                self._base_probs = self._silence
                 return self._silence, True
         self.quiet_windows = 0
         started = time.perf_counter()
         probs, self.screened = self.scorer.screened_probs(end, screen_limit(self.detector.config, self.scorer.members))
         s.screened_windows += self.screened
+        if self.base_scorer is not None:
+            self._base_probs, _ = self.base_scorer.screened_probs(
+                end, screen_limit(self.base_detector.config, self.base_scorer.members))
         ms = (time.perf_counter() - started) * 1000
         s.inference_ms_last = ms
         s.inference_ms_total += ms
@@ -199,12 +218,14 @@ class Engine:
             gap = start - self.framer.stream_samples
             if gap < 0:
                 raise ValueError(f"audio block starts at sample {start}, before the stream's {self.framer.stream_samples}")
-            self.framer.skip(gap)
+            for framer in self._framers:
+                framer.skip(gap)
             self.stats.lost_samples += gap
             lost_ends = max(0, (self.framer.stream_samples - self.next_window_end) // hop + 1)
             self.stats.dropped_windows += lost_ends
             self.next_window_end += lost_ends * hop
-        self.framer.push(samples)
+        for framer in self._framers:
+            framer.push(samples)
         self.stats.samples += samples.size
         if samples.size >= hop:
             self._last_hop_audio = samples[-hop:]
@@ -225,6 +246,9 @@ class Engine:
             probs, gated = self._score(end)
             t = end / SAMPLE_RATE
             smoothed, detections = self.detector.update(t, probs)
+            if self.guard is not None:
+                base_smoothed, base_detections = self.base_detector.update(t, self._base_probs)
+                detections = self.guard.update(t, detections, base_smoothed, base_detections)
             last = self._last_hop_audio
             level = math.sqrt(float(np.dot(last, last)) / max(1, last.size)) + 1e-10
             events.append(PosteriorUpdate(
@@ -247,7 +271,8 @@ class Engine:
                 "windows": s.windows, "gated_windows": s.gated_windows, "screened_windows": s.screened_windows,
                 "lost_seconds": round(s.lost_samples / SAMPLE_RATE, 3),
                 "detections": s.detections, "dropped_windows": s.dropped_windows, "overflows": self.overflows,
-                "inference_ms_mean": round(s.inference_ms_mean, 3), "inference_ms_max": round(s.inference_ms_max, 3)}
+                "inference_ms_mean": round(s.inference_ms_mean, 3), "inference_ms_max": round(s.inference_ms_max, 3),
+                **({"base_vetoed": self.guard.vetoed} if self.guard is not None else {})}
 
 
 def run(source, engine: Engine, sink: Callable[[object], None], stop: threading.Event | None = None,

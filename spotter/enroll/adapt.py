@@ -17,7 +17,9 @@ with the parameters pulled towards their starting values (L2-SP), BatchNorm stat
 ``"head"`` only each network's classifier layers (docs/enrollment.md has the measurement). Then the
 detector's threshold is re-chosen on a stream of the held-back takes and the user's speech, and
 the base and adapted spotters are both scored on it (the before/after figures); with one take of each
-keyword nothing is held back and the threshold is the top of the grid.
+keyword nothing is held back and the threshold is the top of the grid. The adapted model keeps its base
+model beside it (:mod:`spotter.guard`): the base model's detections stand too, and it vetoes the adapted
+model's when it is sure of another keyword, so that other voices lose nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import torch.nn.functional as F
 from ..config import SAMPLE_RATE, SILENCE, UNKNOWN, keywords_of
 from ..data import noise as noise_gen
 from ..detector import DetectorConfig, detector_from_meta
+from ..guard import BaseBeside, GuardConfig
 from ..training.augment import NoiseMixer, random_gain, spec_augment, speed_perturb, time_shift
 from .profile import Enrollment, EnrollmentError, Take
 
@@ -315,6 +318,9 @@ def adapt(base, enrollment: Enrollment, config: AdaptConfig = AdaptConfig(), pro
             detector = retune(after, model.labels, base_detector)
             report["before"] = stream_score(before, base.labels, base_detector)
             report["after"] = stream_score(after, model.labels, detector)
-    model.meta = {**getattr(base, "meta", {}), "detector": detector.to_meta()}
+    model.meta = {**getattr(base, "meta", {}), "detector": detector.to_meta(), "guard": GuardConfig().to_meta()}
+    # the base model beside it: the one enrolled, or the one beside that when it was itself an enrolled model
+    root = getattr(base, "guard", None)
+    model.guard = BaseBeside(root.model, root.detector) if root else BaseBeside(base, base_detector)
     return AdaptResult(model, detector, report)
 

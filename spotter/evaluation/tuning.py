@@ -52,7 +52,7 @@ def stream_posteriors(model, wav: str | Path, hop_ms: float = 100.0, batched: bo
     tests/test_tuning.py). Batches run on the model's device, in float32 (not TF32) on a GPU."""
     labels = read_labels(Path(wav).with_suffix(".csv"))
     if not batched:
-        events, summary = replay_file(model, wav, EngineConfig(hop_ms=hop_ms, screen=False))  # all members: re-scored
+        events, summary = replay_file(model, wav, EngineConfig(hop_ms=hop_ms, screen=False, guard=False))  # all members: re-scored
         updates = [e for e in events if isinstance(e, PosteriorUpdate)]
         return StreamPosteriors(Path(wav).name, np.array([u.time for u in updates]),
                                 np.array([u.probs for u in updates]), labels, summary["seconds"])
