@@ -180,3 +180,20 @@ def test_the_exported_enrolled_model_carries_its_base_models_graphs(enrolled_che
     base_path(out).unlink()
     with pytest.raises(Exception, match="base model it keeps"):
         load_exported(out)
+
+
+@pytest.mark.slow
+def test_listen_runs_the_base_beside_unless_no_base_and_info_says_so(enrolled_checkpoint, mixed_stream, capsys):
+    import json
+
+    from spotter.cli import main
+
+    summaries = {}
+    for flags in ([], ["--no-base"]):
+        assert main(["listen", "--model", str(enrolled_checkpoint), "--wav", str(mixed_stream), "--json", *flags]) == 0
+        lines = [json.loads(s) for s in capsys.readouterr().out.splitlines() if s.startswith("{")]
+        summaries[tuple(flags)] = [e for e in lines if e["event"] == "summary"][-1]
+    assert "base_vetoed" in summaries[()] and "base_vetoed" not in summaries[("--no-base",)]
+    assert summaries[()]["detections"] == 12 and summaries[("--no-base",)]["detections"] < 12  # as measured above
+    assert main(["info", str(enrolled_checkpoint)]) == 0
+    assert "beside:    its base model (bcresnet-3+bcresnet-3, threshold 0.85)" in capsys.readouterr().out
