@@ -146,9 +146,11 @@ def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> KeywordMode
 
         what = f"{source} (the base model it keeps)"
         base = ckpt["base"]
-        missing = [k for k in ("model", "labels", "frontend", "state_dict") if k not in base] if isinstance(base, dict) else ["all"]
+        if not isinstance(base, dict):
+            raise CheckpointError(f"{what}: a {type(base).__name__}, not a checkpoint; enroll again")
+        missing = [k for k in ("model", "labels", "frontend", "state_dict") if k not in base]
         if missing:
-            raise CheckpointError(f"{what}: incomplete, missing {', '.join(missing)}")
+            raise CheckpointError(f"{what}: incomplete, missing {', '.join(missing)}; enroll again")
         base_model = model_from_checkpoint(base, source=what)
         try:
             model.guard = BaseBeside(base_model, detector_from_meta(base_model.meta, source=what),

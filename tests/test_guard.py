@@ -197,3 +197,26 @@ def test_listen_runs_the_base_beside_unless_no_base_and_info_says_so(enrolled_ch
     assert summaries[()]["detections"] == 12 and summaries[("--no-base",)]["detections"] < 12  # as measured above
     assert main(["info", str(enrolled_checkpoint)]) == 0
     assert "beside:    its base model (bcresnet-3+bcresnet-3, threshold 0.85)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda c: c["base"].pop("state_dict"), "the base model it keeps.*missing state_dict; enroll again"),
+    (lambda c: c.__setitem__("base", [1, 2]), "the base model it keeps.*a list, not a checkpoint"),
+    (lambda c: c["meta"].__setitem__("guard", {"veto": 7}), r"guard veto 7: a probability in \(0, 1\]"),
+])
+def test_a_damaged_base_model_or_guard_is_one_line_naming_the_file(damage, message, tmp_path):
+    import torch
+
+    from spotter.checkpoint import CheckpointError, load_model, make_checkpoint
+
+    shipped = load_model(None, device="cpu")
+    ckpt = make_checkpoint(shipped, {**shipped.meta, "guard": GuardConfig().to_meta()})
+    ckpt["base"] = make_checkpoint(shipped, shipped.meta)
+    path = tmp_path / "enrolled.pt"
+    torch.save(ckpt, path)
+    assert load_model(path, device="cpu").guard.config == GuardConfig()  # undamaged: it loads, with its base
+    damage(ckpt)
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match=message) as err:
+        load_model(path, device="cpu")
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
