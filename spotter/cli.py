@@ -111,10 +111,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise SpotterError(f"--onnx {out}: the graph's file name must end in .onnx")
     print(f"spotter: exporting {path} ...", file=sys.stderr, flush=True)
     whole, streaming = export_onnx(load_model(path, device="cpu"), out)
-    from .exported import screen_paths
+    from .exported import base_path, screen_paths
 
     pair = [p for p in screen_paths(whole) if p.is_file()]
     also = f", and the screening pair {pair[0].name}, {pair[1].name}" if pair else ""
+    if base_path(whole).is_file():  # an enrolled model: its base model's graphs beside (spotter.guard)
+        also += f", and the base model it keeps as {base_path(whole).name} (with its own forms)"
     print(f"spotter: wrote {whole} (the whole classifier: waveform -> probs) and {streaming} (the streaming form "
           f"that listen runs){also}; all match torch within 1e-4", file=sys.stderr)
     return 0

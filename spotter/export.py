@@ -126,6 +126,8 @@ class RestClassifier(nn.Module):
 
 def _metadata(model: KeywordModel, graph: str, framer: WindowFramer) -> dict[str, str]:
     meta = getattr(model, "meta", {})
+    if getattr(model, "guard", None) is None:  # guard settings without the base model they need: not carried
+        meta = {k: v for k, v in meta.items() if k != "guard"}
     try:
         meta_json = json.dumps(meta)
     except TypeError:  # a value JSON cannot hold: keep what listen needs
