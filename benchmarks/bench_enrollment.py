@@ -199,11 +199,9 @@ def posteriors(model, wav: Path, cache: dict):
 
 
 def _figures(detections, stream, labels) -> dict:
-    from spotter.config import keywords_of
-    from spotter.evaluation.streams import score_stream
+    from spotter.enroll.adapt import detections_score
 
-    s = score_stream(detections, stream.labels, stream.duration_s, keywords=keywords_of(labels)).to_dict()
-    s = {k: v for k, v in s.items() if k in ("recall", "matched", "keywords", "wrong", "missed", "false_alarms")}
+    s = detections_score(detections, stream, labels)
     return {**s, "fa_per_hour": s["false_alarms"] / (stream.duration_s / 3600), "hours": stream.duration_s / 3600}
 
 

@@ -141,8 +141,8 @@ def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> KeywordMode
         raise CheckpointError(f"{source}: weights do not fit architecture {ckpt['model']!r}: {detail[:300]}") from None
     model.meta = dict(ckpt.get("meta", {}))
     if "base" in ckpt:  # an enrolled model: its base model runs beside it
-        from .detector import DetectorConfigError, detector_from_meta
-        from .guard import BaseBeside, GuardConfig
+        from .detector import DetectorConfigError
+        from .guard import base_beside
 
         what = f"{source} (the base model it keeps)"
         base = ckpt["base"]
@@ -153,8 +153,7 @@ def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> KeywordMode
             raise CheckpointError(f"{what}: incomplete, missing {', '.join(missing)}; enroll again")
         base_model = model_from_checkpoint(base, source=what)
         try:
-            model.guard = BaseBeside(base_model, detector_from_meta(base_model.meta, source=what),
-                                     GuardConfig.from_meta(model.meta.get("guard")))
+            model.guard = base_beside(base_model, model.meta.get("guard"), what)
         except DetectorConfigError as err:
             raise CheckpointError(f"{source}: {err}") from None
     return model

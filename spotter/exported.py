@@ -125,17 +125,15 @@ class ExportedModel:
         self.screen_sessions, self.members = self._screening_pair(path, threads, providers)
         self.guard = None
         if "guard" in self.meta:  # an enrolled model: its base model's graphs beside (spotter.guard)
-            from .detector import DetectorConfigError, detector_from_meta
-            from .guard import BaseBeside, GuardConfig
+            from .detector import DetectorConfigError
+            from .guard import base_beside
 
             base = base_path(path)
             if not base.is_file():
                 raise ExportedModelError(f"exported graph {path}: the graph of the base model it keeps, {base.name}, "
                                          "is missing beside it; export again with: spotter export CKPT --onnx OUT.onnx")
             try:
-                base_model = ExportedModel(base, threads, providers)
-                self.guard = BaseBeside(base_model, detector_from_meta(base_model.meta, source=str(base)),
-                                        GuardConfig.from_meta(self.meta["guard"]))
+                self.guard = base_beside(ExportedModel(base, threads, providers), self.meta["guard"], str(base))
             except DetectorConfigError as err:
                 raise ExportedModelError(f"exported graph {path}: {err}") from None
 

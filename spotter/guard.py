@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import keywords_of
-from .detector import DetectorConfig, DetectorConfigError, detect_offline, smoothed_posteriors
+from .detector import DetectorConfig, DetectorConfigError, detect_offline, detector_from_meta, smoothed_posteriors
 from .events import Detection
 
 
@@ -61,6 +61,13 @@ class BaseBeside:
     model: object  # a KeywordModel (torch runtime) or an ExportedModel (onnx runtime)
     detector: DetectorConfig
     config: GuardConfig = GuardConfig()
+
+
+def base_beside(base_model, guard_meta: dict | None, source: str) -> BaseBeside:
+    """The :class:`BaseBeside` an enrolled model carries, from its base model (either runtime) and its
+    ``meta["guard"]``; :class:`DetectorConfigError` when the stored settings are unusable."""
+    return BaseBeside(base_model, detector_from_meta(getattr(base_model, "meta", {}), source=source),
+                      GuardConfig.from_meta(guard_meta))
 
 
 class Guard:

@@ -262,11 +262,16 @@ def _stream(held: dict[str, list[Take]], speech: list[np.ndarray], room: list[np
 
 def stream_score(stream, labels, detector: DetectorConfig) -> dict:
     """Keywords found, named wrong and missed, and false alarms, of ``detector`` over stored posteriors."""
-    from ..evaluation.streams import score_stream
     from ..evaluation.tuning import detections_of
 
-    score = score_stream(detections_of(stream, labels, detector), stream.labels, stream.duration_s,
-                         keywords=keywords_of(labels))
+    return detections_score(detections_of(stream, labels, detector), stream, labels)
+
+
+def detections_score(detections, stream, labels) -> dict:
+    """:func:`stream_score` of detections made otherwise (e.g. with the base model beside, spotter.guard)."""
+    from ..evaluation.streams import score_stream
+
+    score = score_stream(detections, stream.labels, stream.duration_s, keywords=keywords_of(labels))
     return {k: v for k, v in score.to_dict().items()
             if k in ("recall", "matched", "keywords", "wrong", "missed", "false_alarms")}
 
