@@ -86,6 +86,7 @@ def test_shipped_model_and_configs_are_package_data():
     assert resolve(None).name == f"{DEFAULT_MODEL}.pt"
     assert (resources.files("spotter.configs") / "shipped.yaml").is_file()
     assert (resources.files("spotter.enroll") / "babble.flac").is_file()
+    assert (resources.files("spotter.enroll") / "voice_ubm.npz").is_file()
 
 
 @pytest.mark.slow
@@ -141,3 +142,6 @@ def test_wheel_installed_in_a_fresh_venv_listens_from_another_folder(tmp_path):
                              "print(other_voices_babble().size)"],
                             cwd=elsewhere, capture_output=True, text=True, timeout=300, env=clean_env)
     assert babble.returncode == 0 and babble.stdout.split() == ["960000"], babble.stderr[-2000:]  # enrollment's noise
+    voice = subprocess.run([str(python), "-c", "from spotter.voice import background; print(background().means.shape)"],
+                           cwd=elsewhere, capture_output=True, text=True, timeout=300, env=clean_env)
+    assert voice.returncode == 0 and voice.stdout.strip() == "(64, 19)", voice.stderr[-2000:]  # the background voices
