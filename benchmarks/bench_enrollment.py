@@ -19,8 +19,9 @@ For each person and number of takes it enrolls the shipped model, or `--model`'s
 the same code as `spotter enroll`) and reports, against that base model in the same run: the person's keyword
 recall in their quiet room and over babble, wrong names and false alarms per hour on their own speech, and
 the recall on the *other* persons' streams and false alarms on their speech with the enrolled model (it must
-not get worse for anyone else); each alone and with its base model beside it, as `spotter listen` runs an
-enrolled model (spotter.guard). Writes results/enrollment.json.
+not get worse for anyone else); each alone, with its base model beside it, and with the base model and the
+user's voice model, as `spotter listen` runs an enrolled model (spotter.guard, spotter.voice). Writes
+results/enrollment.json.
 """
 
 from __future__ import annotations
@@ -212,14 +213,22 @@ def score(model, detector, wav: Path, cache: dict) -> dict:
     return _figures(detections_of(stream, model.labels, detector), stream, model.labels)
 
 
-def guarded_score(adapted, base, base_detector, wav: Path, cache: dict) -> dict:
+def guarded_score(adapted, base, base_detector, wav: Path, cache: dict, voice: bool = True) -> dict:
     """:func:`score` of the enrolled model with its base model beside it, as `spotter listen` runs it
-    (spotter.guard; the base model's stored posteriors)."""
-    from spotter.guard import guarded_offline
+    (spotter.guard; the base model's stored posteriors); ``voice``: with the user's voice model deciding
+    whose windows the base model's detections are in (else every base-model detection stands)."""
+    import soundfile as sf
+
+    from spotter.guard import guarded_offline, stream_user_voice
 
     mine, theirs = posteriors(adapted.model, wav, cache), posteriors(base, wav, cache)
-    detections = guarded_offline(adapted.model.labels, adapted.detector, base_detector, adapted.model.guard.config,
-                                 mine.times, mine.probs, theirs.probs)
+    beside = adapted.model.guard
+    said = None
+    if voice and beside.voice is not None:  # hop i's window, as the engine hands it to the voice model
+        said = stream_user_voice(beside.voice, sf.read(str(wav), dtype="float32")[0], mine.times, SR)
+
+    detections = guarded_offline(adapted.model.labels, adapted.detector, base_detector, beside.config,
+                                 mine.times, mine.probs, theirs.probs, said, beside.voice_keywords)
     return _figures(detections, mine, adapted.model.labels)
 
 
@@ -301,8 +310,10 @@ def main() -> None:
                     "keywords_base_detector": score(adapted.model, base_detector, streams[name]["keywords"], cache),
                     "speech_base_detector": score(adapted.model, base_detector, streams[name]["speech"], cache)}
             others = {o: scores(adapted.model, adapted.detector, streams[o], cache) for o in names if o != name}
-            guarded = {o: {kind: guarded_score(adapted, base, base_detector, wav, cache) for kind, wav in s.items()}
-                       for o, s in streams.items()}  # posteriors already scored above: replays only
+            guarded = {o: {kind: guarded_score(adapted, base, base_detector, wav, cache, voice=False)
+                           for kind, wav in s.items()} for o, s in streams.items()}  # stored posteriors: replays
+            voiced = {o: {kind: guarded_score(adapted, base, base_detector, wav, cache)
+                          for kind, wav in s.items()} for o, s in streams.items()}  # and the user's voice model
             sweep = threshold_sweep(adapted, streams[name], cache)
             best = max((r for r in sweep if r["false_alarms"] <= 1), key=lambda r: r["recall"],
                        default={"recall": 0.0, "threshold": float("nan")})  # every threshold fires twice or more
@@ -312,7 +323,8 @@ def main() -> None:
             other_quiet_base = np.mean([baseline[o]["quiet"]["recall"] for o in others]) if others else None
             results["enrolled"].append({"voice": name, "takes": n, "seconds": round(seconds, 1),
                                         "detector": adapted.detector.to_meta(), "report": adapted.report,
-                                        "own": mine, "others": others, "sweep": sweep, "guarded": guarded})
+                                        "own": mine, "others": others, "sweep": sweep, "guarded": guarded,
+                                        "guarded_voice": voiced})
             rows.append((name, n, baseline[name]["quiet"]["recall"], mine["quiet"]["recall"],
                          baseline[name]["keywords"]["recall"], mine["keywords"]["recall"],
                          mine["keywords_base_detector"]["recall"], mine["speech_base_detector"]["fa_per_hour"],
@@ -323,7 +335,11 @@ def main() -> None:
                          guarded[name]["quiet"]["recall"], guarded[name]["keywords"]["recall"],
                          guarded[name]["speech"]["fa_per_hour"],
                          np.mean([guarded[o]["quiet"]["recall"] for o in others]) if others else None,
-                         np.mean([guarded[o]["keywords"]["recall"] for o in others]) if others else None))
+                         np.mean([guarded[o]["keywords"]["recall"] for o in others]) if others else None,
+                         voiced[name]["quiet"]["recall"], voiced[name]["keywords"]["recall"],
+                         voiced[name]["speech"]["fa_per_hour"],
+                         np.mean([voiced[o]["quiet"]["recall"] for o in others]) if others else None,
+                         np.mean([voiced[o]["keywords"]["recall"] for o in others]) if others else None))
             print(f"  {name} {n} takes: recall in the quiet room {baseline[name]['quiet']['recall']:.3f} -> "
                   f"{mine['quiet']['recall']:.3f}, over babble {baseline[name]['keywords']['recall']:.3f} -> "
                   f"{mine['keywords']['recall']:.3f}, own FA/h {mine['speech']['fa_per_hour']:.1f}, others over babble "
@@ -337,6 +353,7 @@ def main() -> None:
                  "after, base detector", "own FA/h, base detector", "wrong", "own FA/h before", "after",
                  "others' quiet recall before", "after", "others' babble recall before", "after", "others' FA/h after",
                  "enroll s", "threshold", "with the base beside: quiet", "babble", "own FA/h",
+                 "others' quiet", "others' babble", "and the voice model: quiet", "babble", "own FA/h",
                  "others' quiet", "others' babble"], rows,
                 notes=[f"test takes per keyword: {2 if quick else args.test_takes}; keyword-free speech per person: "
                        f"{speech_minutes:g} min; wall time {time.perf_counter() - started:.0f} s"]))

@@ -60,6 +60,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
     }
     if isinstance(ckpt.get("base"), dict):  # an enrolled model's base model, kept beside it (spotter.guard)
         info["base"] = {"model": ckpt["base"].get("model"), "meta": ckpt["base"].get("meta", {})}
+    guard = info["meta"].get("guard")
+    if isinstance(guard, dict) and isinstance(guard.get("voice"), dict):  # the user's voice model: described
+        voice = guard["voice"]
+        info["meta"]["guard"] = {**guard, "voice": {"components": len(voice.get("weights") or []),
+                                                    "threshold": voice.get("threshold")}}
     if args.json:
         print(json.dumps(info, default=str))
         return 0
@@ -85,6 +90,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
                   + (f", threshold {threshold:.2f}" if isinstance(threshold, (int, float)) else "")
                   + f"): its detections stand too; it vetoes this model's when sure of another keyword "
                   f"(smoothed probability {value.get('veto')} in the last {value.get('hops')} hops)")
+            if isinstance(value.get("voice"), dict):
+                print(f"{'voice:':<11}the user's voice model ({value['voice']['components']} components, threshold "
+                      f"{value['voice']['threshold']}): base-model detections in their voice are left to this model")
             continue
         if key == "members" and isinstance(value, list):
             print(f"members:   {len(value)} models, class probabilities averaged")

@@ -10,7 +10,11 @@ keeps its base model, and the engine runs both on every window:
   smoothed probability of one reaches ``veto`` in the last ``hops`` hops;
 * the base model's detections, at its own detector settings, are added;
 * no detection fires within the refractory time of the one before, whichever model fired it (in
-  one hop the enrolled model's comes first).
+  one hop the enrolled model's comes first);
+* when the enrolled checkpoint keeps its user's voice model (:mod:`spotter.voice`), a base-model
+  detection of a keyword the user enrolled, in a window the user said, is left to the enrolled model,
+  which knows that voice and that word: it is dropped (the base model's false alarms in its user's
+  conversation do not come back). Keywords the user did not enroll stay the base model's too.
 
 Pure logic: :class:`Guard` is fed hop by hop (the engine), :func:`guarded_offline` replays stored
 posteriors of both models at once (benchmarks, tuning); the two are tested equal.
@@ -19,13 +23,18 @@ posteriors of both models at once (benchmarks, tuning); the two are tested equal
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config import keywords_of
+from .config import SAMPLE_RATE, keywords_of
 from .detector import DetectorConfig, DetectorConfigError, detect_offline, detector_from_meta, smoothed_posteriors
 from .events import Detection
+
+if TYPE_CHECKING:  # spotter.voice imports scipy: only for a checkpoint that keeps a voice model
+    from .voice import VoiceModel
 
 
 @dataclass(frozen=True)
@@ -61,23 +70,42 @@ class BaseBeside:
     model: object  # a KeywordModel (torch runtime) or an ExportedModel (onnx runtime)
     detector: DetectorConfig
     config: GuardConfig = GuardConfig()
+    voice: VoiceModel | None = None  # the enrolled user's voice (None: every base-model detection stands)
+    voice_keywords: tuple[str, ...] = ()  # the keywords the user enrolled: in their voice, the enrolled model's
+
+    def guard_meta(self) -> dict:
+        """What the enrolled checkpoint keeps as ``meta["guard"]``."""
+        if self.voice is None:
+            return self.config.to_meta()
+        return {**self.config.to_meta(), "voice": self.voice.to_meta(), "voice_keywords": list(self.voice_keywords)}
 
 
 def base_beside(base_model, guard_meta: dict | None, source: str) -> BaseBeside:
     """The :class:`BaseBeside` an enrolled model carries, from its base model (either runtime) and its
-    ``meta["guard"]``; :class:`DetectorConfigError` when the stored settings are unusable."""
+    ``meta["guard"]`` (its settings and the user's voice model); :class:`DetectorConfigError` when the stored
+    settings are unusable."""
+    voice, keywords = None, ()
+    if isinstance(guard_meta, dict) and "voice" in guard_meta:
+        from .voice import VoiceModel, VoiceModelError
+
+        try:
+            voice = VoiceModel.from_meta(guard_meta["voice"])
+            keywords = tuple(str(k) for k in guard_meta.get("voice_keywords", ()))
+        except (VoiceModelError, TypeError) as err:
+            raise DetectorConfigError(f"the user's voice model kept beside the base model: {err}; enroll again") from None
     return BaseBeside(base_model, detector_from_meta(getattr(base_model, "meta", {}), source=source),
-                      GuardConfig.from_meta(guard_meta))
+                      GuardConfig.from_meta(guard_meta), voice, keywords)
 
 
 class Guard:
     """Merges, hop by hop, an enrolled model's detections with its base model's (module docstring).
     Stateful but pure: the same updates give the same detections."""
 
-    def __init__(self, labels, config: GuardConfig, refractory_s: float) -> None:
+    def __init__(self, labels, config: GuardConfig, refractory_s: float, voice_keywords=()) -> None:
         self.labels = tuple(labels)
         self.config = config
         self.refractory_s = float(refractory_s)
+        self.voice_keywords = frozenset(voice_keywords)  # whose base-model detections the user's voice leaves out
         self.keyword_index = np.array(sorted(self.labels.index(k) for k in keywords_of(self.labels)), dtype=int)
         self.reset()
 
@@ -85,19 +113,23 @@ class Guard:
         self.recent: deque[np.ndarray] = deque(maxlen=self.config.hops)  # the base model's smoothed keyword rows
         self.last_fire = -np.inf
         self.vetoed = 0  # enrolled detections the base model overruled
+        self.own_voice = 0  # base-model detections dropped because the user said them
 
     def update(self, time: float, enrolled: list[Detection], base_smoothed: np.ndarray,
-               base: list[Detection]) -> list[Detection]:
+               base: list[Detection], user_voice: Callable[[], bool] | None = None) -> list[Detection]:
         """One hop: the enrolled model's detections, the base model's smoothed probabilities and its
-        detections; returns the detections that stand (0 or 1)."""
+        detections; returns the detections that stand (0 or 1). ``user_voice()``: whether the user said
+        this hop's window (asked only for a base-model detection of one of ``voice_keywords`` that would
+        stand; None: never asked)."""
         self.recent.append(np.asarray(base_smoothed, dtype=np.float64)[self.keyword_index])
         if not enrolled and not base:
             return []
-        return self.decide(time, enrolled, base, np.array(self.recent))
+        return self.decide(time, enrolled, base, np.array(self.recent), user_voice)
 
-    def decide(self, time: float, enrolled: list[Detection], base: list[Detection], recent: np.ndarray) -> list[Detection]:
+    def decide(self, time: float, enrolled: list[Detection], base: list[Detection], recent: np.ndarray,
+               user_voice: Callable[[], bool] | None = None) -> list[Detection]:
         """The detections of one hop that stand; ``recent``: the base model's smoothed keyword probabilities
-        (hops x keywords) of this hop and up to ``hops - 1`` before."""
+        (hops x keywords) of this hop and up to ``hops - 1`` before; ``user_voice`` as in :meth:`update`."""
         out: list[Detection] = []
         for detection, own in [(d, True) for d in enrolled] + [(d, False) for d in base]:
             if own:
@@ -107,9 +139,21 @@ class Guard:
                     continue
             if time - self.last_fire < self.refractory_s:
                 continue
+            if (not own and user_voice is not None and detection.keyword in self.voice_keywords
+                    and user_voice()):  # the user's word in the user's voice: the enrolled model decides
+                self.own_voice += 1
+                continue
             out.append(detection)
             self.last_fire = time
         return out
+
+
+def stream_user_voice(voice: VoiceModel, audio: np.ndarray, times, window: int) -> Callable[[int], bool]:
+    """For :func:`guarded_offline`: whether the user said the window of ``window`` samples ending at hop ``i``'s
+    time of the stream ``audio`` (16 kHz; zeros before its start, as the engine's windows)."""
+    ends = np.round(np.asarray(times, dtype=np.float64) * SAMPLE_RATE).astype(int)
+    padded = np.concatenate([np.zeros(window, dtype=np.float32), np.asarray(audio, dtype=np.float32)])
+    return lambda i: voice.is_user(padded[ends[i]: ends[i] + window])
 
 
 def guard_refractory(enrolled: DetectorConfig, base: DetectorConfig) -> float:
@@ -117,9 +161,12 @@ def guard_refractory(enrolled: DetectorConfig, base: DetectorConfig) -> float:
 
 
 def guarded_offline(labels, enrolled: DetectorConfig, base: DetectorConfig, config: GuardConfig, times,
-                    enrolled_probs, base_probs) -> list[Detection]:
+                    enrolled_probs, base_probs, user_voice_at: Callable[[int], bool] | None = None,
+                    voice_keywords=()) -> list[Detection]:
     """What the engine fires with a :class:`Guard` over both models' stored per-hop probabilities (hops x
-    classes each, at the same ``times``), computed at once (:func:`spotter.detector.detect_offline`)."""
+    classes each, at the same ``times``), computed at once (:func:`spotter.detector.detect_offline`);
+    ``user_voice_at(i)``: whether the user said the window of hop ``i`` (None: the voice is not asked), for
+    base-model detections of ``voice_keywords``."""
     labels = tuple(labels)
     times = np.asarray(times, dtype=np.float64)
     base_smoothed = smoothed_posteriors(base_probs, base.smoothing_hops)
@@ -128,9 +175,10 @@ def guarded_offline(labels, enrolled: DetectorConfig, base: DetectorConfig, conf
     for which, (detector, probs) in enumerate(((enrolled, enrolled_probs), (base, base_probs))):
         for d in detect_offline(labels, detector, times, probs):
             fired.setdefault(hop_of[float(d.time)], ([], []))[which].append(d)
-    guard = Guard(labels, config, guard_refractory(enrolled, base))
+    guard = Guard(labels, config, guard_refractory(enrolled, base), voice_keywords)
     out: list[Detection] = []
     for i in sorted(fired):
         recent = base_smoothed[max(0, i - config.hops + 1): i + 1][:, guard.keyword_index]
-        out += guard.decide(float(times[i]), *fired[i], recent)
+        ask = None if user_voice_at is None else (lambda i=i: user_voice_at(i))
+        out += guard.decide(float(times[i]), *fired[i], recent, ask)
     return out

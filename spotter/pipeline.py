@@ -143,14 +143,16 @@ class Engine:
             detector = detector_from_meta(getattr(model, "meta", {}), source=getattr(model, "name", "model"))
         self.detector = Detector(self.labels, detector)
         beside = getattr(model, "guard", None) if self.config.guard else None
-        self.guard = self.base_scorer = self.base_detector = None
+        self.guard = self.base_scorer = self.base_detector = self.user_voice = None
         if beside is not None:  # an enrolled model: its base model runs beside it (spotter.guard)
             if tuple(beside.model.labels) != self.labels:
                 raise EngineConfigError(f"the base model kept beside {getattr(model, 'name', 'the model')} has other "
                                         f"labels ({', '.join(beside.model.labels)}): enroll it again")
             self.base_scorer = window_scorer(beside.model, max_lag=hop, screen=self.config.screen)
             self.base_detector = Detector(self.labels, beside.detector)
-            self.guard = Guard(self.labels, beside.config, guard_refractory(detector, beside.detector))
+            self.guard = Guard(self.labels, beside.config, guard_refractory(detector, beside.detector),
+                               beside.voice_keywords)
+            self.user_voice = beside.voice  # the enrolled user's voice: their windows are the enrolled model's
         self._framers = [self.framer] + ([self.base_scorer.framer] if self.base_scorer else [])
         self._base_probs = None  # the base model's probabilities of the last window
         use_gate = self.config.gate is not None and "silence" in self.labels
@@ -248,7 +250,9 @@ class Engine:
             smoothed, detections = self.detector.update(t, probs)
             if self.guard is not None:
                 base_smoothed, base_detections = self.base_detector.update(t, self._base_probs)
-                detections = self.guard.update(t, detections, base_smoothed, base_detections)
+                voice = self.user_voice
+                said = None if voice is None else (lambda end=end: voice.is_user(self.framer.window_audio(end)))
+                detections = self.guard.update(t, detections, base_smoothed, base_detections, said)
             last = self._last_hop_audio
             level = math.sqrt(float(np.dot(last, last)) / max(1, last.size)) + 1e-10
             events.append(PosteriorUpdate(
@@ -272,7 +276,8 @@ class Engine:
                 "lost_seconds": round(s.lost_samples / SAMPLE_RATE, 3),
                 "detections": s.detections, "dropped_windows": s.dropped_windows, "overflows": self.overflows,
                 "inference_ms_mean": round(s.inference_ms_mean, 3), "inference_ms_max": round(s.inference_ms_max, 3),
-                **({"base_vetoed": self.guard.vetoed} if self.guard is not None else {})}
+                **({"base_vetoed": self.guard.vetoed, "base_own_voice": self.guard.own_voice}
+                   if self.guard is not None else {})}
 
 
 def run(source, engine: Engine, sink: Callable[[object], None], stop: threading.Event | None = None,

@@ -27,23 +27,25 @@ def hops(*parts) -> np.ndarray:
     return np.array(rows)
 
 
-def online(enrolled, base, config=GuardConfig()) -> list:
+def online(enrolled, base, config=GuardConfig(), users=None, voice_keywords=()) -> list:
     from spotter.detector import Detector
 
     e, b = Detector(LABELS, ENROLLED), Detector(LABELS, BASE)
-    guard = Guard(LABELS, config, 1.0)
+    guard = Guard(LABELS, config, 1.0, voice_keywords)
     out = []
-    for t, pe, pb in zip(TIMES, enrolled, base):
+    for i, (t, pe, pb) in enumerate(zip(TIMES, enrolled, base)):
         _, fired_e = e.update(float(t), pe)
         smoothed, fired_b = b.update(float(t), pb)
-        out += guard.update(float(t), fired_e, smoothed, fired_b)
+        out += guard.update(float(t), fired_e, smoothed, fired_b, None if users is None else (lambda i=i: users(i)))
     return out
 
 
-def both(enrolled, base, config=GuardConfig()) -> list[tuple[str, float]]:
-    """The guard's detections hop by hop, checked equal to the offline replay of the same posteriors."""
-    a = [(d.keyword, d.time) for d in online(enrolled, base, config)]
-    b = [(d.keyword, d.time) for d in guarded_offline(LABELS, ENROLLED, BASE, config, TIMES, enrolled, base)]
+def both(enrolled, base, config=GuardConfig(), users=None, voice_keywords=()) -> list[tuple[str, float]]:
+    """The guard's detections hop by hop, checked equal to the offline replay of the same posteriors;
+    ``users(i)``: whether the user said hop i's window (None: no voice model)."""
+    a = [(d.keyword, d.time) for d in online(enrolled, base, config, users, voice_keywords)]
+    b = [(d.keyword, d.time) for d in guarded_offline(LABELS, ENROLLED, BASE, config, TIMES, enrolled, base,
+                                                      users, voice_keywords)]
     assert a == b
     return a
 
@@ -77,6 +79,33 @@ def test_one_detection_within_the_refractory_time_whichever_model_fired_it():
     enrolled = hops((10, 12, YES, 0.97))  # t = 1.1
     base = hops((14, 16, YES, 0.9), (25, 27, NO, 0.9))  # t = 1.5 (within 1 s: dropped), 2.6 (stands)
     assert both(enrolled, base) == [("yes", 1.1), ("no", 2.6)]
+
+
+def test_in_the_users_voice_the_base_models_detections_of_enrolled_words_are_left_to_the_enrolled_model():
+    # the base model fires "yes" at hop 15 (t = 1.6) and "no" at hop 25 (t = 2.6); the enrolled model stays quiet
+    base = hops((15, 17, YES, 0.9), (25, 27, NO, 0.9))
+    enrolled = hops()
+    user_from_hop_20 = lambda i: i >= 20  # noqa: E731  the user speaks from hop 20 on
+    # "no" was enrolled and the user said it: dropped; "yes", said by someone else, stands
+    assert both(enrolled, base, users=user_from_hop_20, voice_keywords=("yes", "no")) == [("yes", 1.6)]
+    # a word the user did not enroll stays the base model's, whoever said it
+    assert both(enrolled, base, users=user_from_hop_20, voice_keywords=("yes",)) == [("yes", 1.6), ("no", 2.6)]
+    # without a voice model, every base-model detection stands
+    assert both(enrolled, base, voice_keywords=("yes", "no")) == [("yes", 1.6), ("no", 2.6)]
+    # the enrolled model's own detections never ask the voice
+    assert both(hops((25, 27, NO, 0.97)), hops(), users=lambda i: True, voice_keywords=("no",)) == [("no", 2.6)]
+
+
+def test_the_voice_is_asked_only_for_a_base_detection_that_would_stand():
+    asked = []
+
+    def users(i):
+        asked.append(i)
+        return True
+
+    # the enrolled model fires "yes" at hop 10; the base model's "yes" at hop 14 is within the refractory time
+    both(hops((10, 12, YES, 0.97)), hops((14, 16, YES, 0.9)), users=users, voice_keywords=("yes",))
+    assert asked == []
 
 
 def test_guard_settings_are_checked_and_travel_as_plain_values():
@@ -122,8 +151,14 @@ def test_an_enrolled_checkpoint_keeps_its_base_model_and_its_settings(enrolled_c
 
     from spotter.checkpoint import load_model, read_checkpoint
 
+    from spotter.voice import background
+
     model, shipped = load_model(enrolled_checkpoint, device="cpu"), load_model(None, device="cpu")
-    assert model.meta["guard"] == GuardConfig().to_meta() and model.guard.config == GuardConfig()
+    assert {k: model.meta["guard"][k] for k in ("veto", "hops")} == GuardConfig().to_meta()
+    assert model.guard.config == GuardConfig()
+    # the user's voice model, adapted to their takes and reading, for the keywords they enrolled
+    assert model.guard.voice_keywords == ("yes", "up", "down")
+    assert not np.allclose(model.guard.voice.user_means, background().means)
     base = model.guard.model
     assert base.meta["detector"] == shipped.meta["detector"] and model.guard.detector.threshold == 0.85
     assert all(torch.equal(a, b) for a, b in zip(base.state_dict().values(), shipped.state_dict().values()))
@@ -134,9 +169,13 @@ def test_an_enrolled_checkpoint_keeps_its_base_model_and_its_settings(enrolled_c
 
 @pytest.mark.slow
 def test_the_engine_runs_both_models_and_fires_what_the_offline_replay_fires(enrolled_checkpoint, mixed_stream):
+    import soundfile as sf
+
     from spotter.checkpoint import load_model
+    from spotter.config import SAMPLE_RATE
     from spotter.detector import detect_offline, detector_from_meta
     from spotter.evaluation.tuning import stream_posteriors
+    from spotter.guard import stream_user_voice
     from spotter.events import Detection
     from spotter.pipeline import EngineConfig, replay_file
 
@@ -145,10 +184,12 @@ def test_the_engine_runs_both_models_and_fires_what_the_offline_replay_fires(enr
     guarded = [(e.keyword, round(e.time, 2)) for e in events if isinstance(e, Detection)]
     mine, theirs = (stream_posteriors(m, mixed_stream, batched=True) for m in (model, model.guard.model))
     mine_detector = detector_from_meta(model.meta)
-    offline = guarded_offline(model.labels, mine_detector, model.guard.detector, model.guard.config,
-                              mine.times, mine.probs, theirs.probs)
+    beside = model.guard
+    said = stream_user_voice(beside.voice, sf.read(str(mixed_stream), dtype="float32")[0], mine.times, SAMPLE_RATE)
+    offline = guarded_offline(model.labels, mine_detector, beside.detector, beside.config,
+                              mine.times, mine.probs, theirs.probs, said, beside.voice_keywords)
     assert guarded == [(d.keyword, round(d.time, 2)) for d in offline]
-    assert summary["base_vetoed"] >= 0
+    assert summary["base_vetoed"] >= 0 and summary["base_own_voice"] >= 0
     alone, base = (detect_offline(model.labels, c, mine.times, p.probs)
                    for c, p in ((mine_detector, mine), (model.guard.detector, theirs)))
     # every word said is found: the enrolled model alone misses one of the words it was not enrolled on (measured:
@@ -156,6 +197,34 @@ def test_the_engine_runs_both_models_and_fires_what_the_offline_replay_fires(enr
     said = [k for i in range(10, 12) for k in ("yes", "up", "down", "no", "stop", "left")]
     assert [k for k, _ in guarded] == said
     assert len(alone) < len(said) and len(base) < len(said)
+
+
+@pytest.mark.slow
+def test_in_the_users_voice_the_base_model_leaves_their_enrolled_words_to_the_enrolled_model(enrolled_checkpoint,
+                                                                                             mixed_stream):
+    import dataclasses
+
+    from spotter.checkpoint import load_model
+    from spotter.detector import detect_offline, detector_from_meta
+    from spotter.evaluation.tuning import stream_posteriors
+    from spotter.events import Detection
+    from spotter.pipeline import EngineConfig, replay_file
+
+    model = load_model(enrolled_checkpoint, device="cpu")
+    # the enrolled model made deaf (it never fires): what stands is the base model's, less the user's enrolled words
+    deaf = dataclasses.replace(detector_from_meta(model.meta), min_count=100_000)
+    events, summary = replay_file(model, mixed_stream, EngineConfig(detector=deaf))
+    fired = [e.keyword for e in events if isinstance(e, Detection)]
+    base = [d.keyword for d in detect_offline(model.labels, model.guard.detector,
+                                               *(lambda p: (p.times, p.probs))(stream_posteriors(model.guard.model,
+                                                                                                mixed_stream)))]
+    enrolled_words = set(model.guard.voice_keywords)  # yes, up, down; the stream's no, stop, left were not enrolled
+    assert [k for k in base if k not in enrolled_words] == [k for k in fired if k not in enrolled_words]
+    assert summary["base_own_voice"] == len(base) - len(fired) >= 1  # measured: both "yes", left to the enrolled model
+    without_voice = dataclasses.replace(model.guard, voice=None)
+    model.guard = without_voice
+    events, summary = replay_file(model, mixed_stream, EngineConfig(detector=deaf))
+    assert [e.keyword for e in events if isinstance(e, Detection)] == base and summary["base_own_voice"] == 0
 
 
 @pytest.mark.slow
@@ -174,6 +243,9 @@ def test_the_exported_enrolled_model_carries_its_base_models_graphs(enrolled_che
     assert base_path(out).is_file()
     exported = load_exported(out)
     assert exported.guard is not None and exported.guard.detector == model.guard.detector
+    assert exported.guard.voice_keywords == model.guard.voice_keywords
+    x = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    assert exported.guard.voice.score(x) == model.guard.voice.score(x)  # the same voice model, every digit
     fired = lambda m: [(e.keyword, round(e.time, 1)) for e in replay_file(m, mixed_stream, EngineConfig())[0]  # noqa: E731
                        if isinstance(e, Detection)]
     assert fired(exported) == fired(model)
@@ -196,13 +268,16 @@ def test_listen_runs_the_base_beside_unless_no_base_and_info_says_so(enrolled_ch
     assert "base_vetoed" in summaries[()] and "base_vetoed" not in summaries[("--no-base",)]
     assert summaries[()]["detections"] == 12 and summaries[("--no-base",)]["detections"] < 12  # as measured above
     assert main(["info", str(enrolled_checkpoint)]) == 0
-    assert "beside:    its base model (bcresnet-3+bcresnet-3, threshold 0.85)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "beside:    its base model (bcresnet-3+bcresnet-3, threshold 0.85)" in out
+    assert "voice:     the user's voice model (64 components, threshold 1.5)" in out
 
 
 @pytest.mark.parametrize("damage, message", [
     (lambda c: c["base"].pop("state_dict"), "the base model it keeps.*missing state_dict; enroll again"),
     (lambda c: c.__setitem__("base", [1, 2]), "the base model it keeps.*a list, not a checkpoint"),
     (lambda c: c["meta"].__setitem__("guard", {"veto": 7}), r"guard veto 7: a probability in \(0, 1\]"),
+    (lambda c: c["meta"]["guard"]["voice"].pop("means"), "the user's voice model.*unusable.*enroll again"),
 ])
 def test_a_damaged_base_model_or_guard_is_one_line_naming_the_file(damage, message, tmp_path):
     import torch
@@ -210,7 +285,11 @@ def test_a_damaged_base_model_or_guard_is_one_line_naming_the_file(damage, messa
     from spotter.checkpoint import CheckpointError, load_model, make_checkpoint
 
     shipped = load_model(None, device="cpu")
-    ckpt = make_checkpoint(shipped, {**shipped.meta, "guard": GuardConfig().to_meta()})
+    from spotter.voice import background
+
+    voice = background().adapted([np.random.default_rng(0).standard_normal(16000) * 0.1])
+    guard = {**GuardConfig().to_meta(), "voice": voice.to_meta(), "voice_keywords": ["yes"]}
+    ckpt = make_checkpoint(shipped, {**shipped.meta, "guard": guard})
     ckpt["base"] = make_checkpoint(shipped, shipped.meta)
     path = tmp_path / "enrolled.pt"
     torch.save(ckpt, path)

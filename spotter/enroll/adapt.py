@@ -19,7 +19,9 @@ detector's threshold is re-chosen on a stream of the held-back takes and the use
 the base and adapted spotters are both scored on it (the before/after figures); with one take of each
 keyword nothing is held back and the threshold is the top of the grid. The adapted model keeps its base
 model beside it (:mod:`spotter.guard`): the base model's detections stand too, and it vetoes the adapted
-model's when it is sure of another keyword, so that other voices lose nothing.
+model's when it is sure of another keyword, so that other voices lose nothing; and the user's voice model
+(:mod:`spotter.voice`, adapted to the training takes and the speech), so that in the user's own voice the
+adapted model decides alone.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ import torch.nn.functional as F
 from ..config import SAMPLE_RATE, SILENCE, UNKNOWN, keywords_of
 from ..data import noise as noise_gen
 from ..detector import DetectorConfig, detector_from_meta
-from ..guard import BaseBeside, GuardConfig
+from ..guard import BaseBeside
+from ..voice import background as background_voice
 from ..training.augment import NoiseMixer, random_gain, spec_augment, speed_perturb, time_shift
 from .profile import Enrollment, EnrollmentError, Take
 
@@ -323,9 +326,12 @@ def adapt(base, enrollment: Enrollment, config: AdaptConfig = AdaptConfig(), pro
             detector = retune(after, model.labels, base_detector)
             report["before"] = stream_score(before, base.labels, base_detector)
             report["after"] = stream_score(after, model.labels, detector)
-    model.meta = {**getattr(base, "meta", {}), "detector": detector.to_meta(), "guard": GuardConfig().to_meta()}
-    # the base model beside it: the one enrolled, or the one beside that when it was itself an enrolled model
+    # the base model beside it: the one enrolled, or the one beside that when it was itself an enrolled model;
+    # with the user's voice (their training takes and speech), so that their windows are this model's alone
     root = getattr(base, "guard", None)
-    model.guard = BaseBeside(root.model, root.detector) if root else BaseBeside(base, base_detector)
+    voice = background_voice().adapted([t.clip for takes in train.values() for t in takes] + list(enrollment.speech))
+    model.guard = BaseBeside(*((root.model, root.detector) if root else (base, base_detector)), voice=voice,
+                             voice_keywords=tuple(enrollment.keywords))
+    model.meta = {**getattr(base, "meta", {}), "detector": detector.to_meta(), "guard": model.guard.guard_meta()}
     return AdaptResult(model, detector, report)
 
