@@ -148,12 +148,14 @@ class Guard:
         return out
 
 
-def stream_user_voice(voice: VoiceModel, audio: np.ndarray, times, window: int) -> Callable[[int], bool]:
-    """For :func:`guarded_offline`: whether the user said the window of ``window`` samples ending at hop ``i``'s
-    time of the stream ``audio`` (16 kHz; zeros before its start, as the engine's windows)."""
+def stream_user_voice(voice: VoiceModel, audio: np.ndarray, times) -> Callable[[int], bool]:
+    """For :func:`guarded_offline`: whether the user said hop ``i``'s window of the stream ``audio`` (16 kHz;
+    the second that ends at ``times[i]``, zeros before the stream's start, as the engine's windows)."""
+    from .voice import WINDOW
+
     ends = np.round(np.asarray(times, dtype=np.float64) * SAMPLE_RATE).astype(int)
-    padded = np.concatenate([np.zeros(window, dtype=np.float32), np.asarray(audio, dtype=np.float32)])
-    return lambda i: voice.is_user(padded[ends[i]: ends[i] + window])
+    padded = np.concatenate([np.zeros(WINDOW, dtype=np.float32), np.asarray(audio, dtype=np.float32)])
+    return lambda i: voice.is_user(padded[ends[i]: ends[i] + WINDOW])
 
 
 def guard_refractory(enrolled: DetectorConfig, base: DetectorConfig) -> float:

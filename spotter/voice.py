@@ -11,8 +11,9 @@ voices (the universal background model, made by ``scripts/make_voice_ubm.py`` fr
 voices of training engines and shipped as ``spotter/enroll/voice_ubm.npz``), whose means are moved
 towards the user's enrollment recordings (MAP adaptation, relevance factor 16). A window's score is
 the mean log-likelihood ratio, user against background, over its speech frames (those within 30 dB of
-its loudest; cepstral means taken away, so that the microphone, shared by every voice, does not count); the window is the user's when the score reaches ``threshold``. Pure numpy and scipy: it
-runs in the onnx runtime, without torch. The whole model (filterbank, background, the user's means)
+its loudest; cepstral means taken away, so that the microphone, shared by every voice, does not count);
+the window is the user's when the score reaches ``threshold``. The newest second of a window is scored
+(:data:`WINDOW`). Pure numpy and scipy: it runs in the onnx runtime, without torch. The whole model (filterbank, background, the user's means)
 travels in the checkpoint's ``meta["guard"]["voice"]``.
 """
 
@@ -28,7 +29,8 @@ FRAME = 480  # samples (30 ms at 16 kHz), periodic Hann window, no padding
 HOP = 160
 N_CEPSTRA = 20  # c1..c19 are kept: c0 (the frame's level) says how loud, not whose voice
 SPEECH_DB = 30.0  # frames within this many dB of the window's loudest are scored
-PIECE = 100  # frames (1 s): the stretch whose mean cepstrum is taken away, as long as a window listen scores
+PIECE = 100  # frames (1 s): the stretch whose mean cepstrum is taken away
+WINDOW = 16000  # samples: the newest second of a stream's window is what is scored (one piece)
 MIN_FRAMES = 10  # a piece with fewer speech frames says too little
 RELEVANCE = 16.0  # MAP adaptation: a component moves fully to the user's frames once it has about this many
 #: The score (nats per frame) at which a window is taken for the user's: chosen on the selection persons
@@ -79,11 +81,11 @@ class VoiceModel:
                 pieces.append(c - c.mean(axis=0))
         return np.concatenate(pieces) if pieces else np.zeros((0, N_CEPSTRA - 1))
 
-    def _log_likelihood(self, means: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """Per frame log-likelihood of the mixture with ``means``."""
+    def _joint(self, means: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """``(frames, K)``: log of each component's weight times its density at each frame, with ``means``."""
         v = self.variances
         quad = ((x[:, None, :] - means[None]) ** 2 / v[None]).sum(axis=2)
-        return logsumexp(np.log(self.weights)[None] - 0.5 * (quad + np.log(2 * np.pi * v).sum(axis=1)[None]), axis=1)
+        return np.log(self.weights)[None] - 0.5 * (quad + np.log(2 * np.pi * v).sum(axis=1)[None])
 
     # -- the user's voice ------------------------------------------------------------------------------------
     def adapted(self, recordings, relevance: float = RELEVANCE) -> "VoiceModel":
@@ -92,10 +94,8 @@ class VoiceModel:
         x = np.concatenate([self.features(r) for r in recordings] or [np.zeros((0, N_CEPSTRA - 1))])
         if len(x) == 0:
             raise VoiceModelError("no speech in the recordings to learn the voice from")
-        v = self.variances
-        quad = ((x[:, None, :] - self.means[None]) ** 2 / v[None]).sum(axis=2)
-        joint = np.log(self.weights)[None] - 0.5 * (quad + np.log(2 * np.pi * v).sum(axis=1)[None])
-        post = np.exp(joint - logsumexp(joint, axis=1, keepdims=True))  # (frames, K)
+        joint = self._joint(self.means, x)
+        post = np.exp(joint - logsumexp(joint, axis=1, keepdims=True))  # (frames, K): each component's share
         n = post.sum(axis=0)
         mean_x = (post.T @ x) / np.maximum(n, 1e-12)[:, None]
         alpha = (n / (n + relevance))[:, None]
@@ -109,11 +109,13 @@ class VoiceModel:
         x = self.features(audio)
         if len(x) == 0:
             return float("nan")
-        return float(np.mean(self._log_likelihood(self.user_means, x) - self._log_likelihood(self.means, x)))
+        user, background = (logsumexp(self._joint(m, x), axis=1) for m in (self.user_means, self.means))
+        return float(np.mean(user - background))
 
     def is_user(self, audio: np.ndarray) -> bool:
-        """Whether the user said ``audio`` (a window of the stream): its :meth:`score` reaches ``threshold``."""
-        return bool(self.score(audio) >= self.threshold)
+        """Whether the user said ``audio`` (a window of the stream; its newest :data:`WINDOW` samples are
+        scored): its :meth:`score` reaches ``threshold``."""
+        return bool(self.score(np.asarray(audio).reshape(-1)[-WINDOW:]) >= self.threshold)
 
     # -- storage ---------------------------------------------------------------------------------------------
     def to_meta(self) -> dict:

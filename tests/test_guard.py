@@ -172,7 +172,6 @@ def test_the_engine_runs_both_models_and_fires_what_the_offline_replay_fires(enr
     import soundfile as sf
 
     from spotter.checkpoint import load_model
-    from spotter.config import SAMPLE_RATE
     from spotter.detector import detect_offline, detector_from_meta
     from spotter.evaluation.tuning import stream_posteriors
     from spotter.guard import stream_user_voice
@@ -185,7 +184,7 @@ def test_the_engine_runs_both_models_and_fires_what_the_offline_replay_fires(enr
     mine, theirs = (stream_posteriors(m, mixed_stream, batched=True) for m in (model, model.guard.model))
     mine_detector = detector_from_meta(model.meta)
     beside = model.guard
-    said = stream_user_voice(beside.voice, sf.read(str(mixed_stream), dtype="float32")[0], mine.times, SAMPLE_RATE)
+    said = stream_user_voice(beside.voice, sf.read(str(mixed_stream), dtype="float32")[0], mine.times)
     offline = guarded_offline(model.labels, mine_detector, beside.detector, beside.config,
                               mine.times, mine.probs, theirs.probs, said, beside.voice_keywords)
     assert guarded == [(d.keyword, round(d.time, 2)) for d in offline]
