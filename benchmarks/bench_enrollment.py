@@ -225,7 +225,7 @@ def guarded_score(adapted, base, base_detector, wav: Path, cache: dict, voice: b
     beside = adapted.model.guard
     said = None
     if voice and beside.voice is not None:  # hop i's window, as the engine hands it to the voice model
-        said = stream_user_voice(beside.voice, sf.read(str(wav), dtype="float32")[0], mine.times, SR)
+        said = stream_user_voice(beside.voice, sf.read(str(wav), dtype="float32")[0], mine.times)
 
     detections = guarded_offline(adapted.model.labels, adapted.detector, base_detector, beside.config,
                                  mine.times, mine.probs, theirs.probs, said, beside.voice_keywords)
@@ -345,8 +345,13 @@ def main() -> None:
                   f"{mine['keywords']['recall']:.3f}, own FA/h {mine['speech']['fa_per_hour']:.1f}, others over babble "
                   f"{other_base if other_base is None else round(other_base, 3)} -> "
                   f"{other_recall if other_recall is None else round(other_recall, 3)} ({seconds:.0f} s); "
-                  f"at most 1 false alarm in the speech: recall {best['recall']:.3f} at {best['threshold']:.2f}",
-                  flush=True)
+                  f"at most 1 false alarm in the speech: recall {best['recall']:.3f} at {best['threshold']:.2f}; "
+                  f"with the base beside / and the voice model: own quiet {guarded[name]['quiet']['recall']:.3f} / "
+                  f"{voiced[name]['quiet']['recall']:.3f}, babble {guarded[name]['keywords']['recall']:.3f} / "
+                  f"{voiced[name]['keywords']['recall']:.3f}, own false alarms "
+                  f"{guarded[name]['speech']['false_alarms']} / {voiced[name]['speech']['false_alarms']}", flush=True)
+            write_json("enrollment" + ("-quick" if quick else ""), json.loads(json.dumps(results, default=float)),
+                       args.out)  # so far (an interrupted run keeps its enrolled models' figures)
     info = machine()
     print(table(f"Enrollment ({machine_line(info)}; trainable {args.trainable})",
                 ["voice", "takes", "quiet room: recall before", "after", "over babble: recall before", "after",
