@@ -28,7 +28,7 @@ def main() -> None:
     from spotter.data.stream import SENTENCES
     from spotter.data.tts.engines import engine_module, say
     from spotter.features import LogMel
-    from spotter.voice import FRAME, VoiceModel
+    from spotter.voice import FRAME, N_CEPSTRA, VoiceModel
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--voices", type=int, default=12, help="voices per engine")
@@ -39,7 +39,8 @@ def main() -> None:
     args = p.parse_args()
     mel = LogMel(n_fft=FRAME, win_length=FRAME).mel.mel_basis.detach().numpy().astype(np.float32).astype(np.float64)
     rng = np.random.default_rng(args.seed)
-    dummy = VoiceModel(mel, np.ones(1), np.zeros((1, 19)), np.ones((1, 19)))  # for its features
+    d = N_CEPSTRA - 1
+    dummy = VoiceModel(mel, np.ones(1), np.zeros((1, d)), np.ones((1, d)))  # for its features
     jobs = [(v, SENTENCES[int(i)]) for e in ENGINES for v in engine_module(e).draw_voices(rng, args.voices, set())
             for i in rng.choice(len(SENTENCES), args.sentences, replace=False)]
     frames = [dummy.features(say(text, voice)) for voice, text in tqdm(jobs, desc="voices", unit="sentence")]

@@ -82,10 +82,11 @@ class VoiceModel:
         return np.concatenate(pieces) if pieces else np.zeros((0, N_CEPSTRA - 1))
 
     def _joint(self, means: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """``(frames, K)``: log of each component's weight times its density at each frame, with ``means``."""
-        v = self.variances
-        quad = ((x[:, None, :] - means[None]) ** 2 / v[None]).sum(axis=2)
-        return np.log(self.weights)[None] - 0.5 * (quad + np.log(2 * np.pi * v).sum(axis=1)[None])
+        """``(frames, K)``: log of each component's weight times its density at each frame, with ``means``
+        (the squared distances expanded into products: no frames x K x D array, whatever the recording's length)."""
+        precision = 1.0 / self.variances
+        quad = (x**2) @ precision.T - 2.0 * x @ (means * precision).T + (means**2 * precision).sum(axis=1)[None]
+        return np.log(self.weights)[None] - 0.5 * (quad + np.log(2 * np.pi * self.variances).sum(axis=1)[None])
 
     # -- the user's voice ------------------------------------------------------------------------------------
     def adapted(self, recordings, relevance: float = RELEVANCE) -> "VoiceModel":
