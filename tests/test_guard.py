@@ -150,7 +150,6 @@ def test_an_enrolled_checkpoint_keeps_its_base_model_and_its_settings(enrolled_c
     import torch
 
     from spotter.checkpoint import load_model, read_checkpoint
-
     from spotter.voice import background
 
     model, shipped = load_model(enrolled_checkpoint, device="cpu"), load_model(None, device="cpu")
@@ -214,9 +213,8 @@ def test_in_the_users_voice_the_base_model_leaves_their_enrolled_words_to_the_en
     deaf = dataclasses.replace(detector_from_meta(model.meta), min_count=100_000)
     events, summary = replay_file(model, mixed_stream, EngineConfig(detector=deaf))
     fired = [e.keyword for e in events if isinstance(e, Detection)]
-    base = [d.keyword for d in detect_offline(model.labels, model.guard.detector,
-                                               *(lambda p: (p.times, p.probs))(stream_posteriors(model.guard.model,
-                                                                                                mixed_stream)))]
+    theirs = stream_posteriors(model.guard.model, mixed_stream)
+    base = [d.keyword for d in detect_offline(model.labels, model.guard.detector, theirs.times, theirs.probs)]
     enrolled_words = set(model.guard.voice_keywords)  # yes, up, down; the stream's no, stop, left were not enrolled
     assert [k for k in base if k not in enrolled_words] == [k for k in fired if k not in enrolled_words]
     assert summary["base_own_voice"] == len(base) - len(fired) >= 1  # measured: both "yes", left to the enrolled model
@@ -282,10 +280,9 @@ def test_a_damaged_base_model_or_guard_is_one_line_naming_the_file(damage, messa
     import torch
 
     from spotter.checkpoint import CheckpointError, load_model, make_checkpoint
-
-    shipped = load_model(None, device="cpu")
     from spotter.voice import background
 
+    shipped = load_model(None, device="cpu")
     voice = background().adapted([np.random.default_rng(0).standard_normal(16000) * 0.1])
     guard = {**GuardConfig().to_meta(), "voice": voice.to_meta(), "voice_keywords": ["yes"]}
     ckpt = make_checkpoint(shipped, {**shipped.meta, "guard": guard})
