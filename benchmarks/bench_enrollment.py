@@ -225,7 +225,9 @@ def guarded_score(adapted, base, base_detector, wav: Path, cache: dict, voice: b
     beside = adapted.model.guard
     said = None
     if voice and beside.voice is not None:  # hop i's window, as the engine hands it to the voice model
-        said = stream_user_voice(beside.voice, sf.read(str(wav), dtype="float32")[0], mine.times)
+        if ("audio", str(wav)) not in cache:  # read once: every enrolled model asks of the same streams
+            cache[("audio", str(wav))] = sf.read(str(wav), dtype="float32")[0]
+        said = stream_user_voice(beside.voice, cache[("audio", str(wav))], mine.times)
 
     detections = guarded_offline(adapted.model.labels, adapted.detector, base_detector, beside.config,
                                  mine.times, mine.probs, theirs.probs, said, beside.voice_keywords)

@@ -6,15 +6,15 @@ base model's false alarms, which enrollment had removed. :class:`VoiceModel` tel
 such a detection, whether the user said it: then the enrolled model, which knows that voice, decides
 alone.
 
-The model is a GMM-UBM (Reynolds, Quatieri and Dunn, 2000): a Gaussian mixture of cepstra of many
-voices (the universal background model, made by ``scripts/make_voice_ubm.py`` from text-to-speech
-voices of training engines and shipped as ``spotter/enroll/voice_ubm.npz``), whose means are moved
-towards the user's enrollment recordings (MAP adaptation, relevance factor 16). A window's score is
-the mean log-likelihood ratio, user against background, over its speech frames (those within 30 dB of
-its loudest; cepstral means taken away, so that the microphone, shared by every voice, does not count);
-the window is the user's when the score reaches ``threshold``. The newest second of a window is scored
-(:data:`WINDOW`). Pure numpy and scipy: it runs in the onnx runtime, without torch. The whole model (filterbank, background, the user's means)
-travels in the checkpoint's ``meta["guard"]["voice"]``.
+The model is a GMM-UBM (Reynolds, Quatieri and Dunn, 2000): a Gaussian mixture of cepstra of many voices
+(the universal background model, made by ``scripts/make_voice_ubm.py`` from text-to-speech voices of
+training engines and shipped as ``spotter/enroll/voice_ubm.npz``), whose means are moved towards the
+user's enrollment recordings (MAP adaptation, relevance factor 16). A window's score is the mean
+log-likelihood ratio, user against background, over its speech frames (those within 30 dB of its
+loudest; cepstral means taken away, so that the microphone, shared by every voice, does not count); the
+window is the user's when the score reaches ``threshold``. The newest second of a window is scored
+(:data:`WINDOW`). Pure numpy and scipy: it runs in the onnx runtime, without torch. The whole model
+(filterbank, background, the user's means) travels in the checkpoint's ``meta["guard"]["voice"]``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ HOP = 160
 N_CEPSTRA = 20  # c1..c19 are kept: c0 (the frame's level) says how loud, not whose voice
 SPEECH_DB = 30.0  # frames within this many dB of the window's loudest are scored
 PIECE = 100  # frames (1 s): the stretch whose mean cepstrum is taken away
-WINDOW = 16000  # samples: the newest second of a stream's window is what is scored (one piece)
+WINDOW = PIECE * HOP  # samples (1 s): the newest piece of a stream's window is what is scored
 MIN_FRAMES = 10  # a piece with fewer speech frames says too little
 RELEVANCE = 16.0  # MAP adaptation: a component moves fully to the user's frames once it has about this many
 #: The score (nats per frame) at which a window is taken for the user's: chosen on the selection persons
