@@ -657,8 +657,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "whose audio stays near the room's noise floor as silence without running it)")
     p.add_argument("--no-screen", action="store_true",
                    help="run every member of an ensemble on every hop (default: the others "
-                   "run only when the first member's keyword probability could lead to a detection; the same "
-                   "detections for about half the work in speech)")
+                   "run only when the first member's keyword probability could lead to a detection, and live, "
+                   "a hop between two that could not is not scored; the same detections for a third of the "
+                   "work in speech)")
     p.add_argument("--no-base", action="store_true",
                    help="an enrolled model alone (default: the base model it keeps runs beside it: its detections "
                    "stand too, and it vetoes the enrolled model's when sure of another keyword)")

@@ -42,6 +42,7 @@ class PosteriorUpdate:
     overflows: int = 0
     gated: bool = False  # the silence gate scored this hop as silence; the network did not run
     screened: bool = False  # an ensemble's first member alone gave ``probs`` (it ruled a keyword out)
+    skipped: bool = False  # not scored (the windows on both sides ruled a keyword out): the hop before's ``probs``
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -50,7 +51,7 @@ class PosteriorUpdate:
                 "smoothed": {k: round(float(p), 4) for k, p in zip(self.labels, self.smoothed)},
                 "level_dbfs": round(self.level_dbfs, 1), "inference_ms": round(self.inference_ms, 2),
                 "dropped_windows": self.dropped_windows, "overflows": self.overflows, "gated": self.gated,
-                "screened": self.screened}
+                "screened": self.screened, "skipped": self.skipped}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())

@@ -184,6 +184,11 @@ class ExportedWindowScorer:
         self.keyword_index = keyword_indices(model.labels)
         self.cache = np.zeros((cfg.n_mels, self.framer.n_inner), dtype=np.float32)
         self.device = model.device
+        self.model = model
+
+    def window_probs(self, audio: np.ndarray) -> np.ndarray:
+        """Class probabilities of a whole window from its audio (every member; the stream's cache untouched)."""
+        return self.model.probs(np.asarray(audio, dtype=np.float32)[None])[0]
 
     def _frames(self, end: int) -> np.ndarray:
         plan = self.framer.plan(end)

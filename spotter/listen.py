@@ -110,6 +110,7 @@ def format_summary(summary: dict) -> str:
     return (f"spotter: {summary['seconds']:.1f} s of audio, {summary['detections']} detections, "
             f"{summary['windows']} windows ({summary['gated_windows']} gated as silence, "
             f"{summary['screened_windows']} screened by the first member, "
+            f"{summary['skipped_windows']} skipped between calm ones, "
             f"{summary['inference_ms_mean']:.1f} ms each scored), "
             f"{summary['dropped_windows']} dropped, {summary['overflows']} input overflows")
 

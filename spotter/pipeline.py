@@ -20,6 +20,16 @@ In a live run, once the silence gate has scored a second of windows as silence,
 scores the hops that arrived meanwhile, each of them (none is dropped), so a silent
 room costs a third of the wake-ups and every detection is the one it would have
 been. The first speech opens the gate and ends the doze.
+
+A live engine leaves out, in calm speech, each window between two that could not lead to a
+detection: it holds the window until the next one is scored (:meth:`Engine._resolve_held`).
+In speech a live run also dozes lightly: once every window of a second could not lead to a detection
+(the silence gate shut, or a screened ensemble's first member sure no keyword is near:
+:func:`spotter.detector.screen_limit`), it wakes every :data:`CALM_DOZE_SECONDS` and scores
+the hops that arrived, each of them, until a window could lead to one. The detector's
+smoothing and ``min_count`` leave more hops between that window and the earliest detection
+than a light doze holds back, so every detection is announced when it would have been
+awake (:meth:`Engine.calm_doze_allowed`).
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -48,6 +58,8 @@ class EngineConfigError(SpotterError, ValueError):
 LONGEST_BLOCK_MS = 100.0
 DOZE_AFTER_SECONDS = 1.0  # of windows the silence gate scored as silence, before a live run dozes
 DOZE_SECONDS = 0.3  # a dozing run wakes this often; a word takes longer than this to be detected
+CALM_AFTER_SECONDS = 1.0  # of windows that could not lead to a detection, before a live run dozes lightly
+CALM_DOZE_SECONDS = 0.2  # a lightly dozing run (speech without a keyword near) wakes this often
 
 
 def source_block_ms(hop_ms: float, frame_ms: float = 10.0) -> float:
@@ -96,6 +108,7 @@ class EngineStats:
     windows: int = 0
     gated_windows: int = 0  # windows the silence gate scored as silence without running the network
     screened_windows: int = 0  # windows an ensemble's first member scored alone (see EngineConfig.screen)
+    skipped_windows: int = 0  # windows not scored between two calm ones (Engine._resolve_held)
     dropped_windows: int = 0
     detections: int = 0
     samples: int = 0  # samples received
@@ -107,7 +120,7 @@ class EngineStats:
     @property
     def inference_ms_mean(self) -> float:
         """Mean time of the windows the network scored."""
-        scored = self.windows - self.gated_windows
+        scored = self.windows - self.gated_windows - self.skipped_windows
         return self.inference_ms_total / scored if scored else 0.0
 
 
@@ -119,6 +132,17 @@ def window_scorer(model, max_lag: int, screen: bool = True):
     from .streaming import TorchWindowScorer
 
     return TorchWindowScorer(model.eval(), max_lag, screen)
+
+
+class Scored(NamedTuple):
+    """One window as the engine scored it, before the detector."""
+
+    end: int  # the stream sample where the window ends
+    probs: np.ndarray
+    gated: bool = False  # the silence gate gave ``probs`` (no network run)
+    screened: bool = False  # an ensemble's first member alone gave them
+    skipped: bool = False  # not scored: the window before's, repeated (Engine._resolve_held)
+    held: bool = False  # the window waited for the one after it
 
 
 class Engine:
@@ -163,11 +187,33 @@ class Engine:
         self._gate_end = 0  # stream sample up to which the gate has followed the noise floor
         self.stats = EngineStats()
         self.quiet_windows = 0  # windows in a row the silence gate scored as silence (the latest included)
+        self.calm_windows = 0  # windows in a row that could not lead to a detection (gated or screened)
         self.next_window_end = hop  # real-sample index where the next window ends
         self.overflows = 0  # reported by the source, passed through in events
         self.paused = False
         self._last_hop_audio = np.zeros(hop, dtype=np.float32)
         self.screened = False  # the last window was scored by an ensemble's first member alone
+        self._held: int | None = None  # the end of a window waiting for the one after it (live, calm speech)
+        self._last_scored: np.ndarray | None = None  # the probabilities of the last window scored
+        # live, screened, no base model beside it: a window between two calm ones need not be scored
+        self._hold_allowed = (self.config.skip_stale and self.config.screen and self.guard is None
+                              and self.detector.config.smoothing_hops >= 2
+                              and screen_limit(self.detector.config, self.scorer.members) > 0)
+
+    def _gate_shut(self, end: int) -> bool:
+        """Follow the noise floor over the audio the gate has not seen up to ``end``; True when the silence
+        gate scores this window as silence (counted)."""
+        if self.gate is None:
+            return False
+        new = max(0, min(end - self._gate_end, self.framer.window))  # samples the gate has not seen
+        self._gate_end = end
+        if self.gate.update(self.framer.window_audio(end)[self.framer.window - new:]):
+            self.quiet_windows = 0
+            return False
+        self.stats.gated_windows += 1
+        self.quiet_windows += 1
+        self.calm_windows += 1
+        return True
 
     def _score(self, end: int) -> tuple[np.ndarray, bool]:
         """The window's class probabilities, and whether the silence gate gave them (no network run).
@@ -175,27 +221,67 @@ class Engine:
         s = self.stats
         s.windows += 1
         self.screened = False
-        if self.gate is not None:
-            new = max(0, min(end - self._gate_end, self.framer.window))  # samples the gate has not seen
-            self._gate_end = end
-            if not self.gate.update(self.framer.window_audio(end)[self.framer.window - new:]):
-                s.gated_windows += 1
-                self.quiet_windows += 1
-                s.inference_ms_last = 0.0
-                self._base_probs = self._silence
-                return self._silence, True
-        self.quiet_windows = 0
+        if self._gate_shut(end):
+            s.inference_ms_last = 0.0
+            self._base_probs = self._silence
+            return self._silence, True
         started = time.perf_counter()
         probs, self.screened = self.scorer.screened_probs(end, screen_limit(self.detector.config, self.scorer.members))
         s.screened_windows += self.screened
+        calm = self.screened
         if self.base_scorer is not None:
-            self._base_probs, _ = self.base_scorer.screened_probs(
+            self._base_probs, base_screened = self.base_scorer.screened_probs(
                 end, screen_limit(self.base_detector.config, self.base_scorer.members))
+            calm = calm and base_screened
+        self.calm_windows = self.calm_windows + 1 if calm else 0
+        self._timed(started)
+        return probs, False
+
+    def _timed(self, started: float) -> None:
+        s = self.stats
         ms = (time.perf_counter() - started) * 1000
         s.inference_ms_last = ms
         s.inference_ms_total += ms
         s.inference_ms_max = max(s.inference_ms_max, ms)
-        return probs, False
+
+    def _may_hold(self) -> bool:
+        """Whether the next window may wait for the one after it (see :meth:`_resolve_held`)."""
+        return (self._hold_allowed and self._held is None and self._last_scored is not None
+                and self.calm_windows * self.config.hop_ms >= CALM_AFTER_SECONDS * 1000)
+
+    def _resolve_held(self, end: int) -> list[Scored]:
+        """Score the window ending at ``end`` and the held one before it, in order.
+
+        A held window is never scored by the network when the windows on both sides of it could not lead
+        to a detection (gated, or screened: :func:`~spotter.detector.screen_limit`): with
+        ``smoothing_hops`` >= 2 every smoothing that holds it holds one of them too, so none reaches a
+        threshold whatever it says, and it repeats the probabilities of the window before it
+        (``skipped``). Otherwise it is scored from its whole second of audio (every member)."""
+        held, self._held = self._held, None
+        s = self.stats
+        s.windows += 1
+        self.screened = False
+        held_gated = self._gate_shut(held)
+        probs, gated = self._score(end)
+        current = Scored(end, probs, gated, self.screened)
+        if held_gated:
+            return [Scored(held, self._silence, gated=True, held=True), current]
+        if gated or self.screened:  # calm on both sides
+            s.skipped_windows += 1
+            self.calm_windows += 1
+            return [Scored(held, self._last_scored, skipped=True, held=True), current]
+        started = time.perf_counter()
+        held_probs = self.scorer.window_probs(self.framer.window_audio(held))
+        self._timed(started)
+        return [Scored(held, held_probs, held=True), current]
+
+    def flush(self) -> list:
+        """The events of a window held for the next one (:meth:`_resolve_held`), scored now; [] if none."""
+        if self._held is None:
+            return []
+        held, self._held = self._held, None
+        probs, gated = self._score(held)
+        return self._events([Scored(held, probs, gated, self.screened, held=True)])
 
     def feed(self, samples: np.ndarray, start: int | None = None, every_window: bool | None = None) -> list:
         """Add audio; returns the events of every window it completes (in order).
@@ -216,7 +302,9 @@ class Engine:
             for i in range(hop, samples.size, hop):
                 events += self.feed(samples[i: i + hop], every_window=True)
             return events
+        events: list = []
         if start is not None and start != self.framer.stream_samples:
+            events += self.flush()  # a held window is scored before the gap
             gap = start - self.framer.stream_samples
             if gap < 0:
                 raise ValueError(f"audio block starts at sample {start}, before the stream's {self.framer.stream_samples}")
@@ -236,30 +324,47 @@ class Engine:
         total = self.framer.stream_samples
         ends = list(range(self.next_window_end, total + 1, hop))
         if not ends:
-            return []
+            return events
         self.next_window_end = ends[-1] + hop
         if self.config.skip_stale and len(ends) > 1:
             self.stats.dropped_windows += len(ends) - 1
             ends = ends[-1:]
         if self.paused:
-            return []
-        events: list = []
+            self._held = None
+            return events
         for end in ends:
-            probs, gated = self._score(end)
-            t = end / SAMPLE_RATE
+            if self._held is not None:
+                events += self._events(self._resolve_held(end))
+            elif self._may_hold():
+                self._held = end
+            else:
+                probs, gated = self._score(end)
+                events += self._events([Scored(end, probs, gated, self.screened)])
+        return events
+
+    def _events(self, scored: list[Scored]) -> list:
+        """The detector's verdicts and the events of scored windows, in order."""
+        events: list = []
+        for window in scored:
+            t = window.end / SAMPLE_RATE
+            probs = window.probs
             smoothed, detections = self.detector.update(t, probs)
             if self.guard is not None:
                 base_smoothed, base_detections = self.base_detector.update(t, self._base_probs)
                 voice = self.user_voice
-                said = None if voice is None else (lambda end=end: voice.is_user(self.framer.window_audio(end)))
+                said = None if voice is None else (lambda end=window.end: voice.is_user(self.framer.window_audio(end)))
                 detections = self.guard.update(t, detections, base_smoothed, base_detections, said)
-            last = self._last_hop_audio
+            if not window.skipped:
+                self._last_scored = probs
+            # a held window's own hop of audio; else the newest hop fed
+            last = (self.framer.window_audio(window.end)[-self.config.hop_samples:] if window.held
+                    else self._last_hop_audio)
             level = math.sqrt(float(np.dot(last, last)) / max(1, last.size)) + 1e-10
             events.append(PosteriorUpdate(
                 time=t, labels=self.labels, probs=tuple(probs.tolist()), smoothed=tuple(smoothed.tolist()),
-                level_dbfs=20 * math.log10(level), inference_ms=self.stats.inference_ms_last,
-                dropped_windows=self.stats.dropped_windows, overflows=self.overflows, gated=gated,
-                screened=self.screened))
+                level_dbfs=20 * math.log10(level), inference_ms=0.0 if window.skipped else self.stats.inference_ms_last,
+                dropped_windows=self.stats.dropped_windows, overflows=self.overflows, gated=window.gated,
+                screened=window.screened, skipped=window.skipped))
             events.extend(detections)
             self.stats.detections += len(detections)
         return events
@@ -269,10 +374,32 @@ class Engine:
         """How long the silence gate has kept the network from running (0 while it runs)."""
         return self.quiet_windows * self.config.hop_ms / 1000
 
+    @property
+    def calm_seconds(self) -> float:
+        """How long no window could lead to a detection (the gate shut or the screen sure; 0 after one could)."""
+        return self.calm_windows * self.config.hop_ms / 1000
+
+    def calm_doze_allowed(self, hops_per_read: int) -> bool:
+        """Whether a run may read up to ``hops_per_read`` hops at once in calm speech and announce no
+        detection later: after a calm window (gated or screened: no smoothing that holds it reaches a threshold, as
+        both give a keyword sum under :func:`~spotter.detector.screen_limit`'s bound), the first window that
+        can reach one is ``smoothing_hops - 1`` hops on and the detection ``min_count - 1`` after that,
+        so a read that holds the first window that could lead to a detection must not hold the detection.
+        False when no member is screened (a single network, or settings that leave the screen no room)."""
+        pairs = [(self.scorer, self.detector)] + ([(self.base_scorer, self.base_detector)] if self.guard else [])
+        for scorer, detector in pairs:
+            config = detector.config
+            if screen_limit(config, scorer.members) <= 0 or not self.config.screen:
+                return False
+            if config.smoothing_hops + config.min_count - 2 < hops_per_read:
+                return False
+        return True
+
     def summary(self) -> dict:
         s = self.stats
         return {"event": "summary", "seconds": round(self.framer.stream_samples / SAMPLE_RATE, 3),
                 "windows": s.windows, "gated_windows": s.gated_windows, "screened_windows": s.screened_windows,
+                "skipped_windows": s.skipped_windows,
                 "lost_seconds": round(s.lost_samples / SAMPLE_RATE, 3),
                 "detections": s.detections, "dropped_windows": s.dropped_windows, "overflows": self.overflows,
                 "inference_ms_mean": round(s.inference_ms_mean, 3), "inference_ms_max": round(s.inference_ms_max, 3),
@@ -281,30 +408,43 @@ class Engine:
 
 
 def run(source, engine: Engine, sink: Callable[[object], None], stop: threading.Event | None = None,
-        read_timeout: float = 0.25, doze_s: float = DOZE_SECONDS) -> dict:
+        read_timeout: float = 0.25, doze_s: float = DOZE_SECONDS, calm_doze_s: float = CALM_DOZE_SECONDS) -> dict:
     """Pull audio from ``source`` until it finishes or ``stop`` is set; every event goes to ``sink``.
 
     A live engine (``skip_stale``) in a room the silence gate has found silent for
-    :data:`DOZE_AFTER_SECONDS` waits ``doze_s`` between reads (0: never) and scores every hop
-    that arrived meanwhile. Returns the engine's summary.  The source is started and always stopped.
+    :data:`DOZE_AFTER_SECONDS` waits ``doze_s`` between reads, and in speech in which no window could
+    lead to a detection for :data:`CALM_AFTER_SECONDS`, ``calm_doze_s`` (where
+    :meth:`Engine.calm_doze_allowed`); either scores every hop that arrived meanwhile (0: never doze).
+    Returns the engine's summary.  The source is started and always stopped.
     """
     stop = stop or threading.Event()
-    doze_s = doze_s if engine.config.skip_stale else 0.0
-    most_dozed = int(math.ceil(doze_s * 1000 / engine.config.hop_ms)) + 1  # hops a doze can leave waiting
+    live = engine.config.skip_stale
+    doze_s = doze_s if live else 0.0
+
+    def most_read(wait_s: float) -> int:  # the most hops a read after waiting ``wait_s`` can find
+        return int(math.ceil(wait_s * 1000 / engine.config.hop_ms)) + 1
+
+    calm_doze_s = calm_doze_s if live and calm_doze_s > 0 and engine.calm_doze_allowed(most_read(calm_doze_s)) else 0.0
     with source:
         while not stop.is_set():
-            dozed = doze_s > 0 and engine.quiet_seconds >= DOZE_AFTER_SECONDS
-            if dozed and stop.wait(doze_s):
+            wait_s = 0.0
+            if doze_s > 0 and engine.quiet_seconds >= DOZE_AFTER_SECONDS:
+                wait_s = doze_s
+            elif calm_doze_s > 0 and engine.calm_seconds >= CALM_AFTER_SECONDS:
+                wait_s = calm_doze_s
+            if wait_s and stop.wait(wait_s):
                 break
             block = source.read(read_timeout)
             engine.overflows = source.overflows
             # a doze's backlog is scored window by window, so that a live engine drops none of it
-            backlog = dozed and block.samples.size <= most_dozed * engine.config.hop_samples
+            backlog = wait_s > 0 and block.samples.size <= most_read(wait_s) * engine.config.hop_samples
             events = engine.feed(block.samples, block.start, every_window=backlog or None)
             for event in events:
                 sink(event)
             if source.finished and block.samples.size == 0:
                 break
+        for event in engine.flush():  # a window held for the next, which did not come
+            sink(event)
     summary = engine.summary()
     summary["overruns"] = source.overruns
     if getattr(source, "reconnects", None) is not None:  # spotter listen --reconnect

@@ -142,6 +142,15 @@ class TorchWindowScorer:
         self.first, self.rest = pair or (None, None)
         self.members = len(model.net.members) if pair else 1  # 1: no screening
         self.keyword_index = keyword_indices(model.labels)
+        self.frontend = model.frontend
+
+    @torch.inference_mode()
+    def window_probs(self, audio: np.ndarray) -> np.ndarray:
+        """Class probabilities of a whole window from its audio (every member; the stream's cache untouched)."""
+        waveform = torch.as_tensor(np.asarray(audio, dtype=np.float32)).to(self.device)[None]
+        with float32_convolutions():
+            logits = self.classify(self.frontend(waveform))
+        return torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()
 
     @torch.inference_mode()
     def probs(self, end: int) -> np.ndarray:

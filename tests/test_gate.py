@@ -13,7 +13,7 @@ from spotter.data.labels import read_labels
 from spotter.events import Detection, PosteriorUpdate
 from spotter.exported import load_exported
 from spotter.gate import GateConfig, SilenceGate, block_levels_db
-from spotter.pipeline import DOZE_SECONDS, Engine, EngineConfig
+from spotter.pipeline import CALM_DOZE_SECONDS, DOZE_SECONDS, Engine, EngineConfig
 from spotter.pipeline import run as run_source
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,7 +117,7 @@ def test_a_live_run_dozes_in_silence_yet_scores_every_window(model, tmp_path):
         source = CountedReplay(path, realtime=True, block_ms=100)
         engine = Engine(model, EngineConfig(skip_stale=True, gate=GateConfig()))  # live, as listen runs it
         events: list = []
-        summary = run_source(source, engine, events.append, doze_s=doze_s)
+        summary = run_source(source, engine, events.append, doze_s=doze_s, calm_doze_s=doze_s and CALM_DOZE_SECONDS)
         runs[doze_s] = {"windows": [round(e.time, 3) for e in events if isinstance(e, PosteriorUpdate)],
                         "detections": [(e.keyword, round(e.time, 3)) for e in events if isinstance(e, Detection)],
                         "dropped": summary["dropped_windows"],
