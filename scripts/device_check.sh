@@ -2,7 +2,8 @@
 # The checks that need an NVIDIA GPU, in one run (a borrowed GPU machine with torch but no spotter):
 #   1. the CUDA tests and the engine's tests with the model on the GPU (pytest, device auto = cuda),
 #   2. `spotter listen` replays on cuda and on cpu: the same detections,
-#   3. `spotter bench` on cuda,
+#   3. `spotter bench` on cuda, and torch against ONNX Runtime on cuda and cpu (benchmarks/bench_runtimes.py;
+#      the onnx CUDA rows need onnxruntime-gpu on the machine),
 #   4. the benchmark scripts with their GPU rows (benchmarks/run_all.py),
 #   5. with TRAIN_DATA=DIR (a small corpus in Speech Commands layout carried along): `spotter train` on the
 #      GPU (--redraw-unknown), a fine-tune of it (--init), `spotter eval` on cuda, and batched stream scoring
@@ -42,6 +43,10 @@ step() { echo; echo "=== $* ($(date +%T))"; }
 
   step "spotter bench on cuda"
   python3 -m spotter bench --device-type cuda 2>&1 | tail -5
+
+  step "runtimes: torch and onnx on cuda and cpu, batch 1 and batched"
+  python3 -c "import onnxruntime as o; print('onnxruntime', o.__version__, o.get_available_providers())" 2>&1
+  timeout 300 python3 benchmarks/bench_runtimes.py --out "$OUT" 2>&1
 
   if [ "${BENCHMARK:-run_all.py}" != none ]; then
     step "benchmarks (CPU and GPU rows)"

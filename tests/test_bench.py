@@ -59,3 +59,22 @@ def test_verdict_levels():
     assert verdict({**base, "window_ms_median": 2.0, "window_ms_p99": 150.0, "cpu_percent": 2.0,
                     "hop_percent": 2.0}).startswith("WARNING")
     assert verdict({**base, "window_ms_median": 120.0, "cpu_percent": 120.0, "hop_percent": 120.0}).startswith("TOO SLOW")
+
+
+def test_the_runtimes_benchmark_compares_torch_and_onnx_on_the_same_windows(tmp_path):
+    """benchmarks/bench_runtimes.py (what a GPU machine runs for both runtimes), here on the CPU."""
+    import pytest
+
+    pytest.importorskip("onnxruntime")
+    out = subprocess.run([sys.executable, "benchmarks/bench_runtimes.py", "--quick", "--device", "cpu",
+                          "--batches", "1,4", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    r = json.loads((tmp_path / "runtimes.json").read_text())
+    cpu = r["devices"]["cpu"]
+    assert set(cpu["whole_windows"]) == {"1", "4"}
+    for row in cpu["whole_windows"].values():
+        assert row["torch"]["median"] > 0 and row["onnx"]["median"] > 0
+        assert row["max_prob_difference"] <= 1e-4  # the same model in both runtimes
+    assert set(cpu["streamed_hop"]) == {"torch, screened", "torch, every member", "onnx, screened",
+                                        "onnx, every member"}
+    assert "onnx x torch" in out.stdout
