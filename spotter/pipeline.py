@@ -143,6 +143,7 @@ class Scored(NamedTuple):
     screened: bool = False  # an ensemble's first member alone gave them
     skipped: bool = False  # not scored: the window before's, repeated (Engine._resolve_held)
     held: bool = False  # the window waited for the one after it
+    inference_ms: float = 0.0  # features + network for this window (0: gated or skipped)
 
 
 class Engine:
@@ -263,7 +264,7 @@ class Engine:
         self.screened = False
         held_gated = self._gate_shut(held)
         probs, gated = self._score(end)
-        current = Scored(end, probs, gated, self.screened)
+        current = Scored(end, probs, gated, self.screened, inference_ms=s.inference_ms_last)
         if held_gated:
             return [Scored(held, self._silence, gated=True, held=True), current]
         if gated or self.screened:  # calm on both sides
@@ -273,7 +274,7 @@ class Engine:
         started = time.perf_counter()
         held_probs = self.scorer.window_probs(self.framer.window_audio(held))
         self._timed(started)
-        return [Scored(held, held_probs, held=True), current]
+        return [Scored(held, held_probs, held=True, inference_ms=s.inference_ms_last), current]
 
     def flush(self) -> list:
         """The events of a window held for the next one (:meth:`_resolve_held`), scored now; [] if none."""
@@ -281,7 +282,8 @@ class Engine:
             return []
         held, self._held = self._held, None
         probs, gated = self._score(held)
-        return self._events([Scored(held, probs, gated, self.screened, held=True)])
+        return self._events([Scored(held, probs, gated, self.screened, held=True,
+                                    inference_ms=self.stats.inference_ms_last)])
 
     def feed(self, samples: np.ndarray, start: int | None = None, every_window: bool | None = None) -> list:
         """Add audio; returns the events of every window it completes (in order).
@@ -339,7 +341,8 @@ class Engine:
                 self._held = end
             else:
                 probs, gated = self._score(end)
-                events += self._events([Scored(end, probs, gated, self.screened)])
+                events += self._events([Scored(end, probs, gated, self.screened,
+                                               inference_ms=self.stats.inference_ms_last)])
         return events
 
     def _events(self, scored: list[Scored]) -> list:
@@ -362,7 +365,7 @@ class Engine:
             level = math.sqrt(float(np.dot(last, last)) / max(1, last.size)) + 1e-10
             events.append(PosteriorUpdate(
                 time=t, labels=self.labels, probs=tuple(probs.tolist()), smoothed=tuple(smoothed.tolist()),
-                level_dbfs=20 * math.log10(level), inference_ms=0.0 if window.skipped else self.stats.inference_ms_last,
+                level_dbfs=20 * math.log10(level), inference_ms=window.inference_ms,
                 dropped_windows=self.stats.dropped_windows, overflows=self.overflows, gated=window.gated,
                 screened=window.screened, skipped=window.skipped))
             events.extend(detections)

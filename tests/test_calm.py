@@ -74,6 +74,8 @@ def test_a_live_engine_skips_calm_windows_with_the_same_detections(stream, runti
     windows = len(got)
     assert live.summary()["skipped_windows"] == skipped.sum() >= windows // 4  # the reading: about half
     assert not skipped[0] and not any(a and b for a, b in zip(skipped, skipped[1:]))  # never two in a row
+    assert all(u.inference_ms == 0 for u in got if u.skipped or u.gated)
+    assert all(u.inference_ms > 0 for u in got if not (u.skipped or u.gated))  # each its own time
     want_probs, got_probs = np.array([u.probs for u in want]), np.array([u.probs for u in got])
     # a scored window is what the every-window engine scored, or, held for the next one and then scored
     # after all, every member's (the ensemble's, unscreened); a skipped one repeats the window before it
