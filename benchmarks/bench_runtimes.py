@@ -10,8 +10,8 @@ the CPU, and CUDA when torch sees a GPU):
   against the whole ONNX graph (``X.onnx``) in ONNX Runtime with the device's provider (CUDA:
   ``CUDAExecutionProvider``, which needs ``onnxruntime-gpu``; without it the onnx rows say why);
 * **one streamed hop** (batch 1, what ``listen`` does every 100 ms: incremental features and the
-  network on the newest window, screened as ``listen`` screens, and every member run): the engine's
-  window scorer in each runtime (:func:`spotter.pipeline.window_scorer`).
+  network on the newest window, screened as ``listen`` screens, and every member run):
+  ``spotter bench`` in each runtime (:func:`spotter.bench.run_bench`).
 
 Median and p99 ms per call, windows per second, and onnx's speed-up over torch on the same device and
 batch. One CPU thread on the CPU (as ``listen``), the GPU's own on CUDA. Writes results/runtimes.json.
@@ -82,35 +82,21 @@ def whole_windows(checkpoint: Path, device: str, batches: list[int], iters: int)
 
 
 def streamed_hop(checkpoint: Path, device: str, iters: int) -> dict:
-    from spotter.checkpoint import load_model
-    from spotter.detector import detector_from_meta, screen_limit
-    from spotter.pipeline import window_scorer
+    """``spotter bench`` in each runtime on ``device``: one hop screened as ``listen`` screens, and every member."""
+    from spotter.bench import run_bench
 
-    audio = speech_like(3.0 + iters * HOP / 16000)
     out = {}
-    models = {"torch": load_model(checkpoint, device=device).eval()}
-    exported, why = onnx_model(checkpoint, device)
-    if exported is not None:
-        models["onnx"] = exported
-    else:
-        out["onnx_missing"] = why
-    for runtime, model in models.items():
-        for screen in (True, False):
-            scorer = window_scorer(model, max_lag=HOP, screen=screen)
-            limit = screen_limit(detector_from_meta(getattr(model, "meta", {})), scorer.members) if screen else 0.0
-            position = 0
-
-            def hop():
-                nonlocal position
-                if position + HOP > audio.size:
-                    position = 0
-                    scorer.framer.skip(HOP)  # a fresh stretch: the framer restarts its cache
-                scorer.framer.push(audio[position: position + HOP])
-                position += HOP
-                return scorer.screened_probs(scorer.framer.stream_samples, limit)
-
-            sync = cuda_sync(device) if runtime == "torch" else None
-            out[f"{runtime}, {'screened' if screen else 'every member'}"] = measure(hop, iters=iters, sync=sync)
+    for runtime in ("torch", "onnx"):
+        try:
+            r = run_bench(str(checkpoint), device_type=device, runtime=runtime, iterations=iters)
+        except Exception as e:  # noqa: BLE001 - reported in the table instead of a figure
+            out[f"{runtime}_missing"] = f"{type(e).__name__}: {e}"
+            continue
+        if r["runtime"] != runtime:  # auto fell back: no exported graph for this device
+            out[f"{runtime}_missing"] = f"ran as {r['runtime']}"
+            continue
+        out[f"{runtime}, screened"] = {"median": r["window_ms_median"], "p99": r["window_ms_p99"]}
+        out[f"{runtime}, every member"] = {"median": r["window_ms_every_member_median"], "p99": None}
     return out
 
 
@@ -150,9 +136,11 @@ def main() -> None:
                          1000 * int(batch) / o if o else "", t / o if o else ""])
         print(table(f"{device}: whole 1 s windows (median ms per batch; windows/s)",
                     ["batch", "torch ms", "torch win/s", "onnx ms", "onnx win/s", "onnx x torch"], rows))
-        rows = [[name, r["median"], r["p99"]] for name, r in hops.items() if isinstance(r, dict)]
-        print(table(f"{device}: one streamed 100 ms hop, batch 1 (ms)", ["runtime, members", "median", "p99"], rows,
-                    notes=[f"onnx: {hops['onnx_missing']}"] if "onnx_missing" in hops else ()))
+        rows = [[name, r["median"], r["p99"] if r["p99"] is not None else ""]
+                for name, r in hops.items() if isinstance(r, dict)]
+        print(table(f"{device}: one streamed 100 ms hop, batch 1 (ms; spotter bench)",
+                    ["runtime, members", "median", "p99"], rows,
+                    notes=[f"{k}: {v}" for k, v in hops.items() if k.endswith("_missing")]))
     write_json("runtimes", result, args.out, announce=True)
 
 

@@ -196,10 +196,9 @@ class Engine:
         self.screened = False  # the last window was scored by an ensemble's first member alone
         self._held: int | None = None  # the end of a window waiting for the one after it (live, calm speech)
         self._last_scored: np.ndarray | None = None  # the probabilities of the last window scored
-        # live, screened, no base model beside it: a window between two calm ones need not be scored
-        self._hold_allowed = (self.config.skip_stale and self.config.screen and self.guard is None
-                              and self.detector.config.smoothing_hops >= 2
-                              and screen_limit(self.detector.config, self.scorer.members) > 0)
+        # live, no base model beside it, smoothing 2 hops or more: a window between two calm ones need not be scored
+        self._hold_allowed = (self.config.skip_stale and self.guard is None and self._calm_bounds()
+                              and self.detector.config.smoothing_hops >= 2)
 
     def _gate_shut(self, end: int) -> bool:
         """Follow the noise floor over the audio the gate has not seen up to ``end``; True when the silence
@@ -389,14 +388,14 @@ class Engine:
         can reach one is ``smoothing_hops - 1`` hops on and the detection ``min_count - 1`` after that,
         so a read that holds the first window that could lead to a detection must not hold the detection.
         False when no member is screened (a single network, or settings that leave the screen no room)."""
+        detectors = [self.detector] + ([self.base_detector] if self.guard else [])
+        return self._calm_bounds() and all(d.config.smoothing_hops + d.config.min_count - 2 >= hops_per_read
+                                           for d in detectors)
+
+    def _calm_bounds(self) -> bool:
+        """Whether a calm window bounds every smoothing that holds it: the screen on, with room, for every model."""
         pairs = [(self.scorer, self.detector)] + ([(self.base_scorer, self.base_detector)] if self.guard else [])
-        for scorer, detector in pairs:
-            config = detector.config
-            if screen_limit(config, scorer.members) <= 0 or not self.config.screen:
-                return False
-            if config.smoothing_hops + config.min_count - 2 < hops_per_read:
-                return False
-        return True
+        return self.config.screen and all(screen_limit(d.config, scorer.members) > 0 for scorer, d in pairs)
 
     def summary(self) -> dict:
         s = self.stats
