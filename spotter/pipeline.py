@@ -393,9 +393,10 @@ class Engine:
                                            for d in detectors)
 
     def _calm_bounds(self) -> bool:
-        """Whether a calm window bounds every smoothing that holds it: the screen on, with room, for every model."""
+        """Whether a calm window bounds every smoothing that holds it: every model screened, with room (an
+        unscreened scorer, ``--no-screen``, counts one member and so has no limit)."""
         pairs = [(self.scorer, self.detector)] + ([(self.base_scorer, self.base_detector)] if self.guard else [])
-        return self.config.screen and all(screen_limit(d.config, scorer.members) > 0 for scorer, d in pairs)
+        return all(screen_limit(d.config, scorer.members) > 0 for scorer, d in pairs)
 
     def summary(self) -> dict:
         s = self.stats

@@ -20,7 +20,7 @@ from spotter.pipeline import CALM_DOZE_SECONDS, Engine, EngineConfig
 from spotter.pipeline import run as run_source
 
 from test_enroll import reading
-from test_gate import CountedReplay
+from test_gate import CountedReplay, room
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "keywords.wav"
@@ -120,7 +120,10 @@ def test_a_held_window_is_scored_before_a_backlog_or_a_gap(stream):
 def test_without_the_screen_or_between_keywords_nothing_is_skipped(stream):
     model = load_model(None, device="cpu")
     unscreened = Engine(model, EngineConfig(skip_stale=True, gate=GateConfig(), screen=False))
-    assert scored(unscreened, stream[: 6 * SR])[0] and unscreened.summary()["skipped_windows"] == 0
+    reading_then_quiet = np.concatenate([stream[: 6 * SR], room(4.0, -70.0, seed=3)])  # then 3 s gated
+    assert scored(unscreened, reading_then_quiet)[0] and unscreened.summary()["skipped_windows"] == 0
+    assert unscreened.summary()["gated_windows"] >= 25
+    assert not unscreened.calm_doze_allowed(1)  # --no-screen: every hop scored, awake
     # no smoothing: a window's own score can fire, so none may go unscored
     unsmoothed = DetectorConfig(threshold=0.95, smoothing_hops=1, min_count=2)
     single = Engine(model, EngineConfig(skip_stale=True, gate=GateConfig(), detector=unsmoothed))
