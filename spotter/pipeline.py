@@ -144,6 +144,7 @@ class Scored(NamedTuple):
     skipped: bool = False  # not scored: the window before's, repeated (Engine._resolve_held)
     held: bool = False  # the window waited for the one after it
     inference_ms: float = 0.0  # features + network for this window (0: gated or skipped)
+    base_probs: np.ndarray | None = None  # the base model's, when one runs beside (spotter.guard)
 
 
 class Engine:
@@ -194,11 +195,23 @@ class Engine:
         self.paused = False
         self._last_hop_audio = np.zeros(hop, dtype=np.float32)
         self.screened = False  # the last window was scored by an ensemble's first member alone
+        self._calm = False  # the last window scored could not lead to a detection (every model screened)
         self._held: int | None = None  # the end of a window waiting for the one after it (live, calm speech)
         self._last_scored: np.ndarray | None = None  # the probabilities of the last window scored
-        # live, no base model beside it, smoothing 2 hops or more: a window between two calm ones need not be scored
-        self._hold_allowed = (self.config.skip_stale and self.guard is None and self._calm_bounds()
-                              and self.detector.config.smoothing_hops >= 2)
+        # live, every smoothing 2 hops or more: a window between two calm ones need not be scored
+        self._hold_allowed = self.config.skip_stale and self._calm_bounds() and self._skipping_is_safe()
+
+    def _skipping_is_safe(self) -> bool:
+        """Whether a window between two calm ones can change no detection (:meth:`_resolve_held`): every
+        detector smooths over 2 hops or more, and with a base model beside, its veto (which looks back
+        ``hops`` hops over the base model's smoothing) cannot reach back to the window from the earliest
+        enrolled detection after a calm one (``smoothing_hops + min_count - 1`` hops on)."""
+        enrolled = self.detector.config
+        if self.guard is None:
+            return enrolled.smoothing_hops >= 2
+        base = self.base_detector.config
+        return (min(enrolled.smoothing_hops, base.smoothing_hops) >= 2 and
+                enrolled.smoothing_hops + enrolled.min_count >= self.guard.config.hops + base.smoothing_hops - 1)
 
     def _gate_shut(self, end: int) -> bool:
         """Follow the noise floor over the audio the gate has not seen up to ``end``; True when the silence
@@ -220,7 +233,7 @@ class Engine:
         Whether the screen left the other members out is in ``self.screened``."""
         s = self.stats
         s.windows += 1
-        self.screened = False
+        self.screened = self._calm = False
         if self._gate_shut(end):
             s.inference_ms_last = 0.0
             self._base_probs = self._silence
@@ -233,6 +246,7 @@ class Engine:
             self._base_probs, base_screened = self.base_scorer.screened_probs(
                 end, screen_limit(self.base_detector.config, self.base_scorer.members))
             calm = calm and base_screened
+        self._calm = calm
         self.calm_windows = self.calm_windows + 1 if calm else 0
         self._timed(started)
         return probs, False
@@ -256,24 +270,29 @@ class Engine:
         to a detection (gated, or screened: :func:`~spotter.detector.screen_limit`): with
         ``smoothing_hops`` >= 2 every smoothing that holds it holds one of them too, so none reaches a
         threshold whatever it says, and it repeats the probabilities of the window before it
-        (``skipped``). Otherwise it is scored from its whole second of audio (every member)."""
+        (``skipped``; the base model beside gets its calm window after it: its veto cannot reach back
+        to the window, :meth:`_skipping_is_safe`).
+        Otherwise it is scored from its whole second of audio (every member of every model)."""
         held, self._held = self._held, None
         s = self.stats
         s.windows += 1
         self.screened = False
         held_gated = self._gate_shut(held)
         probs, gated = self._score(end)
-        current = Scored(end, probs, gated, self.screened, inference_ms=s.inference_ms_last)
+        current = Scored(end, probs, gated, self.screened, inference_ms=s.inference_ms_last,
+                         base_probs=self._base_probs)
         if held_gated:
-            return [Scored(held, self._silence, gated=True, held=True), current]
-        if gated or self.screened:  # calm on both sides
+            return [Scored(held, self._silence, gated=True, held=True, base_probs=self._silence), current]
+        if gated or self._calm:  # calm on both sides
             s.skipped_windows += 1
             self.calm_windows += 1
-            return [Scored(held, self._last_scored, skipped=True, held=True), current]
+            return [Scored(held, self._last_scored, skipped=True, held=True, base_probs=self._base_probs), current]
         started = time.perf_counter()
         held_probs = self.scorer.window_probs(self.framer.window_audio(held))
+        base_probs = (None if self.base_scorer is None else
+                      self.base_scorer.window_probs(self.base_scorer.framer.window_audio(held)))
         self._timed(started)
-        return [Scored(held, held_probs, held=True, inference_ms=s.inference_ms_last), current]
+        return [Scored(held, held_probs, held=True, inference_ms=s.inference_ms_last, base_probs=base_probs), current]
 
     def flush(self) -> list:
         """The events of a window held for the next one (:meth:`_resolve_held`), scored now; [] if none."""
@@ -282,7 +301,7 @@ class Engine:
         held, self._held = self._held, None
         probs, gated = self._score(held)
         return self._events([Scored(held, probs, gated, self.screened, held=True,
-                                    inference_ms=self.stats.inference_ms_last)])
+                                    inference_ms=self.stats.inference_ms_last, base_probs=self._base_probs)])
 
     def feed(self, samples: np.ndarray, start: int | None = None, every_window: bool | None = None) -> list:
         """Add audio; returns the events of every window it completes (in order).
@@ -341,7 +360,7 @@ class Engine:
             else:
                 probs, gated = self._score(end)
                 events += self._events([Scored(end, probs, gated, self.screened,
-                                               inference_ms=self.stats.inference_ms_last)])
+                                               inference_ms=self.stats.inference_ms_last, base_probs=self._base_probs)])
         return events
 
     def _events(self, scored: list[Scored]) -> list:
@@ -352,7 +371,7 @@ class Engine:
             probs = window.probs
             smoothed, detections = self.detector.update(t, probs)
             if self.guard is not None:
-                base_smoothed, base_detections = self.base_detector.update(t, self._base_probs)
+                base_smoothed, base_detections = self.base_detector.update(t, window.base_probs)
                 voice = self.user_voice
                 said = None if voice is None else (lambda end=window.end: voice.is_user(self.framer.window_audio(end)))
                 detections = self.guard.update(t, detections, base_smoothed, base_detections, said)

@@ -270,6 +270,57 @@ def test_listen_runs_the_base_beside_unless_no_base_and_info_says_so(enrolled_ch
     assert "voice:     the user's voice model (64 components, threshold 1.5)" in out
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("base_threshold", [None, 0.8])  # the shipped base detector's; one the screen passes less
+def test_a_live_engine_with_the_base_model_beside_skips_calm_windows_with_the_same_detections(enrolled_checkpoint,
+                                                                                             mixed_stream,
+                                                                                             base_threshold):
+    import dataclasses
+
+    import soundfile as sf
+
+    from spotter.checkpoint import load_model
+    from spotter.detector import detector_from_meta, screen_limit
+    from spotter.events import Detection, PosteriorUpdate
+    from spotter.gate import GateConfig
+    from spotter.pipeline import Engine, EngineConfig
+
+    model = load_model(enrolled_checkpoint, device="cpu")
+    if base_threshold is not None:
+        model.guard = dataclasses.replace(model.guard,
+                                          detector=dataclasses.replace(model.guard.detector, threshold=base_threshold))
+    speech = reading(12.0)
+    stream = np.concatenate([speech, sf.read(str(mixed_stream), dtype="float32")[0], speech])
+
+    def scored(engine):  # fed a hop at a time, as a microphone's blocks arrive
+        events = [e for i in range(0, stream.size - 1600, 1600) for e in engine.feed(stream[i: i + 1600])]
+        events += engine.flush()
+        return ([e for e in events if isinstance(e, PosteriorUpdate)],
+                [(e.keyword, round(e.time, 3), round(e.confidence, 4)) for e in events if isinstance(e, Detection)])
+
+    every = Engine(model, EngineConfig(gate=GateConfig()))
+    live = Engine(model, EngineConfig(skip_stale=True, gate=GateConfig()))  # what listen runs
+    (want, want_detections), (got, got_detections) = scored(every), scored(live)
+    assert len(want_detections) >= 12 and got_detections == want_detections  # both models' detections, same times
+    assert [round(u.time, 3) for u in got] == [round(u.time, 3) for u in want]
+    for key in ("base_vetoed", "base_own_voice"):
+        assert live.summary()[key] == every.summary()[key]
+    skipped = np.array([u.skipped for u in got])
+    assert live.summary()["skipped_windows"] == skipped.sum() >= 12.0 * 10 // 4  # a quarter of a reading's hops
+    assert not any(a and b for a, b in zip(skipped, skipped[1:]))
+    # skipped only between windows both models were sure of (gated, or screened by each model's own detector)
+    held = np.flatnonzero(skipped)
+    for m, config in ((model, detector_from_meta(model.meta)), (model.guard.model, model.guard.detector)):
+        assert config.smoothing_hops == 2 and screen_limit(config, 2) > 0
+        alone, _ = scored(Engine(m, EngineConfig(gate=GateConfig(), detector=config, guard=False)))
+        calm = np.array([u.gated or u.screened for u in alone])
+        assert calm[held - 1].all() and calm[held + 1].all()
+    # settings that let the base model's veto reach back to a skipped window skip nothing
+    close = dataclasses.replace(detector_from_meta(model.meta), min_count=2)  # 2 + 2 < 4 hops + 2 - 1
+    near = Engine(model, EngineConfig(skip_stale=True, gate=GateConfig(), detector=close))
+    assert scored(near)[0] and near.summary()["skipped_windows"] == 0
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda c: c["base"].pop("state_dict"), "the base model it keeps.*missing state_dict; enroll again"),
     (lambda c: c.__setitem__("base", [1, 2]), "the base model it keeps.*a list, not a checkpoint"),
