@@ -293,7 +293,7 @@ def test_a_live_engine_with_the_base_model_beside_skips_calm_windows_with_the_sa
     stream = np.concatenate([speech, sf.read(str(mixed_stream), dtype="float32")[0], speech])
 
     def scored(engine):  # fed a hop at a time, as a microphone's blocks arrive
-        events = [e for i in range(0, stream.size - 1600, 1600) for e in engine.feed(stream[i: i + 1600])]
+        events = [e for i in range(0, stream.size - stream.size % 1600, 1600) for e in engine.feed(stream[i: i + 1600])]
         events += engine.flush()
         return ([e for e in events if isinstance(e, PosteriorUpdate)],
                 [(e.keyword, round(e.time, 3), round(e.confidence, 4)) for e in events if isinstance(e, Detection)])
