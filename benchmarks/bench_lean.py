@@ -2,6 +2,9 @@
 
     python benchmarks/bench_lean.py [--quick] [--model CKPT] [--repeats 3] [--out DIR]
 
+With ``--model`` an enrolled checkpoint, listening and the streams run its base model beside it, as
+``listen`` does; the per-window table is its own network.
+
 1. **Per window** (one thread, batch 1, the same process; the forms take turns in blocks of hops,
    six rounds, so a machine that slows down slows them alike while each keeps its weights in cache
    as when listening): incremental features + network + probabilities for one 100 ms
@@ -47,6 +50,7 @@ from common import ROOT, machine, machine_line, parser, quiet_warnings, table, w
 SR = 16000
 HOP = 1600
 TICKS = os.sysconf("SC_CLK_TCK")
+SHIPPED = ROOT / "checkpoints" / "bcresnet-3-synth.pt"
 TARGETS = {"onnx_ms": 1.5, "speech_cpu_percent": 2.0, "silence_cpu_percent": 0.5, "rss_mb": 150.0, "first_window_s": 1.0}
 
 
@@ -159,11 +163,17 @@ WAKEUPS = ("import threading, time\nstop = threading.Event()\nstart = time.monot
            "    stop.wait(max(0.0, start + (i + 1) * 0.1 - time.monotonic()))")
 
 
+def model_args(model: Path | None) -> list[str]:
+    """``listen``'s ``--model`` for the model under test (None: the shipped model)."""
+    return [] if model is None else ["--model", str(model)]
+
+
 def listening(wav: Path, runtime: str, measure_s: float, settle_s: float = 3.0, gate: bool = True,
-              command: list[str] | None = None, screen: bool = True) -> dict:
+              command: list[str] | None = None, screen: bool = True, model: Path | None = None) -> dict:
     """Share of one core of a real-time replay over ``measure_s`` after ``settle_s`` of start-up, and memory."""
     if command is None:
-        command = [*spotter_cmd(), "listen", "--wav", str(wav), "--realtime", "--json", "--no-ui", "--runtime", runtime]
+        command = [*spotter_cmd(), "listen", *model_args(model), "--wav", str(wav), "--realtime", "--json", "--no-ui",
+                   "--runtime", runtime]
         command += ([] if gate else ["--no-gate"]) + ([] if screen else ["--no-screen"])
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     try:
@@ -187,14 +197,14 @@ def listening_runs(wav: Path, runtime: str, measure_s: float, repeats: int, **op
             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
 
 
-def first_window_s(wav: Path, runtime: str, runs: int = 3) -> float:
+def first_window_s(wav: Path, runtime: str, runs: int = 3, model: Path | None = None) -> float:
     """Median seconds from starting ``spotter listen`` to its first posteriors line."""
     samples = []
     for _ in range(runs + 1):  # the first run warms the file caches
         started = time.perf_counter()
-        process = subprocess.Popen([*spotter_cmd(), "listen", "--wav", str(wav), "--json", "--posteriors", "--no-ui",
-                                    "--runtime", runtime], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                   text=True, cwd=ROOT)
+        process = subprocess.Popen([*spotter_cmd(), "listen", *model_args(model), "--wav", str(wav), "--json",
+                                    "--posteriors", "--no-ui", "--runtime", runtime], stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
         for line in process.stdout:
             if '"posteriors"' in line:
                 samples.append(time.perf_counter() - started)
@@ -279,8 +289,9 @@ def gate_on_streams(checkpoint: Path, quick: bool) -> dict:
 
 def main() -> None:
     p = parser(__doc__.split("\n\n")[0])
-    p.add_argument("--model", type=Path, default=ROOT / "checkpoints" / "bcresnet-3-synth.pt",
-                   help="checkpoint with its exported graph beside it (default: the shipped model)")
+    p.add_argument("--model", type=Path, default=SHIPPED,
+                   help="checkpoint with its exported graph beside it (default: the shipped model); an enrolled "
+                        "model: per window its own network, listening and the streams with its base model beside")
     p.add_argument("--repeats", type=int, default=None,
                    help="listening runs in speech and in the silent room per runtime; the median counts "
                         "(default: 3, 1 with --quick)")
@@ -290,6 +301,7 @@ def main() -> None:
     print(f"machine: {machine_line(info)}", flush=True)
     measure_s = 10.0 if args.quick else 30.0
     repeats = args.repeats if args.repeats is not None else 1 if args.quick else 3
+    model = None if args.model == SHIPPED else args.model  # listen's own default: the shipped model
     result = {"machine": info, "model": str(args.model), "targets": TARGETS}
     result["per_window"] = per_window(args.model, 100 if args.quick else 600)
     eager = result["per_window"]["torch eager"]["median_ms"]
@@ -301,13 +313,13 @@ def main() -> None:
         runs = {}
         for runtime in ("torch", "onnx"):
             runs[runtime] = {
-                "speech": listening_runs(speech, runtime, measure_s, repeats),
-                "silence": listening_runs(silence, runtime, measure_s, repeats),
-                "silence_no_gate": listening(silence, runtime, measure_s, gate=False),
-                "first_window_s": first_window_s(speech, runtime),
+                "speech": listening_runs(speech, runtime, measure_s, repeats, model=model),
+                "silence": listening_runs(silence, runtime, measure_s, repeats, model=model),
+                "silence_no_gate": listening(silence, runtime, measure_s, gate=False, model=model),
+                "first_window_s": first_window_s(speech, runtime, model=model),
             }
             if runtime == "onnx":
-                runs[runtime]["speech_no_screen"] = listening(speech, runtime, measure_s, screen=False)
+                runs[runtime]["speech_no_screen"] = listening(speech, runtime, measure_s, screen=False, model=model)
             print(f"  {runtime}: {runs[runtime]}", flush=True)
         floor = listening(silence, "", measure_s, command=[sys.executable, "-c", WAKEUPS])
         print(f"  a thread waking 10 times a second, no work: {floor['cpu_percent']}% of one core", flush=True)
