@@ -195,10 +195,9 @@ class Engine:
         self.paused = False
         self._last_hop_audio = np.zeros(hop, dtype=np.float32)
         self.screened = False  # the last window was scored by an ensemble's first member alone
-        self._calm = False  # the last window scored could not lead to a detection (every model screened)
         self._held: int | None = None  # the end of a window waiting for the one after it (live, calm speech)
         self._last_scored: np.ndarray | None = None  # the probabilities of the last window scored
-        # live, every smoothing 2 hops or more: a window between two calm ones need not be scored
+        # live, and settings under which a window between two calm ones cannot change a detection
         self._hold_allowed = self.config.skip_stale and self._calm_bounds() and self._skipping_is_safe()
 
     def _skipping_is_safe(self) -> bool:
@@ -233,7 +232,7 @@ class Engine:
         Whether the screen left the other members out is in ``self.screened``."""
         s = self.stats
         s.windows += 1
-        self.screened = self._calm = False
+        self.screened = False
         if self._gate_shut(end):
             s.inference_ms_last = 0.0
             self._base_probs = self._silence
@@ -246,7 +245,6 @@ class Engine:
             self._base_probs, base_screened = self.base_scorer.screened_probs(
                 end, screen_limit(self.base_detector.config, self.base_scorer.members))
             calm = calm and base_screened
-        self._calm = calm
         self.calm_windows = self.calm_windows + 1 if calm else 0
         self._timed(started)
         return probs, False
@@ -283,7 +281,7 @@ class Engine:
                          base_probs=self._base_probs)
         if held_gated:
             return [Scored(held, self._silence, gated=True, held=True, base_probs=self._silence), current]
-        if gated or self._calm:  # calm on both sides
+        if self.calm_windows:  # this window is calm too (gated, or screened by every model): calm on both sides
             s.skipped_windows += 1
             self.calm_windows += 1
             return [Scored(held, self._last_scored, skipped=True, held=True, base_probs=self._base_probs), current]
