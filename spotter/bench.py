@@ -11,7 +11,10 @@ probabilities back on the CPU (what ``Engine._score`` does). For an ensemble
 ``listen`` scores them (the other members only when the first member's
 keyword probability reaches :func:`spotter.detector.screen_limit`) and, in a
 second run, with every member on every window, as while a keyword is said:
-the verdict is on that second figure.  The silence
+the verdict is on that second figure.  An enrolled model is timed with its base
+model beside it, both scored on every hop as ``listen`` runs them
+(:mod:`spotter.guard`; a window counts as screened when every model's first
+member scored it alone).  The silence
 gate is not in it: every window is scored, as in speech.  The audio is a
 generated speech-like signal (a gliding harmonic tone in bursts, plus
 noise): the work does not depend on what is said.
@@ -61,16 +64,26 @@ def run_bench(model: str | None = None, device_type: str = "auto", threads: int 
     scorer = window_scorer(net, max_lag=hop)  # as the engine scores windows
     members = scorer.members
     limit = screen_limit(detector_from_meta(getattr(net, "meta", {})), members)  # 0: every member always
+    scorers = [(scorer, limit)]
+    beside = getattr(net, "guard", None)  # an enrolled model: listen runs its base model beside it
+    if beside is not None:
+        base_scorer = window_scorer(beside.model, max_lag=hop)
+        scorers.append((base_scorer, screen_limit(beside.detector, base_scorer.members)))
     audio = _audio(max(2.0, (2 * iterations + warmup) * hop / SAMPLE_RATE + 1.0))
-    scorer.framer.push(audio[:SAMPLE_RATE])  # a full window of real audio first
+    for s, _ in scorers:
+        s.framer.push(audio[:SAMPLE_RATE])  # a full window of real audio first
     position, screened = SAMPLE_RATE, 0
 
     def one_window(every_member: bool) -> None:
         nonlocal position, screened
-        scorer.framer.push(audio[position:position + hop])
+        chunk = audio[position:position + hop]
         position += hop
-        # probabilities on the CPU: waits for a GPU
-        screened += scorer.screened_probs(scorer.framer.stream_samples, 0.0 if every_member else limit)[1]
+        alone = True
+        for s, s_limit in scorers:
+            s.framer.push(chunk)
+            # probabilities on the CPU: waits for a GPU
+            alone &= s.screened_probs(s.framer.stream_samples, 0.0 if every_member else s_limit)[1]
+        screened += alone
 
     def timed(every_member: bool) -> tuple[np.ndarray, float, float]:
         times = np.empty(iterations)
@@ -91,6 +104,7 @@ def run_bench(model: str | None = None, device_type: str = "auto", threads: int 
     result = {
         "model": getattr(net, "source", str(model)),
         "architecture": net.name,
+        "base_model": beside.model.name if beside is not None else None,  # timed beside it, as listen runs it
         "runtime": scorer.runtime,
         "device": scorer.device,
         "threads": max(1, threads),
@@ -146,11 +160,14 @@ def format_report(r: dict) -> str:
     return "\n".join([
         f"model:    {r['model']} ({r['architecture']}) on {r['device']} in the {r['runtime']} runtime, "
         f"{r['threads']} thread(s), hop {r['hop_ms']:g} ms",
+        *([f"beside:   its base model ({r['base_model']}), scored on every hop too, as listen runs them"]
+          if r.get("base_model") else []),
         f"window:   median {r['window_ms_median']:.2f} ms, p99 {r['window_ms_p99']:.2f} ms "
         f"(incremental features + model, batch 1; {r['iterations']} windows)",
         f"CPU:      {r['cpu_percent']:.1f}% of one core at this hop (features + model; reading and resampling "
         "the audio come on top)",
         *([f"screened: {r['screened_percent']:.0f}% of these windows by the first of {r['members']} members "
+           + ("of each model " if r.get("base_model") else "") +
            f"(speech with no keyword: nearly all); every member on every window: median "
            f"{r['window_ms_every_member_median']:.2f} ms, {r['every_member_cpu_percent']:.1f}% of one core"]
           if r.get("members", 1) > 1 else []),

@@ -321,6 +321,33 @@ def test_a_live_engine_with_the_base_model_beside_skips_calm_windows_with_the_sa
     assert scored(near)[0] and near.summary()["skipped_windows"] == 0
 
 
+@pytest.mark.slow
+def test_bench_times_the_base_model_beside_an_enrolled_one(enrolled_checkpoint, monkeypatch):
+    import spotter.pipeline
+    from spotter.bench import format_report, run_bench
+
+    hops = []  # the windows each scorer was asked for: (the model scored, whether every member had to run)
+    real = spotter.pipeline.window_scorer
+
+    def watched(model, **options):
+        scorer = real(model, **options)
+        screened_probs = scorer.screened_probs
+        scorer.screened_probs = lambda end, limit: (hops.append((model, limit == 0.0)), screened_probs(end, limit))[1]
+        return scorer
+
+    monkeypatch.setattr(spotter.pipeline, "window_scorer", watched)
+    result = run_bench(str(enrolled_checkpoint), "cpu", iterations=4, warmup=2, runtime="torch")
+    enrolled, base = {id(m): m for m, _ in hops}.values()
+    assert base is enrolled.guard.model and result["base_model"] == base.name == "bcresnet-3+bcresnet-3"
+    for model in (enrolled, base):  # both on every hop: warm-up, every member, screened
+        assert [every for m, every in hops if m is model] == [True] * 2 + [True] * 4 + [False] * 4
+    assert "beside:   its base model (bcresnet-3+bcresnet-3)" in format_report(result)
+    hops.clear()
+    shipped = run_bench(None, "cpu", iterations=4, warmup=2, runtime="torch")
+    assert shipped["base_model"] is None and len({id(m) for m, _ in hops}) == 1 and len(hops) == 10
+    assert "beside:" not in format_report(shipped)
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda c: c["base"].pop("state_dict"), "the base model it keeps.*missing state_dict; enroll again"),
     (lambda c: c.__setitem__("base", [1, 2]), "the base model it keeps.*a list, not a checkpoint"),
