@@ -205,12 +205,11 @@ class Engine:
         detector smooths over 2 hops or more, and with a base model beside, its veto (which looks back
         ``hops`` hops over the base model's smoothing) cannot reach back to the window from the earliest
         enrolled detection after a calm one (``smoothing_hops + min_count - 1`` hops on)."""
-        enrolled = self.detector.config
-        if self.guard is None:
-            return enrolled.smoothing_hops >= 2
-        base = self.base_detector.config
-        return (min(enrolled.smoothing_hops, base.smoothing_hops) >= 2 and
-                enrolled.smoothing_hops + enrolled.min_count >= self.guard.config.hops + base.smoothing_hops - 1)
+        if any(d.config.smoothing_hops < 2 for _, d in self._models()):
+            return False
+        own = self.detector.config
+        return self.guard is None or (own.smoothing_hops + own.min_count
+                                      >= self.guard.config.hops + self.base_detector.config.smoothing_hops - 1)
 
     def _gate_shut(self, end: int) -> bool:
         """Follow the noise floor over the audio the gate has not seen up to ``end``; True when the silence
@@ -249,6 +248,12 @@ class Engine:
         self._timed(started)
         return probs, False
 
+    def _scored(self, end: int, held: bool = False) -> Scored:
+        """The window ending at ``end`` scored now (:meth:`_score`), as the detector takes it."""
+        probs, gated = self._score(end)
+        return Scored(end, probs, gated, self.screened, held=held, inference_ms=self.stats.inference_ms_last,
+                      base_probs=self._base_probs)
+
     def _timed(self, started: float) -> None:
         s = self.stats
         ms = (time.perf_counter() - started) * 1000
@@ -276,9 +281,7 @@ class Engine:
         s.windows += 1
         self.screened = False
         held_gated = self._gate_shut(held)
-        probs, gated = self._score(end)
-        current = Scored(end, probs, gated, self.screened, inference_ms=s.inference_ms_last,
-                         base_probs=self._base_probs)
+        current = self._scored(end)
         if held_gated:
             return [Scored(held, self._silence, gated=True, held=True, base_probs=self._silence), current]
         if self.calm_windows:  # this window is calm too (gated, or screened by every model): calm on both sides
@@ -297,9 +300,7 @@ class Engine:
         if self._held is None:
             return []
         held, self._held = self._held, None
-        probs, gated = self._score(held)
-        return self._events([Scored(held, probs, gated, self.screened, held=True,
-                                    inference_ms=self.stats.inference_ms_last, base_probs=self._base_probs)])
+        return self._events([self._scored(held, held=True)])
 
     def feed(self, samples: np.ndarray, start: int | None = None, every_window: bool | None = None) -> list:
         """Add audio; returns the events of every window it completes (in order).
@@ -356,9 +357,7 @@ class Engine:
             elif self._may_hold():
                 self._held = end
             else:
-                probs, gated = self._score(end)
-                events += self._events([Scored(end, probs, gated, self.screened,
-                                               inference_ms=self.stats.inference_ms_last, base_probs=self._base_probs)])
+                events += self._events([self._scored(end)])
         return events
 
     def _events(self, scored: list[Scored]) -> list:
@@ -405,15 +404,17 @@ class Engine:
         can reach one is ``smoothing_hops - 1`` hops on and the detection ``min_count - 1`` after that,
         so a read that holds the first window that could lead to a detection must not hold the detection.
         False when no member is screened (a single network, or settings that leave the screen no room)."""
-        detectors = [self.detector] + ([self.base_detector] if self.guard else [])
         return self._calm_bounds() and all(d.config.smoothing_hops + d.config.min_count - 2 >= hops_per_read
-                                           for d in detectors)
+                                           for _, d in self._models())
 
     def _calm_bounds(self) -> bool:
         """Whether a calm window bounds every smoothing that holds it: every model screened, with room (an
         unscreened scorer, ``--no-screen``, counts one member and so has no limit)."""
-        pairs = [(self.scorer, self.detector)] + ([(self.base_scorer, self.base_detector)] if self.guard else [])
-        return all(screen_limit(d.config, scorer.members) > 0 for scorer, d in pairs)
+        return all(screen_limit(d.config, scorer.members) > 0 for scorer, d in self._models())
+
+    def _models(self) -> list:
+        """(window scorer, detector) of each model that runs: the model, and its base model beside it."""
+        return [(self.scorer, self.detector)] + ([(self.base_scorer, self.base_detector)] if self.guard else [])
 
     def summary(self) -> dict:
         s = self.stats
