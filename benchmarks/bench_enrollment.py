@@ -37,17 +37,25 @@ import numpy as np
 from common import ROOT, machine, machine_line, parser, table, write_json
 
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
-#: A keyword-free reading full of words one sound away from each keyword (dress, guest / snow, note / cup /
-#: town, brown / lift, felt / night, light / gone / of, soft / shop, top, step / gold, goat, coat):
-#: ``--reading confusable``, an experiment (docs/experiments.md); `spotter enroll` shows
-#: spotter.enroll.record.PARAGRAPH (``--reading paragraph``).
-CONFUSABLE_READING = (
-    "The night was cold and bright, so I put a warm coat over my dress and walked to the little shop "
-    "in town. The owner had gone to lift a sack of rice from the top step, and his old dog slept in the "
-    "light by the window. I bought a cup of soft brown bread, a jar of gold honey and some goat cheese. "
-    "We spoke about the snow that is due next week, then I wrote a note for my guest and felt glad of "
-    "the calm evening."
-)
+#: Readings other than the paragraph `spotter enroll` shows (spotter.enroll.record.PARAGRAPH, ``--reading
+#: paragraph``), experiments (docs/experiments.md, "The reading"): words one sound away from each keyword.
+#: ``--reading confusable``: dress, guest / snow, note / cup / town, brown / lift, felt / night, light / gone / of,
+#: soft / shop, top, step / gold, goat, coat, several of them words of the test sentences too; ``--reading
+#: near``: yeast, guess / note, dough / pup, tub / clown, brown / loft, theft / bright, rice / lawn, dawn / cough,
+#: golf / mop, stepped / goat, code, none of them a word of the test sentences.
+READINGS = {
+    "confusable": (
+        "The night was cold and bright, so I put a warm coat over my dress and walked to the little shop "
+        "in town. The owner had gone to lift a sack of rice from the top step, and his old dog slept in the "
+        "light by the window. I bought a cup of soft brown bread, a jar of gold honey and some goat cheese. "
+        "We spoke about the snow that is due next week, then I wrote a note for my guest and felt glad of "
+        "the calm evening."),
+    "near": (
+        "A clown in a brown gown flew a bright kite over the lawn at dawn. A pup in a tub chased a goat, "
+        "and the yeast in the dough began to grow. I guess the chess set is in the loft, beside the mop "
+        "and a sack of rice. There was a theft at the golf club, and a man with a cough saw the crown "
+        "glow in the dark, then stepped aside to note the code of the gate."),
+}
 PERSONS = {"slt": 190.0, "awb": 120.0, "rms": None, "kal16": 110.0}  # flite voice -> mean pitch (None: fixed)
 SR = 16000
 
@@ -262,9 +270,10 @@ def main() -> None:
     p.add_argument("--trainable", default="all", choices=("head", "all"))
     p.add_argument("--speech-minutes", type=float, default=30.0, help="keyword-free test speech per person")
     p.add_argument("--test-takes", type=int, default=6, help="test takes per keyword and person (default: 6)")
-    p.add_argument("--reading", default="paragraph", choices=("paragraph", "confusable", "sentences"),
+    p.add_argument("--reading", default="paragraph", choices=("paragraph", *READINGS, "sentences"),
                    help="what each person reads at enrollment: the paragraph `spotter enroll` shows (default), "
-                        "one full of words close to the keywords, or eight of the stream sentences")
+                        "one full of words close to the keywords (those of the test sentences among them, or "
+                        "none of those), or eight of the stream sentences")
     p.add_argument("--model", default=None,
                    help="the base model to enroll, with its detector in the checkpoint (default: the shipped model)")
     args = p.parse_args()
@@ -284,7 +293,7 @@ def main() -> None:
     base_detector = detector_from_meta(base.meta)
     test_sentences = SENTENCES[8:]
     enroll_sentences = (SENTENCES[:8] if args.reading == "sentences" else
-                        re.split(r"(?<=[.!?])\s+", PARAGRAPH if args.reading == "paragraph" else CONFUSABLE_READING))
+                        re.split(r"(?<=[.!?])\s+", {"paragraph": PARAGRAPH, **READINGS}[args.reading]))
     from spotter.data.tts import espeak
 
     babble = espeak.babble(np.random.default_rng(3), test_sentences[:20], 20)  # other people talking
