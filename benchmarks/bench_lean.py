@@ -50,7 +50,6 @@ from common import ROOT, machine, machine_line, parser, quiet_warnings, table, w
 SR = 16000
 HOP = 1600
 TICKS = os.sysconf("SC_CLK_TCK")
-SHIPPED = ROOT / "checkpoints" / "bcresnet-3-synth.pt"
 TARGETS = {"onnx_ms": 1.5, "speech_cpu_percent": 2.0, "silence_cpu_percent": 0.5, "rss_mb": 150.0, "first_window_s": 1.0}
 
 
@@ -289,7 +288,7 @@ def gate_on_streams(checkpoint: Path, quick: bool) -> dict:
 
 def main() -> None:
     p = parser(__doc__.split("\n\n")[0])
-    p.add_argument("--model", type=Path, default=SHIPPED,
+    p.add_argument("--model", type=Path, default=ROOT / "checkpoints" / "bcresnet-3-synth.pt",
                    help="checkpoint with its exported graph beside it (default: the shipped model); an enrolled "
                         "model: per window its own network, listening and the streams with its base model beside")
     p.add_argument("--repeats", type=int, default=None,
@@ -301,7 +300,6 @@ def main() -> None:
     print(f"machine: {machine_line(info)}", flush=True)
     measure_s = 10.0 if args.quick else 30.0
     repeats = args.repeats if args.repeats is not None else 1 if args.quick else 3
-    model = None if args.model == SHIPPED else args.model  # listen's own default: the shipped model
     result = {"machine": info, "model": str(args.model), "targets": TARGETS}
     result["per_window"] = per_window(args.model, 100 if args.quick else 600)
     eager = result["per_window"]["torch eager"]["median_ms"]
@@ -311,15 +309,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         speech, silence = speech_wav(Path(tmp), measure_s + 5), silent_room_wav(Path(tmp), measure_s + 5)
         runs = {}
-        for runtime in ("torch", "onnx"):
+        for runtime in ("torch", "onnx"):  # listening runs the model timed per window, named
             runs[runtime] = {
-                "speech": listening_runs(speech, runtime, measure_s, repeats, model=model),
-                "silence": listening_runs(silence, runtime, measure_s, repeats, model=model),
-                "silence_no_gate": listening(silence, runtime, measure_s, gate=False, model=model),
-                "first_window_s": first_window_s(speech, runtime, model=model),
+                "speech": listening_runs(speech, runtime, measure_s, repeats, model=args.model),
+                "silence": listening_runs(silence, runtime, measure_s, repeats, model=args.model),
+                "silence_no_gate": listening(silence, runtime, measure_s, gate=False, model=args.model),
+                "first_window_s": first_window_s(speech, runtime, model=args.model),
             }
             if runtime == "onnx":
-                runs[runtime]["speech_no_screen"] = listening(speech, runtime, measure_s, screen=False, model=model)
+                runs[runtime]["speech_no_screen"] = listening(speech, runtime, measure_s, screen=False,
+                                                              model=args.model)
             print(f"  {runtime}: {runs[runtime]}", flush=True)
         floor = listening(silence, "", measure_s, command=[sys.executable, "-c", WAKEUPS])
         print(f"  a thread waking 10 times a second, no work: {floor['cpu_percent']}% of one core", flush=True)
