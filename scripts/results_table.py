@@ -21,11 +21,11 @@ MODELS = ("linear", "bcresnet-1", "bcresnet-3")
 # filterbank never unfrozen, stftfrozen the same for STFT kernels (controls: the fixed front end by another numerical
 # path); stftdecay, the STFT row pulled towards its start (--frontend-decay, L2-SP).
 SCRATCH = ("fixed", "mel", "stft", "both", "melmatrix", "melfrozen", "stftfrozen", "stftdecay")
-PAIRED = ("then-fixed", "then-mel", "then-band", "then-stft", "then-both")
-MEL, STFT, BAND = 40 * 241, 2 * 241 * 480, 2 * 40
+PAIRED = ("then-fixed", "then-mel", "then-band", "then-stft", "then-both", "then-window")
+MEL, STFT, BAND, WINDOW = 40 * 241, 2 * 241 * 480, 2 * 40, 480
 PARAMS = {"fixed": 0, "mel": MEL, "stft": STFT, "both": MEL + STFT, "melmatrix": MEL, "melfrozen": 0, "stftfrozen": 0,
           "stftdecay": STFT, "then-fixed": 0, "then-mel": MEL, "then-band": BAND, "then-stft": STFT,
-          "then-both": MEL + STFT}
+          "then-both": MEL + STFT, "then-window": WINDOW}
 
 
 def accuracy(path: Path) -> float | None:

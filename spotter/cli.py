@@ -76,6 +76,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"front end: {fe['n_mels']} Mel bins, {fe['win_length']}-sample frames, {fe['hop_length']}-sample hop, "
           f"{fe['sample_rate']} Hz; trainable mel={fe['trainable_mel']}"
           + (f" ({fe.get('mel_param', 'matrix')})" if fe["trainable_mel"] else "") + f" stft={fe['trainable_stft']}"
+          + (f" ({fe.get('stft_param', 'kernels')})" if fe["trainable_stft"] else "")
           + (f"; normalize={fe['normalize']}" if fe.get("normalize", "none") != "none" else ""))
     for key, value in info["meta"].items():
         if key == "enrollment" and isinstance(value, dict):

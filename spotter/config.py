@@ -105,6 +105,9 @@ NORMALIZATIONS = ("none", "mean")
 #: in the log domain on its initial band, its area kept), ``band`` (triangles that learn their centre and
 #: bandwidth) or ``matrix`` (nnAudio's raw matrix).
 MEL_PARAMS = ("log", "band", "matrix")
+#: How trainable STFT kernels are parametrised (see :mod:`spotter.features`): ``kernels`` (nnAudio's sine and
+#: cosine kernels, every weight) or ``window`` (the analysis window alone, in the log domain; the Fourier basis fixed).
+STFT_PARAMS = ("kernels", "window")
 
 
 @dataclass(frozen=True)
@@ -132,10 +135,14 @@ class FrontendConfig:
     # How a trainable Mel filterbank is parametrised (MEL_PARAMS; only matters with trainable_mel); checkpoints
     # of a trainable filterbank without it used "matrix".
     mel_param: str = "log"
+    # How trainable STFT kernels are parametrised (STFT_PARAMS; only matters with trainable_stft).
+    stft_param: str = "kernels"
 
     def __post_init__(self) -> None:
         if self.mel_param not in MEL_PARAMS:
             raise ValueError(f"front end mel_param={self.mel_param!r}: use one of {', '.join(MEL_PARAMS)}")
+        if self.stft_param not in STFT_PARAMS:
+            raise ValueError(f"front end stft_param={self.stft_param!r}: use one of {', '.join(STFT_PARAMS)}")
         if self.normalize not in NORMALIZATIONS:
             raise ValueError(f"front end normalize={self.normalize!r}: use one of {', '.join(NORMALIZATIONS)}")
         lo, hi = WINDOW_SECONDS_RANGE

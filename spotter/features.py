@@ -43,6 +43,12 @@ Choices, and why:
   up to one filter spacing either way, ``tanh``-bounded) and its bandwidth (``mel_width``: a factor
   0.5-2 on both flanks); at zero they are the fixed filterbank.  80 parameters for 40 filters, where
   the log domain has one per weight.
+* **Trainable STFT kernels, or the window alone** (``stft_param``): ``kernels`` (the default) trains
+  nnAudio's sine and cosine kernels, every weight (231,360 of them); ``window`` keeps the Fourier basis
+  and trains the analysis window, ``hann * exp(theta)`` rescaled to the Hann window's sum (``stft_window_log``,
+  one number per sample: 480): where in its 30 ms a frame listens, and so how sharply each bin resolves
+  frequency, while every kernel stays a sinusoid of its bin's frequency and the spectrum keeps its level.
+  At zero it is the fixed front end.
 * **Optional per-window mean normalisation** (``normalize="mean"``, cepstral
   mean normalisation done on log-Mel bins): each bin's mean over the
   window is subtracted, so a fixed spectral tilt (microphone, room, a voice's
@@ -78,9 +84,10 @@ def _mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
                        _MIN_LOG_HZ * torch.exp(_LOG_STEP * (mel.clamp_min(_MIN_LOG_MEL) - _MIN_LOG_MEL)))
 
 
-#: The attributes of :class:`LogMel` that parametrise a trainable Mel filterbank's shape (log-domain weights, or
-#: centres and bandwidths): they train at the network's learning rate and start where they give the fixed filters.
-SHAPE_PARAMETERS = ("mel_log", "mel_centre", "mel_width")
+#: The attributes of :class:`LogMel` that parametrise a trainable front end's shape (the Mel filters' log-domain
+#: weights, or their centres and bandwidths; the STFT window's log gains): they train at the network's learning
+#: rate and start where they give the fixed front end.
+SHAPE_PARAMETERS = ("mel_log", "mel_centre", "mel_width", "stft_window_log")
 
 
 class LogMel(nn.Module):
@@ -95,6 +102,7 @@ class LogMel(nn.Module):
         self.pad = config.n_fft // 2
         log_domain = config.trainable_mel and config.mel_param == "log"
         band = config.trainable_mel and config.mel_param == "band"
+        window = config.trainable_stft and config.stft_param == "window"
         self.mel = MelSpectrogram(
             sr=config.sample_rate,
             n_fft=config.n_fft,
@@ -109,7 +117,7 @@ class LogMel(nn.Module):
             fmax=config.fmax,
             norm=1,
             trainable_mel=config.trainable_mel and config.mel_param == "matrix",
-            trainable_STFT=config.trainable_stft,
+            trainable_STFT=config.trainable_stft and not window,
             verbose=False,
         )
         self.mel_log: nn.Parameter | None = None
@@ -129,6 +137,9 @@ class LogMel(nn.Module):
                                                           dtype=torch.float64), persistent=False)
             self.mel_centre = nn.Parameter(torch.zeros(config.n_mels))
             self.mel_width = nn.Parameter(torch.zeros(config.n_mels))
+        self.stft_window_log: nn.Parameter | None = None
+        if window:
+            self.stft_window_log = nn.Parameter(torch.zeros(config.n_fft))
 
     def mel_matrix(self) -> torch.Tensor:
         """The Mel filterbank in use ``(n_mels, bins)``: nnAudio's ``mel_basis``, the log-domain or the band filters."""
@@ -154,9 +165,21 @@ class LogMel(nn.Module):
         weights = torch.clamp(torch.minimum(rising, falling), min=0.0) * (2.0 / (right - left))[:, None]
         return weights.to(self.mel.mel_basis.dtype)
 
+    def stft_kernels(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The STFT kernels in use ``(bins, 1, n_fft)``, sine and cosine: nnAudio's, or its Fourier basis under
+        the trainable window (``hann * exp(theta)``, rescaled to the Hann window's sum)."""
+        stft = self.mel.stft
+        if self.stft_window_log is None:
+            return stft.wsin, stft.wcos
+        hann = stft.window_mask.flatten().to(stft.wsin.dtype)  # nnAudio's kernels hold it already
+        gain = torch.exp(self.stft_window_log)
+        gain = gain * (hann.sum() / (hann * gain).sum())
+        return stft.wsin * gain, stft.wcos * gain
+
     def shape_parameters(self) -> list[nn.Parameter]:
-        """A trainable filterbank's parameters that train at the network's learning rate (log-domain weights, or
-        centres and bandwidths); empty for a fixed one or a raw matrix."""
+        """A trainable front end's parameters that train at the network's learning rate (the Mel filters'
+        log-domain weights, or centres and bandwidths; the STFT window's log gains); empty for a fixed front end
+        or raw bases."""
         return [p for p in (getattr(self, name) for name in SHAPE_PARAMETERS) if p is not None]
 
     def basis_parameters(self) -> list[torch.Tensor]:
@@ -176,7 +199,16 @@ class LogMel(nn.Module):
         """
         if not self.shape_parameters():
             return self.mel(padded)
-        return torch.matmul(self.mel_matrix(), self.mel.stft(padded, output_format="Magnitude") ** 2)
+        return torch.matmul(self.mel_matrix(), self.stft_power(padded))
+
+    def stft_power(self, padded: torch.Tensor) -> torch.Tensor:
+        """Power spectrogram ``(B, bins, frames)`` of already padded audio, through the kernels in use."""
+        if self.stft_window_log is None:
+            return self.mel.stft(padded, output_format="Magnitude") ** 2
+        wsin, wcos = self.stft_kernels()
+        x = padded.unsqueeze(1)
+        hop = self.config.hop_length
+        return nn.functional.conv1d(x, wcos, stride=hop) ** 2 + nn.functional.conv1d(x, wsin, stride=hop) ** 2
 
     def compress(self, mel_power: torch.Tensor) -> torch.Tensor:
         """Log compression of Mel power (``abs``: see the module notes)."""
@@ -198,8 +230,5 @@ class LogMel(nn.Module):
 
     def basis_tensors(self) -> dict[str, torch.Tensor]:
         """The basis functions by their nnAudio names (for plots and tests)."""
-        return {
-            "mel_basis": self.mel_matrix(),
-            "stft.wsin": self.mel.stft.wsin,
-            "stft.wcos": self.mel.stft.wcos,
-        }
+        wsin, wcos = self.stft_kernels()
+        return {"mel_basis": self.mel_matrix(), "stft.wsin": wsin, "stft.wcos": wcos}

@@ -9,6 +9,8 @@
 * ``mel_filter_moves.png`` - where each Mel filter moved: the shift of its centre (the centroid of its
   weights, in Hz) and the change of its width (their spread), over its initial centre frequency; moves of
   a few Hz, which do not show among the filters themselves;
+* ``stft_window.png`` - with a trainable window (``--stft-param window``): the analysis window, the Hann
+  window beside the checkpoint's, and the checkpoint's gain per sample;
 * ``basis_change.json`` - how far each basis moved (relative L2 norm), and ``mel_filter_moves.json``
   the filters' centres, shifts and width ratios as numbers.
 """
@@ -114,6 +116,28 @@ def fourier_kernels_figure(initial: dict, trained: dict, trainable: bool, sample
     return fig
 
 
+def stft_window_figure(initial: dict, trained: dict, sample_rate: int):
+    """Two panels over the frame's time (ms): the analysis window, initial (Hann) and the checkpoint's, and the
+    checkpoint's gain per sample (its window over the Hann window, where that is not 0). The window is bin 0's
+    cosine kernel, a cosine of 0 Hz."""
+    plt = pyplot()
+    hann, window = initial["stft.wcos"][0, 0], trained["stft.wcos"][0, 0]
+    t_ms = np.arange(hann.size) / sample_rate * 1000
+    inside = hann > 1e-3 * hann.max()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
+    top.plot(t_ms, hann, color="tab:blue", linewidth=1, label="initial (Hann)")
+    top.plot(t_ms, window, color="tab:red", linewidth=1, label="checkpoint's")
+    top.set_ylabel("weight")
+    top.set_title("the STFT analysis window")
+    top.legend(fontsize=8)
+    bottom.plot(t_ms[inside], window[inside] / hann[inside], color="tab:red", linewidth=1)
+    bottom.axhline(1.0, color="k", linewidth=0.5)
+    bottom.set_ylabel("gain (checkpoint / Hann)")
+    bottom.set_xlabel("time in the frame (ms)")
+    fig.tight_layout()
+    return fig
+
+
 def save_figure(fig, path: Path, dpi: int = 110) -> None:
     fig.savefig(path, dpi=dpi)
     pyplot().close(fig)
@@ -134,6 +158,8 @@ def plot_checkpoint(model, out_dir: str | Path) -> dict:
                                                      cfg.trainable_mel),
                "fourier_kernels.png": fourier_kernels_figure(initial, trained, cfg.trainable_stft, cfg.sample_rate),
                "mel_filter_moves.png": mel_filter_moves_figure(moves, cfg.trainable_mel)}
+    if cfg.trainable_stft and cfg.stft_param == "window":
+        figures["stft_window.png"] = stft_window_figure(initial, trained, cfg.sample_rate)
     for name, fig in figures.items():
         save_figure(fig, out / name)
     numbers = {"basis_change.json": change, "mel_filter_moves.json": moves}

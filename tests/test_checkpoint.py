@@ -38,6 +38,7 @@ def _perturbed(name="bcresnet-1", **kw):
 @pytest.mark.parametrize("name,kw", [("bcresnet-1", {}), ("linear", {"trainable_mel": True, "trainable_stft": True}),
                                      ("linear", {"trainable_mel": True, "frontend": FrontendConfig(mel_param="matrix")}),
                                      ("bcresnet-1", {"trainable_mel": True, "frontend": FrontendConfig(mel_param="band")}),
+                                     ("bcresnet-1", {"trainable_stft": True, "frontend": FrontendConfig(stft_param="window")}),
                                      ("bcresnet-1", {"frontend": FrontendConfig(normalize="mean")})])
 def test_round_trip_gives_identical_logits(tmp_path, clips, name, kw):
     model = _perturbed(name, **kw)

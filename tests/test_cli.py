@@ -11,6 +11,7 @@ import pytest
 
 import spotter
 from spotter.checkpoint import load_model, save_checkpoint
+from spotter.config import FrontendConfig
 from spotter.cli import build_parser
 from spotter.model import build_model
 
@@ -50,6 +51,9 @@ def test_info_describes_a_checkpoint_and_errors_are_one_line(tmp_path):
     assert out.returncode == 0, out.stderr
     info = json.loads(out.stdout)
     assert info["model"] == "bcresnet-2" and info["meta"] == {"note": "hello"} and len(info["labels"]) == 12
+    window = build_model("linear", trainable_stft=True, frontend=FrontendConfig(stft_param="window"))
+    out = run("info", str(save_checkpoint(window, tmp_path / "w.pt")))
+    assert "trainable mel=False stft=True (window)" in out.stdout, out.stdout
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00" * 100)
     out = run("info", str(bad))

@@ -167,6 +167,31 @@ def test_band_filters_start_as_the_fixed_ones_and_stay_triangles_near_their_plac
     assert front.mel_centre.grad.abs().sum() > 0 and front.mel_width.grad.abs().sum() > 0
 
 
+def test_stft_window_starts_as_the_fixed_one_and_keeps_the_fourier_basis():
+    """The trainable window (``stft_param="window"``) is the fixed front end at zero; however far training pushes
+    its 480 log gains, every kernel stays its bin's sinusoid under one common window of the Hann window's sum, and
+    the gains train."""
+    fixed, front = LogMel(), LogMel(trainable_stft=True, stft_param="window")
+    assert [n for n, _ in front.named_parameters()] == ["stft_window_log"]
+    x = torch.randn(2, 16000) * 0.1
+    torch.testing.assert_close(front(x), fixed(x), rtol=1e-5, atol=1e-5)
+    hann = fixed.mel.stft.window_mask.flatten().float()
+    inside = hann > 1e-3
+    with torch.no_grad():
+        front.stft_window_log.add_(torch.randn(480))  # far larger than training moves it
+    (wsin, wcos), (sin0, cos0) = front.stft_kernels(), fixed.stft_kernels()
+    gain = torch.where(inside, wcos[0, 0] / cos0[0, 0], 0.0)  # bin 0's cosine kernel is the window itself
+    for moved, initial in ((wsin, sin0), (wcos, cos0)):  # one gain per sample, the same for every kernel
+        torch.testing.assert_close(moved[..., inside], (initial * gain)[..., inside], rtol=1e-4, atol=1e-6)
+    window = (gain * hann)[inside]
+    torch.testing.assert_close(window.sum(), hann.sum(), rtol=1e-4, atol=0)
+    assert (window / hann[inside]).max() > 2 * (window / hann[inside]).min(), "the window did change"
+    out = front(x)
+    assert torch.isfinite(out).all() and (out - fixed(x)).abs().max() > 0.1
+    out.sum().backward()
+    assert front.stft_window_log.grad.abs().sum() > 0
+
+
 def test_log_domain_gradient_is_a_share_of_the_filter_output():
     """The log-domain gradient does not grow with small weights: d loss / d theta is bounded by the
     gradient on the log-Mel outputs, unlike the raw matrix's, which is divided by the filter's output."""

@@ -15,7 +15,7 @@ from spotter.checkpoint import load_model, save_checkpoint
 from spotter.config import FrontendConfig
 from spotter.model import build_model
 from spotter.plots import (KERNELS, basis_arrays, fourier_kernels_figure, mel_filter_moves, mel_filter_moves_figure,
-                           mel_filters_figure, pyplot)
+                           mel_filters_figure, pyplot, stft_window_figure)
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,30 @@ def test_plot_cli_writes_the_pictures_and_the_basis_change(trained_checkpoint, t
     moves = json.loads((out / "mel_filter_moves.json").read_text())
     assert moves == mel_filter_moves(initial["mel_basis"], trained["mel_basis"], 16000)
     assert "Mel filters moved most: " in run.stdout
+    assert not (out / "stft_window.png").exists()  # only a trainable window has one
+
+
+def test_plot_stft_window_shows_the_hann_window_the_trained_one_and_their_ratio(tmp_path):
+    model = build_model("linear", trainable_stft=True, frontend=FrontendConfig(stft_param="window"))
+    with torch.no_grad():
+        model.frontend.stft_window_log.copy_(torch.linspace(-0.5, 0.5, 480))  # the frame's end weighed more
+    path = save_checkpoint(model, tmp_path / "window.pt")
+    run = subprocess.run([sys.executable, "-m", "spotter", "plot", str(path), "--out", str(tmp_path / "plots")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert _png_size(tmp_path / "plots" / "stft_window.png") == (9 * 110, 5 * 110)
+    initial, trained = basis_arrays(build_model("linear")), basis_arrays(load_model(path, device="cpu"))
+    fig = stft_window_figure(initial, trained, sample_rate=16000)
+    try:
+        top, bottom = fig.axes
+        hann, window = (line.get_ydata() for line in top.lines)
+        np.testing.assert_array_equal(hann, initial["stft.wcos"][0, 0])
+        np.testing.assert_array_equal(window, trained["stft.wcos"][0, 0])
+        gain = bottom.lines[0].get_ydata()
+        assert gain[0] < 1 < gain[-1] and np.all(np.diff(gain) > 0)  # the gain rises across the frame
+        assert top.lines[0].get_xdata()[-1] == pytest.approx(479 / 16)  # ms
+    finally:
+        pyplot().close(fig)
 
 
 def test_plot_mel_filter_moves_finds_the_filter_that_moved_and_the_one_that_widened(tmp_path):

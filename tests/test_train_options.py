@@ -32,7 +32,8 @@ def test_the_shipped_configs_are_the_recipe_and_the_table():
     assert {"shipped.yaml", "dita.yaml", "lowsnr.yaml", "lowsnr-dita.yaml", "espeak-ft2.yaml",
             "gsc-bcresnet8.yaml"} <= names
     table = {f"table-{model}-{fe}.yaml" for model in ("linear", "bcresnet-1", "bcresnet-3")
-             for fe in ("fixed", "mel", "stft", "both", "then-fixed", "then-mel", "then-band", "then-stft", "then-both")}
+             for fe in ("fixed", "mel", "stft", "both", "then-fixed", "then-mel", "then-band", "then-stft", "then-both",
+                       "then-window")}
     assert {n for n in names if n.startswith("table-")} == table  # scripts/results_table.sh's grid, every cell
     assert names == {e.name for e in shipped_configs().iterdir() if e.name.endswith(".yaml")}
 

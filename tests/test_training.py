@@ -94,6 +94,11 @@ def test_trainable_front_end_is_optimised_and_exported(corpus, tmp_path):
         moved = (trained.frontend.basis_tensors()[key] - fresh.frontend.basis_tensors()[key]).abs().max()
         assert moved > 1e-6, f"{key} did not train"
     assert trained.frontend.config.trainable_mel and trained.frontend.config.trainable_stft
+    # the window alone (--stft-param window): its gains train, so every kernel moves, under one window
+    _train(corpus, tmp_path / "window", "--trainable-stft", "--stft-param", "window", "--epochs", "1")
+    window = load_model(tmp_path / "window" / "model.pt", device="cpu").frontend
+    assert window.config.stft_param == "window" and window.stft_window_log.abs().max() > 1e-6
+    assert (window.basis_tensors()["stft.wcos"] - fresh.frontend.basis_tensors()["stft.wcos"]).abs().max() > 1e-6
 
 
 @pytest.mark.parametrize("mel,stft", [(True, True), (True, False), (False, True), (False, False)])
@@ -109,15 +114,19 @@ def test_front_end_parameters_have_their_own_groups(mel, stft):
     else:
         assert "frontend" not in groups
     if mel:  # log-domain Mel weights at the network's lr
-        assert [id(p) for p in groups["frontend_mel"]["params"]] == [id(module.model.frontend.mel_log)]
-        assert groups["frontend_mel"]["lr"] == 0.05 and groups["frontend_mel"]["weight_decay"] == 0.0
+        assert [id(p) for p in groups["frontend_shape"]["params"]] == [id(module.model.frontend.mel_log)]
+        assert groups["frontend_shape"]["lr"] == 0.05 and groups["frontend_shape"]["weight_decay"] == 0.0
     else:
-        assert "frontend_mel" not in groups
+        assert "frontend_shape" not in groups
     every = {id(p) for p in module.model.parameters() if p.requires_grad}
     assert every == {id(p) for g in groups.values() for p in g["params"]}, "every trainable tensor is optimised"
     raw = KWSModule(model="bcresnet-1", trainable_mel=True, mel_param="matrix", frontend_lr=3e-4)
     assert [id(p) for p in {g["name"]: g for g in raw.param_groups()}["frontend"]["params"]] == \
         [id(raw.model.frontend.mel.mel_basis)]
+    window = {g["name"]: g for g in KWSModule(model="bcresnet-1", trainable_stft=True, stft_param="window",
+                                               lr=0.05).param_groups()}
+    assert "frontend" not in window and window["frontend_shape"]["lr"] == 0.05  # the window's gains: a shape
+    assert [p.shape for p in window["frontend_shape"]["params"]] == [(480,)]
 
 
 def test_front_end_stays_fixed_while_frozen_then_trains(tmp_path):
@@ -329,9 +338,11 @@ def test_init_from_a_fixed_front_end_starts_one_that_trains(tmp_path):
     fixed = build_model("bcresnet-1").eval()
     path = save_checkpoint(fixed, tmp_path / "fixed.pt")
     audio = torch.from_numpy(np.random.default_rng(0).normal(0, 0.1, (2, 16000)).astype(np.float32))
-    for mel, stft, param in ((True, False, "log"), (True, False, "band"), (False, True, "log"), (True, True, "log")):
+    for mel, stft, param, stft_param in ((True, False, "log", "kernels"), (True, False, "band", "kernels"),
+                                         (False, True, "log", "kernels"), (True, True, "log", "kernels"),
+                                         (False, True, "log", "window")):
         model = build_model("bcresnet-1", trainable_mel=mel, trainable_stft=stft,
-                            frontend=FrontendConfig(mel_param=param)).eval()
+                            frontend=FrontendConfig(mel_param=param, stft_param=stft_param)).eval()
         init_weights(model, path)
         ours = model.state_dict()
         assert all(torch.equal(value, ours[key]) for key, value in fixed.state_dict().items() if key.startswith("net."))

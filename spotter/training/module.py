@@ -9,10 +9,11 @@ Optimiser and schedule, by default (see :func:`default_hparams`):
 * Trainable front-end parameters are in their own parameter groups without
   weight decay (decay would pull the basis functions towards zero): the raw
   bases (``stft.wsin/wcos``, a raw ``mel_basis``) at their own learning rate
-  (``frontend_lr``), log-domain Mel weights (``mel_log``) or the filters' centres and
-  bandwidths (``mel_centre``, ``mel_width``) at the network's; both can
-  stay frozen for the first ``frontend_freeze_epochs`` (the network learns to
-  read the fixed spectrogram before the spectrogram moves), and ``frontend_decay``
+  (``frontend_lr``), log-domain Mel weights (``mel_log``), the filters' centres and
+  bandwidths (``mel_centre``, ``mel_width``) or the STFT window's log gains
+  (``stft_window_log``) at the network's; both can stay frozen for the first
+  ``frontend_freeze_epochs`` (the network learns to read the fixed spectrogram
+  before the spectrogram moves), and ``frontend_decay``
   pulls them back towards their start (L2-SP: ``decay/2 * ||theta - theta_0||^2``
   in the loss; plain weight decay would pull them towards zero).  The
   nnAudio tutorial left them out of the optimiser, so they never trained; a
@@ -60,13 +61,13 @@ class KWSModule(pl.LightningModule):
                  warmup_epochs: float = 5, augment: bool = True, labels: tuple = LABELS,
                  augment_config: dict | None = None, normalize: str = "none", distill_weight: float = 0.0,
                  distill_temperature: float = 2.0, window_seconds: float = 1.0, mel_param: str = "log",
-                 frontend_freeze_epochs: float = 0.0, frontend_decay: float = 0.0) -> None:
+                 stft_param: str = "kernels", frontend_freeze_epochs: float = 0.0, frontend_decay: float = 0.0) -> None:
         super().__init__()
         self.save_hyperparameters()
         window = int(round(window_seconds * SAMPLE_RATE))
         self.model = build_model(model, trainable_mel=trainable_mel, trainable_stft=trainable_stft, labels=labels,
                                  frontend=FrontendConfig(normalize=normalize, window_samples=window,
-                                                         mel_param=mel_param))
+                                                         mel_param=mel_param, stft_param=stft_param))
         self.aug = AugmentConfig(**(augment_config or {}))
         self.mixer: NoiseMixer | None = None
         self.rooms = (RoomReverb(256, self.aug.reverb_rt60, self.aug.reverb_distance)
@@ -198,8 +199,8 @@ class KWSModule(pl.LightningModule):
     # -- optimisation ----------------------------------------------------------
     def param_groups(self) -> list[dict]:
         """The network; the trainable front end's raw bases (STFT kernels, a raw Mel matrix) at ``frontend_lr``;
-        log-domain Mel weights, or the filters' centres and bandwidths, at the network's lr (their gradients are
-        on the network's scale: shares of a filter's output). Neither front-end group has weight decay (it would
+        its shape parameters (log-domain Mel weights, the filters' centres and bandwidths, the STFT window's log
+        gains) at the network's lr (their gradients are on the network's scale: shares of a filter's output). Neither front-end group has weight decay (it would
         pull the bases to zero)."""
         hp = self.hparams
         groups = [{"params": self.model.network_parameters(), "lr": hp.lr, "weight_decay": hp.weight_decay,
@@ -209,7 +210,7 @@ class KWSModule(pl.LightningModule):
         if raw:
             groups.append({"params": raw, "lr": hp.frontend_lr, "weight_decay": 0.0, "name": "frontend"})
         if shape:
-            groups.append({"params": shape, "lr": hp.lr, "weight_decay": 0.0, "name": "frontend_mel"})
+            groups.append({"params": shape, "lr": hp.lr, "weight_decay": 0.0, "name": "frontend_shape"})
         return groups
 
     def configure_optimizers(self):

@@ -36,7 +36,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from ..config import ARCHITECTURES, KEYWORDS, MEL_PARAMS, NORMALIZATIONS, WINDOW_SECONDS_RANGE, parse_keywords
+from ..config import ARCHITECTURES, KEYWORDS, MEL_PARAMS, NORMALIZATIONS, STFT_PARAMS, WINDOW_SECONDS_RANGE, parse_keywords
 from ..errors import SpotterError
 
 #: The repository's config folder, used when the installed package ``spotter.configs`` is absent.
@@ -86,6 +86,10 @@ class TrainOptions:
                             "domain on its band, its area kept), 'band' (triangles that learn their centre and bandwidth) or 'matrix' "
                             "(nnAudio's raw matrix; default: "
                             "%(default)s)", "model", choices=MEL_PARAMS, hparam=True, requires="trainable_mel")
+    stft_param: str = option("kernels", "how trainable STFT kernels learn: 'kernels' (nnAudio's sine and cosine kernels, "
+                             "every weight) or 'window' (the analysis window alone, in the log domain, its sum kept; "
+                             "the Fourier basis fixed; default: %(default)s)", "model", choices=STFT_PARAMS,
+                             hparam=True, requires="trainable_stft")
     normalize: str = option("none", "per-window normalisation of the log-Mel image: 'mean' subtracts each Mel bin's "
                             "mean over the window (level and fixed spectral tilt drop out; default: %(default)s)",
                             "model", choices=NORMALIZATIONS, hparam=True)
@@ -114,7 +118,7 @@ class TrainOptions:
     batch_size: int = option(128, "clips per batch (default: %(default)s)", "optimisation")
     lr: float | None = option(None, "peak learning rate (default: {recipe})", "optimisation", hparam=True)
     frontend_lr: float | None = option(None, "learning rate of trainable STFT kernels and a raw Mel matrix; "
-                                       "log-domain Mel weights take --lr (default: {recipe})", "optimisation",
+                                       "the shapes (log-domain or band Mel filters, the STFT window) take --lr (default: {recipe})", "optimisation",
                                        hparam=True)
     frontend_freeze_epochs: float = option(0.0, "keep the trainable front end fixed for the first epochs, then train "
                                            "it (default: %(default)s)", "optimisation", hparam=True,

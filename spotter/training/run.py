@@ -204,7 +204,7 @@ def init_weights(model, checkpoint, member: int = 1) -> None:
                            "leave out --init-member")
 
     # A fixed front end may start a run that trains it: its bases are where a trainable front end starts.
-    trains = ("trainable_mel", "trainable_stft", "mel_param")
+    trains = ("trainable_mel", "trainable_stft", "mel_param", "stft_param")
     made_trainable = not (source.frontend.config.trainable_mel or source.frontend.config.trainable_stft)
 
     def frontend(m) -> dict:  # a BC-ResNet's weights fit any window length (a linear model's shapes do not)
@@ -216,7 +216,7 @@ def init_weights(model, checkpoint, member: int = 1) -> None:
         ("front end", frontend(source), frontend(model)),
     ) if theirs != ours]
     theirs, ours = source.state_dict(), model.state_dict()
-    if made_trainable:  # log-domain weights, centres and bandwidths start where they give the fixed filters
+    if made_trainable:  # shape parameters (SHAPE_PARAMETERS) start where they give the fixed front end
         shape = {f"frontend.{name}" for name in SHAPE_PARAMETERS}
         theirs = {**theirs, **{key: value for key, value in ours.items() if key in shape}}
     outputs = {f"net.{name}.{p}" for name in output_layers(model.net) for p in ("weight", "bias")}
