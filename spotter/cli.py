@@ -229,6 +229,12 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     print("Mel filters moved most: " + ", ".join(
         f"{moves['centre_hz'][i]:.0f} Hz {moves['centre_shift_hz'][i]:+.1f} Hz (width x{moves['width_ratio'][i]:.3f})"
         for i in largest))
+    window = result["stft_window"]
+    if window:
+        duration, leakage = window["rms_duration_ms"], window["leakage_beyond_10_bins_db"]
+        print(f"STFT window: gain {min(window['gain']):.3f} to {max(window['gain']):.3f}, rms duration "
+              f"{duration['checkpoint']:.3f} ms (Hann {duration['hann']:.3f}), leakage beyond 10 bins "
+              f"{leakage['checkpoint']:.1f} dB (Hann {leakage['hann']:.1f})")
     return 0
 
 

@@ -10,7 +10,8 @@
   weights, in Hz) and the change of its width (their spread), over its initial centre frequency; moves of
   a few Hz, which do not show among the filters themselves;
 * ``stft_window.png`` - with a trainable window (``--stft-param window``): the analysis window, the Hann
-  window beside the checkpoint's, and the checkpoint's gain per sample;
+  window beside the checkpoint's, and the checkpoint's gain per sample; ``stft_window.json`` its numbers
+  (:func:`stft_window_shape`);
 * ``basis_change.json`` - how far each basis moved (relative L2 norm), and ``mel_filter_moves.json``
   the filters' centres, shifts and width ratios as numbers.
 """
@@ -116,21 +117,44 @@ def fourier_kernels_figure(initial: dict, trained: dict, trainable: bool, sample
     return fig
 
 
+def stft_window_shape(initial: dict, trained: dict, sample_rate: int, far_bins: int = 10) -> dict:
+    """What a trained analysis window changed, against the initial (Hann) one: its gain per sample (where the
+    Hann window is not 0; at ``gain_time_ms``), the rms duration of its energy (ms: how long a frame listens) and its highest leakage
+    beyond ``far_bins`` frequency bins from the main lobe (dB below the peak: how much a bin hears far
+    frequencies)."""
+    hann, window = (basis["stft.wcos"][0, 0].astype(np.float64) for basis in (initial, trained))
+    t_ms = np.arange(hann.size) / sample_rate * 1000
+
+    def duration(w: np.ndarray) -> float:
+        energy = w ** 2 / (w ** 2).sum()
+        centre = (energy * t_ms).sum()
+        return float(np.sqrt((energy * (t_ms - centre) ** 2).sum()))
+
+    def far_leakage(w: np.ndarray, oversample: int = 16) -> float:
+        spectrum = np.abs(np.fft.rfft(w, hann.size * oversample))
+        return float(20 * np.log10(spectrum[far_bins * oversample:].max() / spectrum.max()))
+
+    inside = hann > 1e-3 * hann.max()
+    return {"gain_time_ms": t_ms[inside].tolist(), "gain": (window[inside] / hann[inside]).tolist(),
+            "rms_duration_ms": {"hann": duration(hann), "checkpoint": duration(window)},
+            f"leakage_beyond_{far_bins}_bins_db": {"hann": far_leakage(hann), "checkpoint": far_leakage(window)}}
+
+
 def stft_window_figure(initial: dict, trained: dict, sample_rate: int):
     """Two panels over the frame's time (ms): the analysis window, initial (Hann) and the checkpoint's, and the
-    checkpoint's gain per sample (its window over the Hann window, where that is not 0). The window is bin 0's
-    cosine kernel, a cosine of 0 Hz."""
+    checkpoint's gain per sample (:func:`stft_window_shape`). The window is bin 0's cosine kernel, a cosine of
+    0 Hz."""
     plt = pyplot()
     hann, window = initial["stft.wcos"][0, 0], trained["stft.wcos"][0, 0]
     t_ms = np.arange(hann.size) / sample_rate * 1000
-    inside = hann > 1e-3 * hann.max()
+    shape = stft_window_shape(initial, trained, sample_rate)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
     top.plot(t_ms, hann, color="tab:blue", linewidth=1, label="initial (Hann)")
     top.plot(t_ms, window, color="tab:red", linewidth=1, label="checkpoint's")
     top.set_ylabel("weight")
     top.set_title("the STFT analysis window")
     top.legend(fontsize=8)
-    bottom.plot(t_ms[inside], window[inside] / hann[inside], color="tab:red", linewidth=1)
+    bottom.plot(shape["gain_time_ms"], shape["gain"], color="tab:red", linewidth=1)
     bottom.axhline(1.0, color="k", linewidth=0.5)
     bottom.set_ylabel("gain (checkpoint / Hann)")
     bottom.set_xlabel("time in the frame (ms)")
@@ -158,12 +182,14 @@ def plot_checkpoint(model, out_dir: str | Path) -> dict:
                                                      cfg.trainable_mel),
                "fourier_kernels.png": fourier_kernels_figure(initial, trained, cfg.trainable_stft, cfg.sample_rate),
                "mel_filter_moves.png": mel_filter_moves_figure(moves, cfg.trainable_mel)}
+    numbers = {"basis_change.json": change, "mel_filter_moves.json": moves}
+    window = None
     if cfg.trainable_stft and cfg.stft_param == "window":
         figures["stft_window.png"] = stft_window_figure(initial, trained, cfg.sample_rate)
+        numbers["stft_window.json"] = window = stft_window_shape(initial, trained, cfg.sample_rate)
     for name, fig in figures.items():
         save_figure(fig, out / name)
-    numbers = {"basis_change.json": change, "mel_filter_moves.json": moves}
     for name, value in numbers.items():
         (out / name).write_text(json.dumps(value, indent=1))
     return {"files": [str(out / name) for name in [*figures, *numbers]], "relative_change": change,
-            "mel_filter_moves": moves}
+            "mel_filter_moves": moves, "stft_window": window}

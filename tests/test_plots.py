@@ -80,6 +80,12 @@ def test_plot_stft_window_shows_the_hann_window_the_trained_one_and_their_ratio(
         assert top.lines[0].get_xdata()[-1] == pytest.approx(479 / 16)  # ms
     finally:
         pyplot().close(fig)
+    shape = json.loads((tmp_path / "plots" / "stft_window.json").read_text())
+    assert shape["gain"] == pytest.approx(gain.tolist())
+    duration, leakage = shape["rms_duration_ms"], shape["leakage_beyond_10_bins_db"]
+    assert duration["checkpoint"] < duration["hann"] == pytest.approx(4.243, abs=1e-3)  # tilted: its energy narrower
+    assert leakage["hann"] == pytest.approx(-71.1, abs=0.1) and leakage["checkpoint"] > leakage["hann"]
+    assert "STFT window: gain 0.6" in run.stdout and "(Hann 4.243)" in run.stdout
 
 
 def test_plot_mel_filter_moves_finds_the_filter_that_moved_and_the_one_that_widened(tmp_path):
