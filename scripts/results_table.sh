@@ -15,8 +15,8 @@
 # FRONTENDS=melmatrix MODELS="linear bcresnet-1" adds the raw-matrix filterbank, FRONTENDS="stftfrozen stftdecay"
 # MODELS=bcresnet-3 the STFT control and the L2-SP pull (docs/experiments/configs).
 #
-# Paired fine-tunes: FRONTENDS="then-fixed then-mel then-band then-stft then-both" continue each seed's fixed
-# run (runs/table-MODEL-fixed-sSEED, trained first when missing) for a few epochs with that front end
+# Paired fine-tunes: FRONTENDS="then-fixed then-mel then-band then-stft then-both then-window" continue each
+# seed's fixed run (runs/table-MODEL-fixed-sSEED, trained first when missing) for a few epochs with that front end
 # trainable (train/configs/table-MODEL-then-*.yaml, --init): the same network, data order and augmentation
 # draws, so the trainable run differs from then-fixed by what its front end learns. With data/flite200
 # (spotter data synth --out data/flite200 --per-word 200 --engines flite --seed 8: five times the takes of
