@@ -231,10 +231,10 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         for i in largest))
     window = result["stft_window"]
     if window:
-        duration, leakage = window["rms_duration_ms"], window["leakage_beyond_10_bins_db"]
+        duration, leakage = window["rms_duration_ms"], window["far_leakage_db"]
         print(f"STFT window: gain {min(window['gain']):.3f} to {max(window['gain']):.3f}, rms duration "
-              f"{duration['checkpoint']:.3f} ms (Hann {duration['hann']:.3f}), leakage beyond 10 bins "
-              f"{leakage['checkpoint']:.1f} dB (Hann {leakage['hann']:.1f})")
+              f"{duration['checkpoint']:.3f} ms (Hann {duration['hann']:.3f}), leakage beyond {window['far_bins']} "
+              f"bins {leakage['checkpoint']:.1f} dB (Hann {leakage['hann']:.1f})")
     return 0
 
 

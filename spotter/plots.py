@@ -137,17 +137,16 @@ def stft_window_shape(initial: dict, trained: dict, sample_rate: int, far_bins: 
     inside = hann > 1e-3 * hann.max()
     return {"gain_time_ms": t_ms[inside].tolist(), "gain": (window[inside] / hann[inside]).tolist(),
             "rms_duration_ms": {"hann": duration(hann), "checkpoint": duration(window)},
-            f"leakage_beyond_{far_bins}_bins_db": {"hann": far_leakage(hann), "checkpoint": far_leakage(window)}}
+            "far_bins": far_bins, "far_leakage_db": {"hann": far_leakage(hann), "checkpoint": far_leakage(window)}}
 
 
-def stft_window_figure(initial: dict, trained: dict, sample_rate: int):
+def stft_window_figure(initial: dict, trained: dict, shape: dict, sample_rate: int):
     """Two panels over the frame's time (ms): the analysis window, initial (Hann) and the checkpoint's, and the
-    checkpoint's gain per sample (:func:`stft_window_shape`). The window is bin 0's cosine kernel, a cosine of
-    0 Hz."""
+    checkpoint's gain per sample (``shape``: :func:`stft_window_shape`). The window is bin 0's cosine kernel, a
+    cosine of 0 Hz."""
     plt = pyplot()
     hann, window = initial["stft.wcos"][0, 0], trained["stft.wcos"][0, 0]
     t_ms = np.arange(hann.size) / sample_rate * 1000
-    shape = stft_window_shape(initial, trained, sample_rate)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
     top.plot(t_ms, hann, color="tab:blue", linewidth=1, label="initial (Hann)")
     top.plot(t_ms, window, color="tab:red", linewidth=1, label="checkpoint's")
@@ -185,8 +184,9 @@ def plot_checkpoint(model, out_dir: str | Path) -> dict:
     numbers = {"basis_change.json": change, "mel_filter_moves.json": moves}
     window = None
     if cfg.trainable_stft and cfg.stft_param == "window":
-        figures["stft_window.png"] = stft_window_figure(initial, trained, cfg.sample_rate)
-        numbers["stft_window.json"] = window = stft_window_shape(initial, trained, cfg.sample_rate)
+        window = stft_window_shape(initial, trained, cfg.sample_rate)
+        figures["stft_window.png"] = stft_window_figure(initial, trained, window, cfg.sample_rate)
+        numbers["stft_window.json"] = window
     for name, fig in figures.items():
         save_figure(fig, out / name)
     for name, value in numbers.items():

@@ -15,7 +15,8 @@ from spotter.checkpoint import load_model, save_checkpoint
 from spotter.config import FrontendConfig
 from spotter.model import build_model
 from spotter.plots import (KERNELS, basis_arrays, fourier_kernels_figure, mel_filter_moves, mel_filter_moves_figure,
-                           mel_filters_figure, pyplot, stft_window_figure)
+                           mel_filters_figure, pyplot, stft_window_figure,
+                           stft_window_shape)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def test_plot_stft_window_shows_the_hann_window_the_trained_one_and_their_ratio(
     assert run.returncode == 0, run.stderr
     assert _png_size(tmp_path / "plots" / "stft_window.png") == (9 * 110, 5 * 110)
     initial, trained = basis_arrays(build_model("linear")), basis_arrays(load_model(path, device="cpu"))
-    fig = stft_window_figure(initial, trained, sample_rate=16000)
+    fig = stft_window_figure(initial, trained, stft_window_shape(initial, trained, 16000), sample_rate=16000)
     try:
         top, bottom = fig.axes
         hann, window = (line.get_ydata() for line in top.lines)
@@ -82,7 +83,8 @@ def test_plot_stft_window_shows_the_hann_window_the_trained_one_and_their_ratio(
         pyplot().close(fig)
     shape = json.loads((tmp_path / "plots" / "stft_window.json").read_text())
     assert shape["gain"] == pytest.approx(gain.tolist())
-    duration, leakage = shape["rms_duration_ms"], shape["leakage_beyond_10_bins_db"]
+    duration, leakage = shape["rms_duration_ms"], shape["far_leakage_db"]
+    assert shape["far_bins"] == 10 and shape == stft_window_shape(initial, trained, 16000)
     assert duration["checkpoint"] < duration["hann"] == pytest.approx(4.243, abs=1e-3)  # tilted: its energy narrower
     assert leakage["hann"] == pytest.approx(-71.1, abs=0.1) and leakage["checkpoint"] > leakage["hann"]
     assert "STFT window: gain 0.6" in run.stdout and "(Hann 4.243)" in run.stdout
